@@ -1,0 +1,56 @@
+"""Input checks shared by every public entry point.
+
+Each raises ``TypeError`` (wrong type or dtype) or ``ValueError`` (wrong shape,
+NaN/inf, out of range) with a message naming the argument, what was expected and
+what was given.
+"""
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_array(x, name, shape=None, dtype=None, finite=True):
+    """Check that ``x`` is a float32/float64 ndarray and return it.
+
+    shape: expected shape, ``None`` entries match any length (``(None, 784)``).
+    dtype: if given, the one dtype accepted (the layer's parameter dtype).
+    finite: reject NaN and inf.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.type not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{name}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {x.dtype}; "
+            f"cast the input with .astype() or the module with .astype()"
+        )
+    if shape is not None:
+        pretty = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        if x.ndim != len(shape):
+            raise ValueError(f"{name}: expected a {len(shape)}-D array of shape {pretty}, got shape {x.shape}")
+        for want, got in zip(shape, x.shape):
+            if want is not None and want != got:
+                raise ValueError(f"{name}: expected shape {pretty}, got {x.shape}")
+    # One cheap pass: the sum is finite unless something is NaN/inf (or it overflows,
+    # in which case the exact check below decides).
+    if finite and x.size and not np.isfinite(x.sum()) and not np.isfinite(x).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return x
+
+
+def check_positive_int(value, name, minimum=1):
+    """``value`` as an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_rng(rng):
+    """A ``np.random.Generator`` from ``None`` (fresh entropy), an int seed or a Generator."""
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng: expected None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,0 +1,14 @@
+"""Layers with hand-derived backward passes (see DESIGN.md for the contract)."""
+
+from .activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from .conv import Conv2d, ConvTranspose2d
+from .init import INITIALIZERS
+from .linear import Linear
+from .module import Container, Module
+from .sequential import Sequential
+from .shape import Flatten, Reshape
+
+__all__ = [
+    "Module", "Container", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "Flatten", "Reshape",
+    "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU", "INITIALIZERS",
+]

@@ -1,0 +1,134 @@
+"""2-D convolution and transposed convolution, NCHW, with PyTorch's shapes and sizes."""
+
+import numpy as np
+
+from .. import kernels
+from ..checks import as_rng, check_array, check_positive_int
+from .init import initializer
+from .module import Module
+
+
+def _pair(value, name, minimum):
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2:
+        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+    return tuple(check_positive_int(v, name, minimum) for v in pair)
+
+
+class _ConvBase(Module):
+    """What Conv2d and ConvTranspose2d share: arguments, parameters and input checks."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, transposed, rng, init, dtype):
+        super().__init__()
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        k = self.kernel_size[0] * self.kernel_size[1]
+        fan_in, fan_out = self.in_channels * k, self.out_channels * k
+        channels = (self.in_channels, self.out_channels) if transposed else (self.out_channels, self.in_channels)
+        self._add_param("W", initializer(init)(as_rng(rng), (*channels, *self.kernel_size), fan_in, fan_out, dtype))
+        self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+
+    def _check_input(self, x):
+        check_array(x, "x", shape=(None, self.in_channels, None, None), dtype=self.params["W"].dtype)
+        out = self.output_shape(x.shape[2:])
+        if min(out) < 1:
+            raise ValueError(
+                f"x: spatial size {x.shape[2:]} too small for kernel {self.kernel_size}, "
+                f"stride {self.stride}, padding {self.padding} (output would be {out})"
+            )
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding})"
+        )
+
+
+class Conv2d(_ConvBase):
+    """Cross-correlation, as in PyTorch::
+
+        y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xpad[n, c, i*sh + p, j*sw + q]
+
+    ``W`` (out_channels, in_channels, kh, kw); ``xpad`` is x zero-padded by ``padding``.
+    Output size per axis: ``(H + 2 pad - k) // stride + 1``. Default init: He-normal
+    (ReLU conv nets), bias zeros.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
+                 init="he_normal", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
+                         False, rng, init, dtype)
+
+    def output_shape(self, hw):
+        """(Ho, Wo) for an input of spatial size ``hw``."""
+        return tuple(
+            kernels.ops.conv_output_size(s, k, st, p)
+            for s, k, st, p in zip(hw, self.kernel_size, self.stride, self.padding)
+        )
+
+    def forward(self, x):
+        self._check_input(x)
+        y = kernels.ops.conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
+        return self._save(x, y)
+
+    def backward(self, dy):
+        """Each weight meets every receptive field it slid over, so with ``cols`` the
+        receptive fields of x as rows (im2col) and ``Y = cols @ Wf^T``::
+
+            dL/dWf = dY^T cols,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j],
+            dL/dx  = col2im(dY Wf)   (each field's gradient added back where it came from)
+        """
+        x = self._check_backward(dy)
+        dx, dW, db = kernels.ops.conv2d_backward(x, self.params["W"], dy, self.stride, self.padding)
+        self.grads["W"] += dW
+        self.grads["b"] += db
+        return dx
+
+
+class ConvTranspose2d(_ConvBase):
+    """Transposed convolution: the adjoint (the input gradient) of a Conv2d with the
+    same weight, plus a bias. ``W`` (in_channels, out_channels, kh, kw) as in PyTorch::
+
+        y[n, o, i*sh + p - ph, j*sw + q - pw] += x[n, c, i, j] * W[c, o, p, q]
+
+    Output size per axis: ``(H - 1) stride - 2 pad + k + output_padding``, where
+    ``output_padding < stride`` picks among the sizes a strided Conv2d maps to H.
+    Default init: He-normal with fan_in = in_channels * kh * kw, bias zeros.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 rng=None, init="he_normal", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
+                         True, rng, init, dtype)
+        self.output_padding = _pair(output_padding, "output_padding", 0)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"output_padding: expected each < stride {self.stride}, got {self.output_padding}")
+
+    def output_shape(self, hw):
+        return tuple(
+            kernels.ops.conv_output_size(s, k, st, p, op, transposed=True)
+            for s, k, st, p, op in zip(hw, self.kernel_size, self.stride, self.padding, self.output_padding)
+        )
+
+    def forward(self, x):
+        self._check_input(x)
+        y = kernels.ops.conv_transpose2d_forward(
+            x, self.params["W"], self.params["b"], self.stride, self.padding, self.output_padding)
+        return self._save(x, y)
+
+    def backward(self, dy):
+        """The forward is ``y = col2im(X Wf)`` with X the pixels of x as rows; the adjoint
+        of col2im is im2col, so with ``D`` = im2col(dy)::
+
+            dL/dX  = D Wf^T   (a plain Conv2d of dy with W),
+            dL/dWf = X^T D,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j]
+        """
+        x = self._check_backward(dy)
+        dx, dW, db = kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.stride, self.padding)
+        self.grads["W"] += dW
+        self.grads["b"] += db
+        return dx

@@ -1,0 +1,83 @@
+"""The layer contract (see DESIGN.md) and the container that composes layers.
+
+A ``Module`` has ``params`` and ``grads`` (dicts of arrays with the same keys and
+shapes), ``forward(x)`` which returns y and keeps in ``self.cache`` what backward
+needs, and ``backward(dy)`` which returns dL/dx and *adds* dL/dparam into
+``grads``. Optimisers update ``params`` in place, so the dicts can be taken once.
+"""
+
+import numpy as np
+
+from ..checks import check_array
+
+
+class Module:
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.cache = None
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g[...] = 0
+
+    def astype(self, dtype):
+        """Cast every parameter (and reset its gradient) to ``dtype``; returns self."""
+        for k in self.params:
+            self.params[k] = self.params[k].astype(dtype)
+            self.grads[k] = np.zeros_like(self.params[k])
+        return self
+
+    def _add_param(self, name, value):
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    def _save(self, cache, y):
+        """Keep ``cache`` for backward and the output's shape to check ``dy``; return y."""
+        self.cache, self.out_shape = cache, y.shape
+        return y
+
+    def _check_backward(self, dy):
+        """Return the cache; raise if forward has not run or ``dy`` is not shaped like y."""
+        if self.cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        check_array(dy, "dy", shape=self.out_shape)
+        return self.cache
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Container(Module):
+    """A module made of named child modules (``self.children``); their arrays are
+    exposed under dotted names, ``"encoder.0.W"``, as one flat dict."""
+
+    def __init__(self, children):
+        self.children = dict(children)
+        self.cache = None
+
+    @property
+    def params(self):
+        return {f"{c}.{k}": v for c, m in self.children.items() for k, v in m.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{c}.{k}": v for c, m in self.children.items() for k, v in m.grads.items()}
+
+    def zero_grad(self):
+        for m in self.children.values():
+            m.zero_grad()
+
+    def astype(self, dtype):
+        for m in self.children.values():
+            m.astype(dtype)
+        return self

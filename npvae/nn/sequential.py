@@ -1,0 +1,35 @@
+"""A chain of modules."""
+
+from .module import Container
+
+
+class Sequential(Container):
+    """``y = f_k(...f_1(x))``; parameters are named ``"<index>.<name>"`` (``"0.W"``).
+
+    Backward is the chain rule read right to left: dy flows through each child's
+    backward in reverse order, each adding its own parameter gradients.
+    """
+
+    def __init__(self, *modules):
+        super().__init__((str(i), m) for i, m in enumerate(modules))
+        self.layers = list(modules)
+
+    def forward(self, x):
+        for m in self.layers:
+            x = m.forward(x)
+        return x
+
+    def backward(self, dy):
+        for m in reversed(self.layers):
+            dy = m.backward(dy)
+        return dy
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}) {m!r}" for i, m in enumerate(self.layers))
+        return f"Sequential({inner}\n)"

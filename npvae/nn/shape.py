@@ -1,0 +1,42 @@
+"""Layers that only change an array's shape: Flatten and Reshape."""
+
+import math
+
+from ..checks import check_array
+from .module import Module
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes dy back: no arithmetic, so
+    ``dx = dy.reshape(x.shape)``."""
+
+    def forward(self, x):
+        check_array(x, "x")
+        if x.ndim < 2:
+            raise ValueError(f"x: expected an array with a batch axis and at least one more, got shape {x.shape}")
+        y = x.reshape(x.shape[0], -1)
+        return self._save(x.shape, y)
+
+    def backward(self, dy):
+        return dy.reshape(self._check_backward(dy))
+
+
+class Reshape(Module):
+    """(N, prod(shape)) -> (N, *shape); backward: ``dx = dy.reshape(N, prod(shape))``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"shape: expected a tuple of positive ints, got {shape!r}")
+        self.size = math.prod(self.shape)
+
+    def forward(self, x):
+        check_array(x, "x", shape=(None, self.size))
+        return self._save(x.shape, x.reshape(x.shape[0], *self.shape))
+
+    def backward(self, dy):
+        return dy.reshape(self._check_backward(dy))
+
+    def __repr__(self):
+        return f"Reshape({self.shape})"

@@ -1,0 +1,107 @@
+"""Every layer's backward against central finite differences in float64."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpers import assert_gradcheck, away_from_kinks, seeds
+from npvae import check_module, nn
+
+batch = st.integers(1, 4)
+
+
+@given(batch, st.integers(1, 6), st.integers(1, 6), seeds)
+def test_linear(n, d_in, d_out, seed):
+    rng = np.random.default_rng(seed)
+    layer = nn.Linear(d_in, d_out, rng=rng).astype(np.float64)
+    layer.params["b"][:] = rng.standard_normal(d_out)  # exercise a non-zero bias too
+    assert_gradcheck(check_module(layer, rng.standard_normal((n, d_in)), rng=seed))
+
+
+ACTIVATIONS = [
+    nn.Identity(), nn.ReLU(), nn.LeakyReLU(), nn.LeakyReLU(0.3), nn.Tanh(), nn.Sigmoid(),
+    nn.Softplus(), nn.ELU(), nn.ELU(0.5),
+]
+
+
+@given(st.sampled_from(ACTIVATIONS), st.lists(st.integers(1, 4), min_size=1, max_size=4), seeds,
+       st.sampled_from([0.1, 1.0, 10.0]))
+def test_activations(layer, shape, seed, scale):
+    rng = np.random.default_rng(seed)
+    x = away_from_kinks(scale * rng.standard_normal((1 + shape[0], *shape[1:])))
+    assert_gradcheck(check_module(layer, x, rng=seed))
+
+
+@given(batch, st.lists(st.integers(1, 4), min_size=1, max_size=3), seeds)
+def test_flatten_and_reshape(n, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *shape))
+    assert_gradcheck(check_module(nn.Flatten(), x, rng=seed))
+    assert_gradcheck(check_module(nn.Reshape(shape), x.reshape(n, -1), rng=seed))
+
+
+@st.composite
+def conv_configs(draw, transposed=False):
+    """Batch, channels, kernel 1-5, stride 1-3, padding 0-2 per axis (non-square allowed),
+    and an input size that gives an output of at least one pixel."""
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    if transposed:
+        output_padding = tuple(draw(st.integers(0, s - 1)) for s in stride)
+        # output (H-1)s - 2p + k + op must be >= 1
+        size = tuple(
+            draw(st.integers(max(1, 1 + -(-(2 * p - k - op + 1) // s)) if 2 * p - k - op + 1 > 0 else 1, 6))
+            for k, s, p, op in zip(kernel, stride, padding, output_padding)
+        )
+    else:
+        output_padding = None
+        size = tuple(draw(st.integers(max(1, k - 2 * p), k - 2 * p + 6)) for k, p in zip(kernel, padding))
+    return dict(
+        n=draw(st.integers(1, 3)), c_in=draw(st.integers(1, 3)), c_out=draw(st.integers(1, 3)),
+        kernel=kernel, stride=stride, padding=padding, output_padding=output_padding, size=size,
+    )
+
+
+def make_conv(cfg, rng):
+    if cfg["output_padding"] is None:
+        layer = nn.Conv2d(cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], rng=rng)
+    else:
+        layer = nn.ConvTranspose2d(cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"],
+                                   cfg["output_padding"], rng=rng)
+    layer.astype(np.float64)
+    layer.params["b"][:] = rng.standard_normal(cfg["c_out"])
+    return layer
+
+
+@given(conv_configs(), seeds)
+def test_conv2d(cfg, seed):
+    rng = np.random.default_rng(seed)
+    layer = make_conv(cfg, rng)
+    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
+    assert_gradcheck(check_module(layer, x, rng=seed))
+
+
+@given(conv_configs(transposed=True), seeds)
+def test_conv_transpose2d(cfg, seed):
+    rng = np.random.default_rng(seed)
+    layer = make_conv(cfg, rng)
+    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
+    assert_gradcheck(check_module(layer, x, rng=seed))
+
+
+@given(seeds)
+def test_sequential_conv_net(seed):
+    """A small conv encoder-decoder: gradients flow through every kind of layer."""
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3, stride=2, padding=1, rng=rng), nn.ELU(),
+        nn.Flatten(), nn.Linear(2 * 3 * 3, 5, rng=rng), nn.Tanh(),
+        nn.Linear(5, 2 * 3 * 3, rng=rng), nn.Reshape((2, 3, 3)), nn.Softplus(),
+        nn.ConvTranspose2d(2, 1, 3, stride=2, padding=1, output_padding=1, rng=rng),
+    ).astype(np.float64)
+    x = rng.standard_normal((2, 1, 6, 6))
+    assert net.forward(x).shape == (2, 1, 6, 6)
+    result = check_module(net, x, rng=seed)
+    assert set(result.arrays) == {"x", "0.W", "0.b", "3.W", "3.b", "5.W", "5.b", "8.W", "8.b"}
+    assert_gradcheck(result)
