@@ -24,6 +24,11 @@ class Sequential(Container):
             dy = m.backward(dy)
         return dy
 
+    @property
+    def out_shape(self):
+        """The shape of the last forward's output."""
+        return self.layers[-1].out_shape
+
     def __getitem__(self, i):
         return self.layers[i]
 

@@ -1,0 +1,268 @@
+"""The three distributions of a VAE, with their gradients written out.
+
+* q(z|x) = N(z; mean, diag(exp(logvar))): the encoder outputs the log-variance,
+  so the variance is ``exp(logvar)`` and the standard deviation ``exp(logvar / 2)``.
+* p(z) = N(0, I).
+* p(x|z): a likelihood whose parameters the decoder outputs (``Bernoulli``,
+  ``Gaussian`` with fixed sigma, ``GaussianLearnedVar`` with a free per-dimension
+  log-variance, ``GaussianDecoderVar`` whose log-variance the decoder outputs too).
+
+Log-densities are summed over dimensions and returned per example (nats).
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from .checks import check_array
+from .nn.module import Module
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+# ------------------------------------------------------------------------ q(z|x), p(z)
+
+
+def reparameterize(mean, logvar, eps=None, rng=None):
+    """Draw z ~ q(z|x) as a differentiable function of (mean, logvar):
+    ``z = mean + exp(logvar / 2) * eps``, eps ~ N(0, I). Returns ``(z, eps)``.
+
+    ``eps`` may be passed (to hold the noise fixed), else it is drawn from ``rng``.
+    """
+    if eps is None:
+        if rng is None:
+            raise ValueError("rng: expected a numpy.random.Generator when eps is not given, got None")
+        eps = rng.standard_normal(mean.shape).astype(mean.dtype)
+    return mean + np.exp(0.5 * logvar) * eps, eps
+
+
+def reparameterize_backward(dz, eps, logvar):
+    """Given dL/dz for ``z = mean + exp(logvar/2) eps`` (eps held fixed)::
+
+        dL/dmean   = dL/dz
+        dL/dlogvar = dL/dz * eps * exp(logvar/2) / 2
+    """
+    return dz, dz * eps * 0.5 * np.exp(0.5 * logvar)
+
+
+def gaussian_log_prob(z, mean, logvar):
+    """log N(z; mean, diag(exp(logvar))), summed over the last axis::
+
+        -1/2 sum_d [log 2 pi + logvar_d + (z_d - mean_d)^2 exp(-logvar_d)]
+    """
+    return -0.5 * np.sum(LOG_2PI + logvar + (z - mean) ** 2 * np.exp(-logvar), axis=-1)
+
+
+def gaussian_log_prob_grad(z, mean, logvar):
+    """Partial derivatives of :func:`gaussian_log_prob`: ``(d/dz, d/dmean, d/dlogvar)``::
+
+        d/dz = -(z - mean) / var,  d/dmean = (z - mean) / var,
+        d/dlogvar = -1/2 + (z - mean)^2 / (2 var)
+    """
+    inv_var = np.exp(-logvar)
+    dmean = (z - mean) * inv_var
+    return -dmean, dmean, -0.5 + 0.5 * (z - mean) ** 2 * inv_var
+
+
+def standard_normal_log_prob(z):
+    """log N(z; 0, I) summed over the last axis; its gradient in z is ``-z``."""
+    return -0.5 * np.sum(LOG_2PI + z * z, axis=-1)
+
+
+def kl_standard_normal(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)) per dimension, shape of ``mean``::
+
+        KL_d = 1/2 (exp(logvar_d) + mean_d^2 - 1 - logvar_d)
+
+    Sum over the last axis for the per-example KL.
+    """
+    return 0.5 * (np.exp(logvar) + mean * mean - 1.0 - logvar)
+
+
+def kl_standard_normal_grad(mean, logvar):
+    """``(dKL/dmean, dKL/dlogvar) = (mean, (exp(logvar) - 1) / 2)``."""
+    return mean, 0.5 * (np.exp(logvar) - 1.0)
+
+
+# ------------------------------------------------------------------------- p(x|z)
+
+
+class Likelihood(Module):
+    """p(x|z) given the decoder's output ``out`` (N, out_features(D)).
+
+    ``log_prob(x, out)`` per example; ``log_prob_grad(x, out)`` = d log_prob / d out;
+    ``backward(x, out, weight)`` for a loss ``L = sum_n weight_n log_prob_n``: returns
+    dL/dout and adds dL/dparam into ``grads`` (for learned parameters);
+    ``mean(out)``, ``std(out)``, ``sample(out, rng)``.
+    """
+
+    name = "likelihood"
+
+    def out_features(self, d):
+        """How many decoder outputs a D-dimensional x needs."""
+        return d
+
+    def check_data(self, x):
+        return check_array(x, "x")
+
+    def backward(self, x, out, weight):
+        return weight[:, None] * self.log_prob_grad(x, out)
+
+    def config(self):
+        return {"name": self.name}
+
+
+class Bernoulli(Likelihood):
+    """p(x|z) = prod_d p_d^x_d (1 - p_d)^(1 - x_d) with p = sigmoid(logits), x in [0, 1]
+    (grey levels are allowed: the "continuous Bernoulli" caveat applies).
+
+    log p = sum_d [x_d l_d - softplus(l_d)] (stable: no log(0)), because
+    log sigmoid(l) = l - softplus(l) and log(1 - sigmoid(l)) = -softplus(l).
+    d log p / d l_d = x_d - sigmoid(l_d).
+    """
+
+    name = "bernoulli"
+
+    def check_data(self, x):
+        check_array(x, "x")
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"x: expected values in [0, 1] for a Bernoulli likelihood, got range [{x.min()}, {x.max()}]"
+            )
+        return x
+
+    def log_prob(self, x, logits):
+        return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
+
+    def log_prob_grad(self, x, logits):
+        return x - expit(logits)
+
+    def mean(self, logits):
+        return expit(logits)
+
+    def std(self, logits):
+        p = expit(logits)
+        return np.sqrt(p * (1 - p))
+
+    def sample(self, logits, rng):
+        return (rng.random(logits.shape) < expit(logits)).astype(logits.dtype)
+
+
+class _GaussianBase(Likelihood):
+    """N(x; mu, diag(exp(logvar))) with mu from the decoder; subclasses say where
+    logvar comes from. ``logvar_floor`` clamps logvar from below: the likelihood is
+    unbounded as sigma -> 0 on a data point (the singularity of Gaussian mixtures)."""
+
+    def __init__(self, logvar_floor=None):
+        super().__init__()
+        self.logvar_floor = logvar_floor
+
+    def _clamped(self, logvar):
+        return logvar if self.logvar_floor is None else np.maximum(logvar, self.logvar_floor)
+
+    def log_prob(self, x, out):
+        mu, logvar = self.split(out)
+        return gaussian_log_prob(x, mu, logvar)
+
+    def _grads(self, x, out):
+        """(d log p/d mu, d log p/d logvar), the latter zero where the floor is active."""
+        mu, logvar = self.split(out)
+        _, dmu, dlogvar = gaussian_log_prob_grad(x, mu, logvar)
+        if self.logvar_floor is not None:
+            dlogvar = dlogvar * (logvar > self.logvar_floor)
+        return dmu, dlogvar
+
+    def mean(self, out):
+        return self.split(out)[0]
+
+    def std(self, out):
+        mu, logvar = self.split(out)
+        return np.broadcast_to(np.exp(0.5 * logvar), mu.shape)
+
+    def sample(self, out, rng):
+        mu = self.mean(out)
+        return mu + self.std(out) * rng.standard_normal(mu.shape).astype(mu.dtype)
+
+    def config(self):
+        return {"name": self.name, "logvar_floor": self.logvar_floor}
+
+
+class Gaussian(_GaussianBase):
+    """Fixed sigma: log p = -1/2 sum_d [log 2 pi + 2 log sigma + (x_d - mu_d)^2 / sigma^2].
+
+    With sigma = 1 this is the "MSE" objective: log p = -1/2 ||x - mu||^2 - (D/2) log 2 pi,
+    i.e. half the summed squared error plus the constant 0.9189... nats per dimension.
+    d log p / d mu = (x - mu) / sigma^2.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, sigma=1.0):
+        super().__init__()
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma: expected a positive finite number, got {sigma!r}")
+        self.sigma = float(sigma)
+
+    def split(self, out):
+        return out, np.full(out.shape[-1], 2 * np.log(self.sigma), dtype=out.dtype)
+
+    def log_prob_grad(self, x, out):
+        return self._grads(x, out)[0]
+
+    def config(self):
+        return {"name": self.name, "sigma": self.sigma}
+
+
+class GaussianLearnedVar(_GaussianBase):
+    """sigma learned per dimension: a free parameter ``logvar`` (D,), shared by all z.
+
+    d log p / d mu = (x - mu) / var;  d log p / d logvar_d = -1/2 + (x_d - mu_d)^2 / (2 var_d),
+    summed over the examples, each weighted by ``weight_n``.
+    """
+
+    name = "gaussian_learned_var"
+
+    def __init__(self, dim, logvar_floor=None, dtype=np.float32):
+        super().__init__(logvar_floor)
+        self._add_param("logvar", np.zeros(dim, dtype=dtype))
+
+    def split(self, out):
+        return out, self._clamped(self.params["logvar"])
+
+    def backward(self, x, out, weight):
+        dmu, dlogvar = self._grads(x, out)
+        self.grads["logvar"] += weight @ dlogvar
+        return weight[:, None] * dmu
+
+    def config(self):
+        return {"name": self.name, "dim": int(self.params["logvar"].shape[0]), "logvar_floor": self.logvar_floor}
+
+
+class GaussianDecoderVar(_GaussianBase):
+    """sigma(z): the decoder outputs [mu, logvar] (2D values per example).
+
+    Gradients as for the learned variance, per example, concatenated: [dmu, dlogvar].
+    """
+
+    name = "gaussian_decoder_var"
+
+    def out_features(self, d):
+        return 2 * d
+
+    def split(self, out):
+        d = out.shape[-1] // 2
+        return out[..., :d], self._clamped(out[..., d:])
+
+    def log_prob_grad(self, x, out):
+        return np.concatenate(self._grads(x, out), axis=-1)
+
+
+LIKELIHOODS = {c.name: c for c in (Bernoulli, Gaussian, GaussianLearnedVar, GaussianDecoderVar)}
+
+
+def make_likelihood(name, dim, **kwargs):
+    """Build a likelihood by name (a key of ``LIKELIHOODS``) for D = ``dim`` data."""
+    if name not in LIKELIHOODS:
+        raise ValueError(f"likelihood: expected one of {sorted(LIKELIHOODS)}, got {name!r}")
+    if name == "gaussian_learned_var":
+        kwargs.setdefault("dim", dim)
+    return LIKELIHOODS[name](**kwargs)

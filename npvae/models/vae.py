@@ -1,0 +1,248 @@
+"""The variational autoencoder, and its conditional variant."""
+
+import numpy as np
+
+from ..checks import as_rng, check_array, check_positive_int
+from ..distributions import (
+    gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize, reparameterize_backward,
+    standard_normal_log_prob,
+)
+from ..nn.module import Container
+from ..objectives import importance_weights, kl_penalty, log_mean_exp, weight_decay
+from .networks import mlp
+
+ESTIMATORS = ("A", "B")
+OBJECTIVES = ("elbo", "iwae")
+
+
+class VAE(Container):
+    """q(z|x) = N(mean, exp(logvar)) from ``encoder`` (outputs [mean, logvar], 2 d
+    values), p(x|z) from ``decoder`` and ``likelihood``, p(z) = N(0, I).
+
+    ``data_shape`` is the shape of one example (``(784,)`` for an MLP on MNIST,
+    ``(1, 28, 28)`` for a conv net). Parameters are named ``"encoder.0.W"``,
+    ``"decoder.2.b"``, ``"likelihood.logvar"``. ELBOs are nats per example.
+    """
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None):
+        super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})
+        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.data_shape = tuple(data_shape)
+        self.config = config  # how to rebuild the model (set by the builders; used by io)
+
+    @classmethod
+    def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
+            likelihood_kwargs=None, rng=None, dtype="float32", **extra):
+        """MLP encoder input-hidden...-2*latent and decoder latent-hidden...-output,
+        ``activation`` between layers; Kingma & Welling's MNIST net is
+        ``VAE.mlp(784, (500,), latent_dim, "tanh", "bernoulli")``."""
+        rng = as_rng(rng)
+        config = dict(model=cls.__name__, input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim,
+                      activation=activation, likelihood=likelihood, likelihood_kwargs=likelihood_kwargs or {},
+                      dtype=str(np.dtype(dtype)), **extra)
+        lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
+        n_labels = extra.get("n_classes", 0)
+        encoder = mlp([input_dim + n_labels, *hidden, 2 * latent_dim], activation, rng)
+        decoder = mlp([latent_dim + n_labels, *hidden, lik.out_features(input_dim)], activation, rng)
+        model = cls(encoder, decoder, lik, latent_dim, (input_dim,), config=config, **extra)
+        return model.astype(dtype)
+
+    # ---------------------------------------------------------------- checks and labels
+
+    @property
+    def dtype(self):
+        return self.encoder.params[next(iter(self.encoder.params))].dtype
+
+    def check_x(self, x):
+        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype)
+        return self.likelihood.check_data(x)
+
+    def _labels(self, y, n):
+        """One-hot labels to concatenate (none for a plain VAE)."""
+        if y is not None:
+            raise ValueError("y: this model takes no labels (use ConditionalVAE), got an array")
+        return None
+
+    @staticmethod
+    def _with(a, onehot):
+        return a if onehot is None else np.concatenate([a, onehot], axis=1)
+
+    # ---------------------------------------------------------------- the networks
+
+    def encode(self, x, y=None):
+        """``(mean, logvar)`` of q(z|x), each (N, latent_dim)."""
+        self.check_x(x)
+        return self._encode(x, self._labels(y, len(x)))
+
+    def _encode(self, x, onehot):
+        h = self.encoder.forward(self._with(x.reshape(len(x), -1) if onehot is not None else x, onehot))
+        if h.shape != (len(x), 2 * self.latent_dim):
+            raise ValueError(f"encoder: expected output shape {(len(x), 2 * self.latent_dim)}, got {h.shape}")
+        return h[:, : self.latent_dim], h[:, self.latent_dim :]
+
+    def decode(self, z, y=None):
+        """The likelihood's parameters (the decoder's raw output, flattened per example)."""
+        check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
+        return self._decode(z, self._labels(y, len(z)))
+
+    def _decode(self, z, onehot):
+        return self.decoder.forward(self._with(z, onehot)).reshape(len(z), -1)
+
+    def reconstruct(self, x, y=None):
+        """The likelihood's mean at z = the posterior mean: x -> E[x | z = mean(x)]."""
+        mean, _ = self.encode(x, y)
+        out = self._decode(mean, self._labels(y, len(x)))
+        return self.likelihood.mean(out).reshape(x.shape)
+
+    def sample(self, n, rng, mean=False, y=None):
+        """n examples from the model. ``mean=False``: ancestral sampling, z ~ p(z) then
+        x ~ p(x|z). ``mean=True``: the decoder's mean E[x|z] (what most implementations
+        show; not a sample of p(x))."""
+        n = check_positive_int(n, "n")
+        z = rng.standard_normal((n, self.latent_dim)).astype(self.dtype)
+        out = self._decode(z, self._labels(y, n))
+        x = self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)
+        return x.reshape(n, *self.data_shape)
+
+    # ---------------------------------------------------------------- the objectives
+
+    def _terms(self, x, onehot, eps):
+        """Forward pass with noise ``eps`` (N, L, d): every per-sample term."""
+        n, n_samples = eps.shape[:2]
+        mean, logvar = self._encode(x, onehot)
+        z, _ = reparameterize(mean[:, None], logvar[:, None], eps)  # (N, L, d)
+        rep = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
+        out = self._decode(z.reshape(n * n_samples, -1), rep)
+        x_rep = np.repeat(x.reshape(n, -1), n_samples, axis=0)
+        return dict(
+            mean=mean, logvar=logvar, z=z, out=out, x_rep=x_rep,
+            log_px=self.likelihood.log_prob(x_rep, out).reshape(n, n_samples),
+            log_pz=standard_normal_log_prob(z),
+            log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]),
+            kl=kl_standard_normal(mean, logvar),  # (N, d)
+        )
+
+    def _draw_eps(self, n, n_samples, rng, eps):
+        shape = (n, n_samples, self.latent_dim)
+        if eps is None:
+            return as_rng(rng).standard_normal(shape).astype(self.dtype)
+        return check_array(eps, "eps", shape=shape, dtype=self.dtype)
+
+    def elbo(self, x, y=None, rng=None, n_samples=1, estimator="B", eps=None):
+        """ELBO per example (nats, positive-is-better), averaged over ``n_samples`` draws."""
+        self.check_x(x)
+        t = self._terms(x, self._labels(y, len(x)), self._draw_eps(len(x), n_samples, rng, eps))
+        if estimator == "A":
+            return np.mean(t["log_px"] + t["log_pz"] - t["log_qz"], axis=1)
+        return np.mean(t["log_px"], axis=1) - t["kl"].sum(axis=1)
+
+    def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=500):
+        """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
+        log (1/k) sum_l p(x|z_l) p(z_l) / q(z_l|x). Its expectation is a lower bound
+        that tightens to log p(x) as k grows (Burda et al.). Evaluated ``batch_size``
+        examples and ``chunk`` samples at a time."""
+        self.check_x(x)
+        k = check_positive_int(k, "k")
+        rng = as_rng(rng)
+        result = np.empty(len(x))
+        for s in range(0, len(x), batch_size):
+            xb = x[s : s + batch_size]
+            onehot = self._labels(None if y is None else y[s : s + batch_size], len(xb))
+            log_w = []
+            for c in range(0, k, chunk):
+                eps = rng.standard_normal((len(xb), min(chunk, k - c), self.latent_dim)).astype(self.dtype)
+                t = self._terms(xb, onehot, eps)
+                log_w.append((t["log_px"] + t["log_pz"] - t["log_qz"]).astype(np.float64))
+            result[s : s + len(xb)] = log_mean_exp(np.concatenate(log_w, axis=1), axis=1)
+        return result
+
+    def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
+                      beta=1.0, free_bits=0.0, weight_decay_lambda=0.0):
+        """The training loss (a scalar: minus the objective, averaged over the batch)
+        after zeroing and filling every parameter's gradient. Returns ``(loss, stats)``
+        with ``stats`` the batch means of the ELBO (analytic KL, beta = 1), log p(x|z)
+        and KL, and the IWAE bound when that is the objective.
+
+        The gradient, read backward (N examples, L samples, w = d loss / d term):
+
+        * log p(x|z_l), w = -a_nl / N  -> likelihood.backward -> decoder.backward -> dz
+        * log p(z_l) - log q(z_l|x), w = -c_nl / N: log p(z) = -|z|^2/2 + const adds
+          w * (-z) to dz; with eps fixed, log q(z|x) = -1/2 sum(log 2pi + logvar + eps^2)
+          depends on logvar alone, adding w * 1/2 to dlogvar
+        * analytic KL (estimator B), weight beta: its gradient in (mean, logvar)
+        * dz -> (dmean, dlogvar) through z = mean + exp(logvar/2) eps -> encoder.backward
+
+        where a = c = 1/L (estimator A; c = beta/L), a = 1/L, c = 0 (estimator B), and
+        a = c = softmax_l(log w_nl) for the IWAE bound.
+        """
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+        if objective == "iwae" and (beta != 1 or free_bits):
+            raise ValueError(f"beta, free_bits: the IWAE bound takes neither, got beta={beta}, free_bits={free_bits}")
+        self.check_x(x)
+        n = len(x)
+        onehot = self._labels(y, n)
+        eps = self._draw_eps(n, n_samples, rng, eps)
+        t = self._terms(x, onehot, eps)
+        kl_total = t["kl"].sum(axis=1)
+        stats = {"elbo": float(np.mean(t["log_px"].mean(axis=1) - kl_total)),
+                 "log_px": float(t["log_px"].mean()), "kl": float(kl_total.mean())}
+
+        L = n_samples
+        if objective == "iwae":
+            log_w = t["log_px"] + t["log_pz"] - t["log_qz"]
+            a = c = importance_weights(log_w, axis=1)
+            stats["iwae"] = float(np.mean(log_mean_exp(log_w, axis=1)))
+            objective_value = stats["iwae"]
+        elif estimator == "A":
+            a, c = np.full((n, L), 1.0 / L), np.full((n, L), beta / L)
+            objective_value = float(np.mean(np.sum(a * t["log_px"] + c * (t["log_pz"] - t["log_qz"]), axis=1)))
+        else:
+            a, c = np.full((n, L), 1.0 / L), None
+            penalty, dkl = kl_penalty(t["kl"], free_bits)
+            objective_value = float(t["log_px"].mean()) - beta * penalty
+
+        self.zero_grad()
+        loss = -objective_value + weight_decay(self.params, self.grads, weight_decay_lambda)
+
+        dout = self.likelihood.backward(t["x_rep"], t["out"], (-a / n).astype(self.dtype).ravel())
+        dz = self.decoder.backward(dout.reshape(self.decoder.out_shape))[:, : self.latent_dim].reshape(t["z"].shape)
+        dlogvar = np.zeros_like(t["logvar"])
+        if c is not None:
+            w = (-c / n).astype(self.dtype)[..., None]
+            dz = dz - w * t["z"]
+            dlogvar += 0.5 * w.sum(axis=1)
+        dmean, dlogvar_z = reparameterize_backward(dz, eps, t["logvar"][:, None])
+        dmean, dlogvar = dmean.sum(axis=1), dlogvar + dlogvar_z.sum(axis=1)
+        if c is None:
+            dmean = dmean + beta * dkl * t["mean"]
+            dlogvar = dlogvar + beta * dkl * 0.5 * (np.exp(t["logvar"]) - 1)
+        self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1))
+        return loss, stats
+
+
+class ConditionalVAE(VAE):
+    """The VAE with a one-hot label concatenated to the encoder's input and to the
+    decoder's input: q(z|x, y), p(x|z, y). Every method takes ``y`` (N,) ints in
+    [0, n_classes). Build MLP ones with ``ConditionalVAE.mlp(..., n_classes=10)``."""
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None, n_classes=10):
+        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, config)
+        self.n_classes = check_positive_int(n_classes, "n_classes", 2)
+
+    def _labels(self, y, n):
+        if y is None:
+            raise ValueError("y: a ConditionalVAE needs labels, got None")
+        y = np.asarray(y)
+        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y: expected {n} integer labels, got shape {y.shape}, dtype {y.dtype}")
+        if n and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"y: expected labels in [0, {self.n_classes}), got range [{y.min()}, {y.max()}]")
+        return np.eye(self.n_classes, dtype=self.dtype)[y]
+
+    def sample(self, n, rng, mean=False, y=None):
+        """Samples given labels ``y`` (an int for all n, or n ints)."""
+        return super().sample(n, rng, mean, np.broadcast_to(np.asarray(y), (n,)) if y is not None else None)
