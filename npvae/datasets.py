@@ -1,0 +1,105 @@
+"""Datasets: MNIST and Fashion-MNIST from the original gzip IDX files, with header
+and checksum checks; binarisation.
+
+Where the files come from: an explicit ``path`` (a folder holding the four files),
+else ``$NPVAE_DATA/<name>/`` if that variable is set, else (MNIST only) the copy
+that ships inside npvae.
+"""
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+
+BUNDLED = os.path.join(os.path.dirname(__file__), "data")
+
+# sha256 of the official gzip files (see shared/data/README.md and npvae/data/README.md).
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+}
+
+
+def read_idx(path, expected_count, images, sha256=None):
+    """Read a gzip IDX file: images (magic 2051, count, 28, 28) or labels (magic 2049,
+    count), checking the checksum, the header and the payload's length."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise ValueError(f"{path}: checksum mismatch: expected sha256 {sha256}, got {hashlib.sha256(raw).hexdigest()}")
+    try:
+        data = gzip.decompress(raw)
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a valid gzip file ({e})") from e
+    header = np.frombuffer(data[: 16 if images else 8], dtype=">u4")
+    want = [2051, expected_count, 28, 28] if images else [2049, expected_count]
+    if header.tolist() != want:
+        raise ValueError(f"{path}: expected IDX header {want} (magic, count, rows, cols), got {header.tolist()}")
+    payload = np.frombuffer(data, dtype=np.uint8, offset=len(header) * 4)
+    size = expected_count * (784 if images else 1)
+    if payload.size != size:
+        raise ValueError(f"{path}: expected {size} bytes of data after the header, got {payload.size}")
+    return payload.reshape((expected_count, 28, 28) if images else (expected_count,))
+
+
+def _folder(name, path):
+    if path is not None:
+        return os.fspath(path)
+    if os.environ.get("NPVAE_DATA"):
+        return os.path.join(os.environ["NPVAE_DATA"], name)
+    if name == "mnist":
+        return os.path.join(BUNDLED, "mnist")
+    raise FileNotFoundError(f"path: {name} does not ship with npvae; pass path= or set NPVAE_DATA, got neither")
+
+
+def _load_idx_dataset(name, split, path, flatten, dtype):
+    if split not in ("train", "test"):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    folder = _folder(name, path)
+    prefix, count = ("train", 60000) if split == "train" else ("t10k", 10000)
+    files = {kind: os.path.join(folder, f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz")
+             for kind in ("images", "labels")}
+    for f in files.values():
+        if not os.path.isfile(f):
+            raise FileNotFoundError(f"{name}: missing file {f}")
+    sums = CHECKSUMS[name]
+    images = read_idx(files["images"], count, True, sums[os.path.basename(files["images"])])
+    labels = read_idx(files["labels"], count, False, sums[os.path.basename(files["labels"])])
+    if labels.max() > 9:
+        raise ValueError(f"{files['labels']}: expected labels 0..9, got a {labels.max()}")
+    x = images.astype(dtype) / dtype(255)
+    return (x.reshape(count, 784) if flatten else x.reshape(count, 1, 28, 28)), labels.astype(np.int64)
+
+
+def load_mnist(split="train", path=None, flatten=True, dtype=np.float32):
+    """MNIST ``(x, y)``: x grey levels in [0, 1], (N, 784) or (N, 1, 28, 28); y ints 0..9."""
+    return _load_idx_dataset("mnist", split, path, flatten, dtype)
+
+
+def load_fashion_mnist(split="train", path=None, flatten=True, dtype=np.float32):
+    """Fashion-MNIST, as :func:`load_mnist`; loaded from ``path`` or ``$NPVAE_DATA`` only."""
+    return _load_idx_dataset("fashion-mnist", split, path, flatten, dtype)
+
+
+def binarize_static(x, seed=0, threshold=None):
+    """A fixed binarisation: pixels > ``threshold``, or one Bernoulli draw per pixel from
+    a seeded generator (the same data every epoch)."""
+    if threshold is not None:
+        return (x > threshold).astype(x.dtype)
+    return (np.random.default_rng(seed).random(x.shape) < x).astype(x.dtype)
+
+
+def binarize_dynamic(x, rng):
+    """A fresh Bernoulli draw of the grey levels (call once per epoch or batch)."""
+    return (rng.random(x.shape) < x).astype(x.dtype)

@@ -1,0 +1,94 @@
+"""Saving and loading: arrays in ``.npz``, configuration as JSON inside it, never
+pickle; every file written atomically (a temporary file, then ``os.replace``), so a
+crash leaves either the old file or the new one, never half of one."""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "npvae-checkpoint-1"
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_json(path, obj):
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2).encode()))
+
+
+def save_checkpoint(path, model, optimizer=None, state=None):
+    """Write the model's parameters, the optimiser's state and ``state`` (a JSON-able
+    dict: epoch, history, random generator state) to one ``.npz`` file."""
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    meta = {"format": FORMAT, "model": model.config, "state": state or {},
+            "optimizer": None if optimizer is None else type(optimizer).__name__}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path):
+    """``(params, optimizer_state, meta)`` from a checkpoint, or a ValueError naming
+    the file when it is missing, truncated, corrupt or not an npvae checkpoint."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint: no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise ValueError(f"checkpoint: {path} is truncated or not an npvae checkpoint ({type(e).__name__}: {e})") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"checkpoint: {path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
+    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+    optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return params, optim, meta
+
+
+def load_params(model, params, source="checkpoint"):
+    """Copy ``params`` into the model's arrays in place, after checking that names,
+    shapes and dtypes are the model's own (else: a checkpoint of another architecture)."""
+    own = model.params
+    if set(own) != set(params):
+        raise ValueError(
+            f"{source}: parameters do not match the model: missing {sorted(set(own) - set(params))}, "
+            f"unexpected {sorted(set(params) - set(own))}"
+        )
+    for k, p in own.items():
+        if p.shape != params[k].shape:
+            raise ValueError(f"{source}: parameter {k}: expected shape {p.shape}, got {params[k].shape}")
+    for k, p in own.items():
+        p[...] = params[k]
+    return model
+
+
+def load_model(path):
+    """Rebuild a model made by a builder (``VAE.mlp`` ...) from its checkpoint."""
+    from .models import MODELS
+
+    params, _, meta = load_checkpoint(path)
+    config = dict(meta["model"] or {})
+    name = config.pop("model", None)
+    if name not in MODELS:
+        raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got config {meta['model']!r}")
+    model = MODELS[name].mlp(**config)
+    return load_params(model, params, f"checkpoint {path}")

@@ -1,0 +1,146 @@
+"""Optimisers and gradient clipping on the flat dotted-name dicts of a model.
+
+Each optimiser holds ``params`` and ``grads`` (the model's dicts: the arrays are
+updated in place) and per-parameter state. Conventions follow PyTorch's
+(``torch.optim``), so a step can be compared with it number for number.
+"""
+
+import numpy as np
+
+
+class Optimizer:
+    slots = ()  # names of the per-parameter state arrays
+
+    def __init__(self, params, grads, lr):
+        if not lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+        self.params, self.grads, self.lr = params, grads, float(lr)
+        self.t = 0  # steps taken
+        self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
+
+    def step(self):
+        self.t += 1
+        for k, p in self.params.items():
+            self.update(k, p, self.grads[k])
+
+    def update(self, name, p, g):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """Arrays ``"<slot>/<param name>"`` plus the step count, for checkpoints."""
+        arrays = {f"{s}/{k}": v for s, d in self.state.items() for k, v in d.items()}
+        arrays["t"] = np.array(self.t)
+        return arrays
+
+    def load_state_dict(self, arrays):
+        expected = set(self.state_dict())
+        if set(arrays) != expected:
+            raise ValueError(
+                f"optimizer state: expected arrays {sorted(expected)[:4]}..., got {sorted(arrays)[:4]}... "
+                f"(a checkpoint of another optimiser or model)"
+            )
+        for s, d in self.state.items():
+            for k in d:
+                d[k][...] = arrays[f"{s}/{k}"]
+        self.t = int(arrays["t"])
+
+
+class SGD(Optimizer):
+    """v <- mu v + g;  p <- p - lr v  (or, Nesterov, p <- p - lr (g + mu v)).
+    With momentum 0 this is plain gradient descent."""
+
+    slots = ("velocity",)
+
+    def __init__(self, params, grads, lr=0.01, momentum=0.0, nesterov=False):
+        super().__init__(params, grads, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum: expected a value in [0, 1), got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
+        self.momentum, self.nesterov = momentum, nesterov
+
+    def update(self, name, p, g):
+        if self.momentum == 0:
+            p -= self.lr * g
+            return
+        v = self.state["velocity"][name]
+        v *= self.momentum
+        v += g
+        p -= self.lr * (g + self.momentum * v if self.nesterov else v)
+
+
+class Adagrad(Optimizer):
+    """s <- s + g^2;  p <- p - lr g / (sqrt(s) + eps). The optimiser of Kingma & Welling."""
+
+    slots = ("sum_sq",)
+
+    def __init__(self, params, grads, lr=0.01, eps=1e-10):
+        super().__init__(params, grads, lr)
+        self.eps = eps
+
+    def update(self, name, p, g):
+        s = self.state["sum_sq"][name]
+        s += g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class RMSProp(Optimizer):
+    """s <- alpha s + (1 - alpha) g^2;  p <- p - lr g / (sqrt(s) + eps)."""
+
+    slots = ("mean_sq",)
+
+    def __init__(self, params, grads, lr=0.01, alpha=0.99, eps=1e-8):
+        super().__init__(params, grads, lr)
+        self.alpha, self.eps = alpha, eps
+
+    def update(self, name, p, g):
+        s = self.state["mean_sq"][name]
+        s *= self.alpha
+        s += (1 - self.alpha) * g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    p <- p - lr m_hat / (sqrt(v_hat) + eps), with the bias corrections
+    m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t) (the moments start at 0)."""
+
+    slots = ("m", "v")
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, grads, lr)
+        self.b1, self.b2 = betas
+        self.eps = eps
+
+    def update(self, name, p, g):
+        m, v = self.state["m"][name], self.state["v"][name]
+        m *= self.b1
+        m += (1 - self.b1) * g
+        v *= self.b2
+        v += (1 - self.b2) * g * g
+        m_hat = m / (1 - self.b1**self.t)
+        v_hat = v / (1 - self.b2**self.t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}
+
+
+def clip_by_value(grads, clip):
+    """Clamp every gradient entry to [-clip, clip] in place."""
+    if not clip > 0:
+        raise ValueError(f"clip: expected a positive threshold, got {clip!r}")
+    for g in grads.values():
+        np.clip(g, -clip, clip, out=g)
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale all gradients by min(1, max_norm / ||g||), ||g|| the norm of all of them
+    together, in place. Returns ||g|| before clipping."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm: expected a positive threshold, got {max_norm!r}")
+    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    if norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    return norm
