@@ -4,12 +4,12 @@ import numpy as np
 
 from ..checks import as_rng, check_array
 from ..distributions import make_likelihood
-from ..nn.module import Container
 from ..objectives import weight_decay
+from .base import LatentModel
 from .networks import mlp
 
 
-class Autoencoder(Container):
+class Autoencoder(LatentModel):
     """x -> code = encoder(x) -> decoder(code) -> the likelihood's parameters.
 
     Trained by maximising log p(x | code) with the same likelihood as a VAE (so the
@@ -17,32 +17,17 @@ class Autoencoder(Container):
     point, not a distribution, and nothing makes the code space fit a prior.
     """
 
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None):
-        super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})
-        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
-        self.latent_dim, self.data_shape, self.config = latent_dim, tuple(data_shape), config
-
     @classmethod
     def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
             likelihood_kwargs=None, rng=None, dtype="float32"):
         """The networks of ``VAE.mlp`` with the same arguments, the encoder giving d
         outputs (a code) instead of 2 d (a mean and a log-variance)."""
         rng = as_rng(rng)
-        config = dict(model=cls.__name__, input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim,
-                      activation=activation, likelihood=likelihood, likelihood_kwargs=likelihood_kwargs or {},
-                      dtype=str(np.dtype(dtype)))
+        config = cls.mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs, dtype)
         lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
         encoder = mlp([input_dim, *hidden, latent_dim], activation, rng)
         decoder = mlp([latent_dim, *hidden, lik.out_features(input_dim)], activation, rng)
         return cls(encoder, decoder, lik, latent_dim, (input_dim,), config).astype(dtype)
-
-    @property
-    def dtype(self):
-        return self.encoder.params[next(iter(self.encoder.params))].dtype
-
-    def check_x(self, x):
-        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype)
-        return self.likelihood.check_data(x)
 
     def encode(self, x):
         return self.encoder.forward(self.check_x(x))

@@ -7,15 +7,15 @@ from ..distributions import (
     gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize, reparameterize_backward,
     standard_normal_log_prob,
 )
-from ..nn.module import Container
 from ..objectives import importance_weights, kl_penalty, log_mean_exp, weight_decay
+from .base import LatentModel
 from .networks import mlp
 
 ESTIMATORS = ("A", "B")
 OBJECTIVES = ("elbo", "iwae")
 
 
-class VAE(Container):
+class VAE(LatentModel):
     """q(z|x) = N(mean, exp(logvar)) from ``encoder`` (outputs [mean, logvar], 2 d
     values), p(x|z) from ``decoder`` and ``likelihood``, p(z) = N(0, I).
 
@@ -24,13 +24,6 @@ class VAE(Container):
     ``"decoder.2.b"``, ``"likelihood.logvar"``. ELBOs are nats per example.
     """
 
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None):
-        super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})
-        self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.data_shape = tuple(data_shape)
-        self.config = config  # how to rebuild the model (set by the builders; used by io)
-
     @classmethod
     def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
             likelihood_kwargs=None, rng=None, dtype="float32", **extra):
@@ -38,9 +31,8 @@ class VAE(Container):
         ``activation`` between layers; Kingma & Welling's MNIST net is
         ``VAE.mlp(784, (500,), latent_dim, "tanh", "bernoulli")``."""
         rng = as_rng(rng)
-        config = dict(model=cls.__name__, input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim,
-                      activation=activation, likelihood=likelihood, likelihood_kwargs=likelihood_kwargs or {},
-                      dtype=str(np.dtype(dtype)), **extra)
+        config = cls.mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs,
+                                dtype, **extra)
         lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
         encoder = mlp([input_dim + n_labels, *hidden, 2 * latent_dim], activation, rng)
@@ -48,15 +40,7 @@ class VAE(Container):
         model = cls(encoder, decoder, lik, latent_dim, (input_dim,), config=config, **extra)
         return model.astype(dtype)
 
-    # ---------------------------------------------------------------- checks and labels
-
-    @property
-    def dtype(self):
-        return self.encoder.params[next(iter(self.encoder.params))].dtype
-
-    def check_x(self, x):
-        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype)
-        return self.likelihood.check_data(x)
+    # ---------------------------------------------------------------- labels
 
     def _labels(self, y, n):
         """One-hot labels to concatenate (none for a plain VAE)."""

@@ -1,0 +1,103 @@
+"""Figures (matplotlib, PNG, written atomically): sample grids, reconstructions, latent
+scatter, the 2-D manifold, decoder mean +/- sigma panels, training curves."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no screen needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+from .io import atomic_write  # noqa: E402
+
+
+def _save(fig, path):
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def tile(images, n_cols, image_shape=(28, 28)):
+    """(N, H*W) or (N, 1, H, W) images as one (rows*H, cols*W) mosaic."""
+    images = np.asarray(images).reshape(len(images), *image_shape)
+    n_rows = -(-len(images) // n_cols)
+    h, w = image_shape
+    canvas = np.ones((n_rows * h, n_cols * w))
+    for i, im in enumerate(images):
+        r, c = divmod(i, n_cols)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = im
+    return canvas
+
+
+def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
+    fig, ax = plt.subplots(figsize=(n_cols * 0.6 * image_shape[1] / 28, -(-len(images) // n_cols) * 0.6))
+    ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def reconstructions(x, x_rec, path, n=10, image_shape=(28, 28)):
+    """Inputs on the top row, their reconstructions beneath."""
+    both = np.concatenate([np.asarray(x[:n]).reshape(n, -1), np.asarray(x_rec[:n]).reshape(n, -1)])
+    return image_grid(both, path, n_cols=n, title="input (top) / reconstruction (bottom)", image_shape=image_shape)
+
+
+def latent_scatter(z, labels, path, title="posterior means"):
+    """Points coloured by label; more than two dimensions are projected on their first
+    two principal components (and the axes say so)."""
+    z = np.asarray(z, dtype=np.float64)
+    axes = ("z1", "z2")
+    if z.shape[1] > 2:
+        centred = z - z.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        z, axes = centred @ vt[:2].T, ("PC 1 of z", "PC 2 of z")
+    elif z.shape[1] == 1:
+        z, axes = np.column_stack([z[:, 0], np.zeros(len(z))]), ("z", "")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=4)
+    fig.colorbar(sc, ax=ax)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def manifold_grid(n=20):
+    """z for a 2-D manifold figure: a linear grid over the unit square (avoiding its
+    edges) mapped through the Gaussian inverse CDF, so that the grid has equal
+    probability mass per cell under p(z) = N(0, I)."""
+    u = np.linspace(0.5 / n, 1 - 0.5 / n, n)
+    z1, z2 = np.meshgrid(norm.ppf(u), norm.ppf(u)[::-1])
+    return np.column_stack([z1.ravel(), z2.ravel()])
+
+
+def manifold(decode_mean, path, n=20, image_shape=(28, 28), dtype=np.float32):
+    """The learned 2-D manifold: ``decode_mean(z)`` on :func:`manifold_grid`."""
+    images = decode_mean(manifold_grid(n).astype(dtype))
+    return image_grid(images, path, n_cols=n, title="learned manifold (z = inverse CDF of a grid)",
+                      image_shape=image_shape)
+
+
+def mean_and_sigma(mean, std, path, ks=(-2, -1, 0, 1, 2), image_shape=(28, 28)):
+    """Rows of decoder means shifted by k sigma, k in ``ks``: what a learned-variance
+    decoder says about each pixel's spread."""
+    rows = [np.clip(np.asarray(mean) + k * np.asarray(std), 0, 1) for k in ks]
+    return image_grid(np.concatenate(rows), path, n_cols=len(mean), image_shape=image_shape,
+                      title=f"rows: mean + k sigma, k = {list(ks)}")
+
+
+def training_curves(history, path):
+    """ELBO, reconstruction term and KL per epoch, train and validation."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, key, label in zip(axes, ("elbo", "log_px", "kl"), ("ELBO", "E[log p(x|z)]", "KL(q || p)")):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = history[f"{split}_{key}"]
+            if any(v is not None for v in values):
+                ax.plot(history["epoch"], values, style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{label} (nats)")
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
