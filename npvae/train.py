@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import io
+from .distributions import kl_standard_normal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
 
@@ -26,7 +27,7 @@ def evaluate(model, x, y=None, batch_size=500, seed=0):
         xb, yb = x[s : s + batch_size], None if y is None else y[s : s + batch_size]
         if hasattr(model, "elbo"):
             mean, logvar = model.encode(xb, yb)
-            kl = 0.5 * np.sum(np.exp(logvar) + mean**2 - 1 - logvar, axis=1)
+            kl = kl_standard_normal(mean, logvar).sum(axis=1)
             elbo = model.elbo(xb, yb, rng=rng)
             totals += [elbo.sum(), (elbo + kl).sum(), kl.sum()]
         else:

@@ -148,3 +148,23 @@ def test_failed_write_leaves_the_old_file(tmp_path):
         io.atomic_write(path, broken)
     assert path.read_text() == '{\n  "a": 1\n}'
     assert os.listdir(tmp_path) == ["f.json"]
+
+
+def test_callback_can_stop_training_and_sees_the_history(mnist, tmp_path):
+    x, _, xv, _ = mnist
+    seen = []
+
+    def stop_after_two(epoch, history):
+        seen.append((epoch, len(history["val_elbo"])))
+        return epoch == 2
+
+    h = fit(small_vae(), x[:300], xv, epochs=10, callbacks=[stop_after_two], checkpoint_dir=tmp_path, log=None)
+    assert seen == [(1, 1), (2, 2)] and h["epoch"] == [1, 2]
+    assert io.load_checkpoint(tmp_path / "checkpoint.npz")[2]["state"]["epoch"] == 2
+
+
+def test_progress_line_has_elapsed_and_eta(mnist):
+    x, _, xv, _ = mnist
+    lines = []
+    fit(small_vae(), x[:200], xv, epochs=2, log=lines.append)
+    assert len(lines) == 2 and "elapsed" in lines[0] and "eta" in lines[0] and "val elbo" in lines[0]
