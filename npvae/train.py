@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import io
+from .checks import check_positive_int
 from .distributions import kl_standard_normal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
@@ -57,6 +58,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
         raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     if anneal not in SCHEDULES:
         raise ValueError(f"anneal: expected one of {sorted(SCHEDULES)}, got {anneal!r}")
+    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
     model.check_x(x)
     if x_val is not None:
         model.check_x(x_val)

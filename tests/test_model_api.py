@@ -52,5 +52,10 @@ def test_vae_refuses_labels_and_bad_arguments():
         model.loss_and_grad(x, rng=np.random.default_rng(0), objective="iwae", beta=0.5)
     with pytest.raises(ValueError, match=r"eps: expected shape \(N, 1, 2\)|eps: expected shape \(2, 1, 2\)"):
         model.loss_and_grad(x, eps=np.zeros((2, 1, 3), np.float32))
+    with pytest.raises(ValueError, match="estimator: expected one of"):
+        model.elbo(x, rng=0, estimator="C")
+    with pytest.raises(ValueError, match="n_samples: expected an integer >= 1, got 0"):
+        model.elbo(x, rng=0, n_samples=0)
+    assert model.sample(3, 0).shape == (3, 6)  # an int seed is accepted like everywhere else
     with pytest.raises(ValueError, match="activation: expected one of"):
         VAE.mlp(6, (5,), 2, "swish")

@@ -115,6 +115,10 @@ def test_bad_data_is_refused(mnist):
         cvae.elbo(x[:5], y=np.array([0, 1, 2, 3, 10]), rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="y: a ConditionalVAE needs labels, got None"):
         cvae.elbo(x[:5], rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        fit(model, x, batch_size=0, log=None)
+    with pytest.raises(ValueError, match="epochs: expected an integer >= 1, got -1"):
+        fit(model, x, epochs=-1, log=None)
     with pytest.raises(ValueError, match="optimizer: expected one of"):
         fit(model, x, optimizer="lbfgs", log=None)
 

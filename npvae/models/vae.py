@@ -83,7 +83,7 @@ class VAE(LatentModel):
         """n examples from the model. ``mean=False``: ancestral sampling, z ~ p(z) then
         x ~ p(x|z). ``mean=True``: the decoder's mean E[x|z] (what most implementations
         show; not a sample of p(x))."""
-        n = check_positive_int(n, "n")
+        n, rng = check_positive_int(n, "n"), as_rng(rng)
         z = rng.standard_normal((n, self.latent_dim)).astype(self.dtype)
         out = self._decode(z, self._labels(y, n))
         x = self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)
@@ -108,13 +108,15 @@ class VAE(LatentModel):
         )
 
     def _draw_eps(self, n, n_samples, rng, eps):
-        shape = (n, n_samples, self.latent_dim)
+        shape = (n, check_positive_int(n_samples, "n_samples"), self.latent_dim)
         if eps is None:
             return as_rng(rng).standard_normal(shape).astype(self.dtype)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
 
     def elbo(self, x, y=None, rng=None, n_samples=1, estimator="B", eps=None):
         """ELBO per example (nats, positive-is-better), averaged over ``n_samples`` draws."""
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         self.check_x(x)
         t = self._terms(x, self._labels(y, len(x)), self._draw_eps(len(x), n_samples, rng, eps))
         if estimator == "A":
