@@ -1,8 +1,9 @@
-"""Datasets: MNIST and Fashion-MNIST from the original gzip IDX files, with header
-and checksum checks; binarisation.
+"""Datasets: MNIST and Fashion-MNIST from the original gzip IDX files and Frey faces
+from its MAT-file, each with checksum and header checks; the synthetic 2-D uniform
+square and Gaussian-mixture samples; binarisation; train/validation splits.
 
-Where the files come from: an explicit ``path`` (a folder holding the four files),
-else ``$NPVAE_DATA/<name>/`` if that variable is set, else (MNIST only) the copy
+Where the files come from: an explicit ``path`` (a folder holding the files), else
+``$NPVAE_DATA/<name>/`` if that variable is set, else (MNIST and Frey faces) the copy
 that ships inside npvae.
 """
 
@@ -28,16 +29,24 @@ CHECKSUMS = {
         "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
         "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
     },
+    "frey": {"frey_rawface.mat": "265a83a23adb081755cd3de375509828e690324d1d60f076b8ecebc840d59c64"},
 }
+SHIPPED = ("mnist", "frey")
+
+
+def _read_checked(path, sha256):
+    """The bytes of ``path``, refused with a clear error if their sha256 differs."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
+        raise ValueError(f"{path}: checksum mismatch: expected sha256 {sha256}, got {hashlib.sha256(raw).hexdigest()}")
+    return raw
 
 
 def read_idx(path, expected_count, images, sha256=None):
     """Read a gzip IDX file: images (magic 2051, count, 28, 28) or labels (magic 2049,
     count), checking the checksum, the header and the payload's length."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
-        raise ValueError(f"{path}: checksum mismatch: expected sha256 {sha256}, got {hashlib.sha256(raw).hexdigest()}")
+    raw = _read_checked(path, sha256)
     try:
         data = gzip.decompress(raw)
     except (OSError, EOFError) as e:
@@ -58,8 +67,8 @@ def _folder(name, path):
         return os.fspath(path)
     if os.environ.get("NPVAE_DATA"):
         return os.path.join(os.environ["NPVAE_DATA"], name)
-    if name == "mnist":
-        return os.path.join(BUNDLED, "mnist")
+    if name in SHIPPED:
+        return os.path.join(BUNDLED, name)
     raise FileNotFoundError(f"path: {name} does not ship with npvae; pass path= or set NPVAE_DATA, got neither")
 
 
@@ -90,6 +99,64 @@ def load_mnist(split="train", path=None, flatten=True, dtype=np.float32):
 def load_fashion_mnist(split="train", path=None, flatten=True, dtype=np.float32):
     """Fashion-MNIST, as :func:`load_mnist`; loaded from ``path`` or ``$NPVAE_DATA`` only."""
     return _load_idx_dataset("fashion-mnist", split, path, flatten, dtype)
+
+
+def load_frey_faces(path=None, flatten=True, dtype=np.float32):
+    """Frey faces: 1965 grey images of 28x20 (Kingma & Welling's Gaussian-decoder data),
+    grey levels scaled to [0, 1]; (1965, 560) or (1965, 1, 28, 20). No labels."""
+    import io
+
+    from scipy.io import loadmat
+
+    f = os.path.join(_folder("frey", path), "frey_rawface.mat")
+    if not os.path.isfile(f):
+        raise FileNotFoundError(f"frey: missing file {f}")
+    try:
+        ff = loadmat(io.BytesIO(_read_checked(f, CHECKSUMS["frey"]["frey_rawface.mat"])))["ff"]
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        raise ValueError(f"{f}: expected a MAT-file holding 'ff' of shape (560, 1965), could not read it ({e})") from e
+    if ff.shape != (560, 1965) or ff.dtype != np.uint8:
+        raise ValueError(f"{f}: expected 'ff' uint8 of shape (560, 1965), got {ff.dtype} {ff.shape}")
+    x = ff.T.astype(dtype) / dtype(255)  # one image per column, rows of 20 pixels
+    return x if flatten else x.reshape(-1, 1, 28, 20)
+
+
+def uniform_square(n, seed=0, dtype=np.float32):
+    """``n`` points uniform on [-1, 1]^2 and their quadrant labels 0..3 (counter-clockwise
+    from x > 0, y > 0), for colouring what an encoder does with them."""
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(n, 2))
+    quadrant = np.select([(x[:, 0] >= 0) & (x[:, 1] >= 0), (x[:, 0] < 0) & (x[:, 1] >= 0), (x[:, 0] < 0)], [0, 1, 2], 3)
+    return x.astype(dtype), quadrant
+
+
+def gaussian_mixture_sample(n, weights, means, covariances, seed=0):
+    """``n`` draws from sum_k weights[k] N(means[k], covariances[k]) and their component
+    labels. ``covariances`` is (K, D, D)."""
+    weights, means, covariances = (np.asarray(a, dtype=np.float64) for a in (weights, means, covariances))
+    K, D = means.shape
+    if weights.shape != (K,) or covariances.shape != (K, D, D):
+        raise ValueError(f"weights, covariances: expected shapes ({K},) and ({K}, {D}, {D}) to match means {means.shape}, "
+                         f"got {weights.shape} and {covariances.shape}")
+    if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(f"weights: expected non-negative numbers summing to 1, got {weights}")
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(K, size=n, p=weights)
+    chol = np.linalg.cholesky(covariances)  # raises LinAlgError for a non-positive-definite covariance
+    x = means[labels] + np.einsum("nij,nj->ni", chol[labels], rng.standard_normal((n, D)))
+    return x, labels
+
+
+def train_val_split(n_val, *arrays, seed=0):
+    """Split arrays that share their first axis into (train..., val...) after one seeded
+    shuffle; ``n_val`` rows go to validation."""
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"arrays: expected the same length, got {[len(a) for a in arrays]}")
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val: expected 0 < n_val < {n}, got {n_val}")
+    order = np.random.default_rng(seed).permutation(n)
+    train, val = order[n_val:], order[:n_val]
+    return tuple(a[train] for a in arrays) + tuple(a[val] for a in arrays)
 
 
 def binarize_static(x, seed=0, threshold=None):
