@@ -1,0 +1,74 @@
+"""What the benchmark scripts share: the thread count (set before NumPy loads), the
+machine's idle check, alternating A/B timing with medians, and the JSON line.
+
+Import this module before NumPy: ``threads = common.setup_threads()``.
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def setup_threads():
+    """Read ``--threads N`` (default: all cores) from argv and set every thread pool's
+    variable, which only works before NumPy, Numba and PyTorch are imported."""
+    n = os.cpu_count()
+    if "--threads" in sys.argv:
+        n = int(sys.argv[sys.argv.index("--threads") + 1])
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(n)
+    return n
+
+
+def busy_cores():
+    """Cores' worth of CPU time used since boot, for :class:`IdleCheck`."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)  # busy, total jiffies
+
+
+class IdleCheck:
+    """CPU used by *other* processes during a timed block, in cores (BENCHMARKING.md asks
+    for it: a busy neighbour slows NumPy 4x and PyTorch far more)."""
+
+    def __enter__(self):
+        self.t0, self.cpu0, self.stat0 = time.perf_counter(), time.process_time(), busy_cores()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t0
+        busy = (busy_cores()[0] - self.stat0[0]) / os.sysconf("SC_CLK_TCK")
+        self.other_cores = max(busy - (time.process_time() - self.cpu0), 0) / max(wall, 1e-9)
+        self.seconds = wall
+
+
+def alternate(sides, repeats, warmup=True):
+    """Run each callable in ``sides`` (name -> fn) ``repeats`` times, alternating A B A B,
+    after one untimed warm-up each (unless ``warmup`` is False, for runs long enough
+    that a first call's costs do not count). Returns name -> list of seconds, and the
+    most CPU any other process used during a timed run (cores)."""
+    for fn in sides.values() if warmup else ():
+        fn()
+    times, other = {name: [] for name in sides}, 0.0
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            with IdleCheck() as check:
+                fn()
+            times[name].append(check.seconds)
+            other = max(other, check.other_cores)
+    return times, other
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
+
+
+def emit(benchmark, threads, **fields):
+    """Print the one JSON line a benchmark reports."""
+    print(json.dumps({"benchmark": benchmark, "threads": threads, "machine": platform.machine(),
+                      "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d"), **fields}), flush=True)
