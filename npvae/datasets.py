@@ -69,7 +69,7 @@ def _folder(name, path):
         return os.path.join(os.environ["NPVAE_DATA"], name)
     if name in SHIPPED:
         return os.path.join(BUNDLED, name)
-    raise FileNotFoundError(f"path: {name} does not ship with npvae; pass path= or set NPVAE_DATA, got neither")
+    raise FileNotFoundError(f"path: {name} does not ship with npvae; pass path= (npvae train: --data-path) or set NPVAE_DATA, got neither")
 
 
 def _load_idx_dataset(name, split, path, flatten, dtype):

@@ -41,3 +41,48 @@ def test_tile_places_images_row_major():
     canvas = plots.tile(images, 4, (2, 3))
     assert canvas.shape == (4, 12)
     assert canvas[0, 3] == 1 and canvas[2, 0] == 4 and canvas[2, 9] == 1.0  # empty cells stay white
+
+
+def test_train_eval_sample_plot_from_a_json_config(tmp_path, capsys):
+    config = tmp_path / "cvae.json"
+    config.write_text(json.dumps({"model": "cvae", "latent": 2, "hidden": [16], "epochs": 3, "train_size": 300}))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--epochs", "1", "--out", str(run)]) == 0  # the flag wins
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1] and json.loads((run / "run.json").read_text())["model"] == "cvae"
+    ckpt = str(run / "checkpoint.npz")
+    assert main(["eval", ckpt, "--k", "4", "--n", "20", "--json", str(tmp_path / "eval.json")]) == 0
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert results["test_log_likelihood"] < 0 and results["examples"] == 20
+    assert main(["sample", ckpt, "--n", "20", "--mean", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["plot", ckpt, "--out", str(tmp_path / "figs")]) == 0
+    for name in ("reconstructions", "samples_mean", "samples_ancestral", "latent", "curves"):
+        assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 0, name
+    assert "test ELBO" in capsys.readouterr().out
+
+
+def test_train_frey_faces_from_toml_gives_manifold_and_sigma_panels(tmp_path):
+    config = tmp_path / "frey.toml"
+    config.write_text('dataset = "frey"\nlikelihood = "gaussian_learned_var"\nlatent = 2\nhidden = [16]\n'
+                      'epochs = 1\noptimizer = "adagrad"\nlr = 0.02\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path)]) == 0
+    assert main(["plot", str(tmp_path / "checkpoint.npz"), "--out", str(tmp_path / "figs")]) == 0
+    for name in ("manifold", "mean_and_sigma", "samples_ancestral"):
+        assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 0, name
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"lr": 0.1, "colour": "red"}')
+    corrupt = tmp_path / "checkpoint.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    for argv in (["eval", str(tmp_path / "missing.npz")], ["train", "--config", str(bad)],
+                 ["train", "--config", str(tmp_path / "none.toml")], ["eval", str(corrupt)],
+                 ["train", "--activation", "sine"]):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert len(err.strip().splitlines()) == 1 and "error" in err, (argv, err)
