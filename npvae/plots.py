@@ -11,7 +11,8 @@ from scipy.stats import norm  # noqa: E402
 from .io import atomic_write  # noqa: E402
 
 
-def _save(fig, path):
+def save(fig, path):
+    """Write ``fig`` as PNG atomically and close it."""
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
     return path
@@ -35,7 +36,7 @@ def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
     ax.axis("off")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def reconstructions(x, x_rec, path, n=10, image_shape=(28, 28)):
@@ -61,7 +62,7 @@ def latent_scatter(z, labels, path, title="posterior means"):
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     ax.set_title(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def manifold_grid(n=20):
@@ -100,4 +101,42 @@ def training_curves(history, path):
         ax.set_ylabel(f"{label} (nats)")
         ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def _panel_grid(n, n_cols, size):
+    n_cols = min(n_cols, n)
+    n_rows = -(-n // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def scatter_panels(panels, path, n_cols=3, cmap="tab10"):
+    """One scatter per ``(title, points (N, 1 or 2), labels)``; 1-D points are drawn
+    against a jitter-free zero line."""
+    fig, axes = _panel_grid(len(panels), n_cols, 3.2)
+    for ax, (title, points, labels) in zip(axes, panels):
+        points = np.asarray(points, dtype=np.float64)
+        y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
+        ax.scatter(points[:, 0], y, c=labels, cmap=cmap, s=3, vmin=0, vmax=max(int(np.max(labels)), 1))
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False):
+    """One panel per ``(title, {label: (x, y)})``, a line per label."""
+    fig, axes = _panel_grid(len(panels), n_cols, 4.0)
+    for ax, (title, lines) in zip(axes, panels):
+        for label, (x, y) in lines.items():
+            ax.plot(x, y, label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if logx:
+            ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)

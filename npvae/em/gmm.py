@@ -194,7 +194,7 @@ class GaussianMixture:
             raise ValueError(f"init_params: expected one of {INIT_PARAMS}, got {self.init_params!r}")
         if not self.tol >= 0 or not self.reg_covar >= 0:
             raise ValueError(f"tol, reg_covar: expected >= 0, got {self.tol} and {self.reg_covar}")
-        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        check_positive_int(self.max_iter, "max_iter")
         check_positive_int(self.n_init, "n_init")
         d = X.shape[1]
         if self.weights_init is not None:

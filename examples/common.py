@@ -1,0 +1,50 @@
+"""What every example shares: the --quick / --smoke / --out / --seed flags, the
+settings they select, the MNIST splits, and writing results.json.
+
+Each example keeps a SETTINGS dict {"full": ..., "quick": ..., "smoke": ...}: "full"
+is the experiment as published (or as close as a laptop allows), "quick" runs in under
+2 minutes on 2 cores, "smoke" in seconds (the test suite runs it).
+"""
+
+import argparse
+import json
+import os
+
+from npvae.datasets import binarize_static, load_mnist
+from npvae.io import save_json
+
+
+def setup(name, doc, settings):
+    """Parse the flags; returns ``(args, settings for the chosen mode)``."""
+    parser = argparse.ArgumentParser(prog=f"{name}.py", description=doc)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a small setting, under 2 minutes on 2 cores")
+    mode.add_argument("--smoke", action="store_true", help="tiny settings that run in seconds (for the tests)")
+    parser.add_argument("--out", default=os.path.join("runs", "examples", name), help="output folder")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    os.makedirs(args.out, exist_ok=True)
+    print(f"{name}: {args.mode} setting {settings[args.mode]}; output in {args.out}")
+    return args, settings[args.mode]
+
+
+def out(args, filename):
+    return os.path.join(args.out, filename)
+
+
+def mnist(n_train, n_test, binarize=True):
+    """(x_train, y_train, x_test, y_test): the first ``n_train`` of the 50,000 training
+    digits (grey levels, for dynamic binarisation while training) and the first
+    ``n_test`` test digits, binarised once with a fixed seed when ``binarize``."""
+    x, y = load_mnist("train")
+    x_test, y_test = load_mnist("test")
+    x_test = binarize_static(x_test[:n_test], seed=2) if binarize else x_test[:n_test]
+    return x[: min(n_train, 50000)], y[: min(n_train, 50000)], x_test, y_test[:n_test]
+
+
+def finish(args, results):
+    """Write results.json (with the mode and seed) and print it as one JSON line."""
+    results = {"mode": args.mode, "seed": args.seed, **results}
+    save_json(out(args, "results.json"), results)
+    print(json.dumps(results))
