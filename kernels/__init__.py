@@ -11,8 +11,8 @@ other backends implement the same signatures and are tested against it.
 import importlib
 import os
 
-# name -> module implementing the ops. Only the reference exists so far.
-BACKENDS = {"numpy": "npvae.kernels.reference"}
+# name -> module implementing the ops.
+BACKENDS = {"numpy": "npvae.kernels.reference", "numba": "npvae.kernels.cpu"}
 
 ops = None  # the active backend module, set by use()
 backend = None  # its name

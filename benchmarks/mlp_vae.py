@@ -1,0 +1,106 @@
+"""One training epoch of MLP VAEs: npvae (NumPy backend), npvae (Numba backend) and
+PyTorch CPU, side by side in one process.
+
+Networks: the PyTorch examples VAE (784-400-20 ReLU, decoder 20-400-784, Bernoulli
+logits on grey MNIST, Adam 1e-3, batch 128, 60,000 images) and the IWAE paper's
+network (784-200-200-50 tanh and back, batch 20 and 128). PyTorch is timed with its
+default Adam and with ``fused=True`` and held to the faster. One JSON line per network.
+
+    python benchmarks/mlp_vae.py [--threads N] [--repeats 3] [--networks pytorch_example,iwae20,iwae128]
+"""
+
+import argparse
+
+import common
+
+threads = common.setup_threads()
+
+import numpy as np  # noqa: E402
+
+import npvae  # noqa: E402
+from npvae.datasets import load_mnist  # noqa: E402
+from npvae.models import VAE  # noqa: E402
+from npvae.train import fit  # noqa: E402
+
+NETWORKS = {  # name: (hidden sizes, latent, activation, batch size)
+    "pytorch_example": ((400,), 20, "relu", 128),
+    "iwae20": ((200, 200), 50, "tanh", 20),
+    "iwae128": ((200, 200), 50, "tanh", 128),
+}
+
+
+def npvae_epoch(x, hidden, latent, activation, batch, backend):
+    def run():
+        npvae.kernels.use(backend)
+        model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0)
+        fit(model, x, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch, seed=0, log=None)
+        npvae.kernels.use("numpy")
+    return run
+
+
+def torch_epoch(x, hidden, latent, activation, batch, fused):
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+
+    def mlp(sizes):
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers += [nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
+        return nn.Sequential(*layers)
+
+    data = torch.from_numpy(x)
+
+    def run():
+        torch.manual_seed(0)
+        encoder, decoder = mlp([784, *hidden, 2 * latent]), mlp([latent, *hidden[::-1], 784])
+        params = list(encoder.parameters()) + list(decoder.parameters())
+        opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
+        for idx in torch.randperm(len(data)).split(batch):
+            xb = data[idx]
+            h = encoder(xb)
+            mean, logvar = h[:, :latent], h[:, latent:]
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = decoder(z)
+            rec = nn.functional.binary_cross_entropy_with_logits(logits, xb, reduction="sum")
+            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
+            loss = (rec + kl) / len(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--networks", default=",".join(NETWORKS))
+    args = parser.parse_args()
+    x = load_mnist("train")[0]  # grey levels in [0, 1], as the PyTorch example feeds its BCE
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+        print("torch is not installed (pip install torch==2.13.0): timing npvae only")
+    for name in args.networks.split(","):
+        hidden, latent, activation, batch = NETWORKS[name]
+        sides = {f"npvae_{b}": npvae_epoch(x, hidden, latent, activation, batch, b) for b in ("numpy", "numba")}
+        if have_torch:
+            sides.update({f"torch{'_fused' if f else ''}": torch_epoch(x, hidden, latent, activation, batch, f)
+                          for f in (False, True)})
+        times, other = common.alternate(sides, args.repeats)
+        seconds = {k: common.median(v) for k, v in times.items()}
+        fields = {f"{k}_s": v for k, v in seconds.items()}
+        if have_torch:
+            best = min(seconds["torch"], seconds["torch_fused"])
+            fields.update(ratio_numpy=seconds["npvae_numpy"] / best, ratio_numba=seconds["npvae_numba"] / best)
+        common.emit("mlp_vae", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
+                    batch=batch, examples=len(x), repeats=args.repeats, **fields, max_other_cores=round(other, 2))
+
+
+if __name__ == "__main__":
+    main()
