@@ -57,7 +57,6 @@ def test_gmm_log_likelihood_never_decreases_and_responsibilities_sum_to_one(seed
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_gmm_recovers_a_known_mixture(covariance_type):
-    rng = np.random.default_rng(1)
     weights = np.array([0.2, 0.3, 0.5])
     means = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
     cov = {"full": np.array([[[1.0, 0.6], [0.6, 1.0]], [[0.5, 0.0], [0.0, 2.0]], [[1.5, -0.4], [-0.4, 0.5]]]),
