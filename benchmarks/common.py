@@ -25,7 +25,7 @@ def setup_threads():
 
 
 def busy_cores():
-    """Cores' worth of CPU time used since boot, for :class:`IdleCheck`."""
+    """(busy, total) CPU jiffies summed over all cores since boot, for :class:`IdleCheck`."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:]]
     return sum(fields) - fields[3] - fields[4], sum(fields)  # busy, total jiffies

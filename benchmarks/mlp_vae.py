@@ -15,7 +15,6 @@ import common
 
 threads = common.setup_threads()
 
-import numpy as np  # noqa: E402
 
 import npvae  # noqa: E402
 from npvae.datasets import load_mnist  # noqa: E402

@@ -142,12 +142,12 @@ def evaluate(args):
 
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
+    if model.config.get("model") == "Autoencoder":
+        raise ValueError("CHECKPOINT: an Autoencoder has no ELBO or likelihood; expected a VAE checkpoint")
     x, y, _ = eval_data(settings)
     y = y if model.config.get("model") == "ConditionalVAE" else None
     n = min(args.n, len(x))
     rng = np.random.default_rng(args.seed)
-    if model.config.get("model") == "Autoencoder":
-        raise ValueError("CHECKPOINT: an Autoencoder has no ELBO or likelihood; expected a VAE checkpoint")
     labels = {} if y is None else {"y": y[:n]}
     results = {"checkpoint": args.checkpoint, "examples": n, "k": args.k,
                "test_elbo": float(model.elbo(x[:n], rng=rng, **labels).mean()),

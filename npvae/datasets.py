@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from .checks import check_positive_int
+
 BUNDLED = os.path.join(os.path.dirname(__file__), "data")
 
 # sha256 of the official gzip files (see shared/data/README.md and npvae/data/README.md).
@@ -124,6 +126,7 @@ def load_frey_faces(path=None, flatten=True, dtype=np.float32):
 def uniform_square(n, seed=0, dtype=np.float32):
     """``n`` points uniform on [-1, 1]^2 and their quadrant labels 0..3 (counter-clockwise
     from x > 0, y > 0), for colouring what an encoder does with them."""
+    n = check_positive_int(n, "n")
     x = np.random.default_rng(seed).uniform(-1, 1, size=(n, 2))
     quadrant = np.select([(x[:, 0] >= 0) & (x[:, 1] >= 0), (x[:, 0] < 0) & (x[:, 1] >= 0), (x[:, 0] < 0)], [0, 1, 2], 3)
     return x.astype(dtype), quadrant
@@ -139,7 +142,7 @@ def gaussian_mixture_sample(n, weights, means, covariances, seed=0):
                          f"got {weights.shape} and {covariances.shape}")
     if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
         raise ValueError(f"weights: expected non-negative numbers summing to 1, got {weights}")
-    rng = np.random.default_rng(seed)
+    n, rng = check_positive_int(n, "n"), np.random.default_rng(seed)
     labels = rng.choice(K, size=n, p=weights)
     chol = np.linalg.cholesky(covariances)  # raises LinAlgError for a non-positive-definite covariance
     x = means[labels] + np.einsum("nij,nj->ni", chol[labels], rng.standard_normal((n, D)))

@@ -115,6 +115,10 @@ def test_gaussian_mixture_sample_moments():
         np.testing.assert_allclose(np.cov(x[labels == k].T), cov[k], atol=0.08)
     with pytest.raises(ValueError, match="weights"):
         datasets.gaussian_mixture_sample(10, [0.5, 0.6], means, cov)
+    with pytest.raises(ValueError, match="n: expected an integer >= 1"):
+        datasets.gaussian_mixture_sample(0, [0.3, 0.7], means, cov)
+    with pytest.raises(ValueError, match="n: expected an integer >= 1"):
+        datasets.uniform_square(-5)
 
 
 def test_train_val_split_is_a_seeded_partition():

@@ -152,6 +152,8 @@ def test_gmm_bad_input():
         GaussianMixture(0).fit(X)
     with pytest.raises(ValueError, match="covariance_type"):
         GaussianMixture(2, covariance_type="banded").fit(X)
+    with pytest.raises(ValueError, match="precisions_init: expected symmetric positive-definite"):
+        GaussianMixture(2, precisions_init=-np.array([np.eye(3)] * 2)).fit(X)
     with pytest.raises(ValueError, match="means_init: expected shape"):
         GaussianMixture(2, means_init=np.zeros((2, 2))).fit(X)
     with pytest.raises(ValueError, match="not fitted"):
@@ -257,6 +259,8 @@ def test_ppca_bad_input():
         PPCA(4).fit(X)
     with pytest.raises(ValueError, match="method"):
         PPCA(1, method="svd").fit(X)
+    with pytest.raises(ValueError, match="tol: expected >= 0"):
+        PPCA(1, method="em", tol=-1.0).fit(X)
     with pytest.raises(ValueError, match="span at most"):
         PPCA(1).fit(np.outer(np.arange(10.0), [1.0, 2.0, 3.0]))  # rank 1: sigma^2 = 0
     with pytest.raises(ValueError, match="features .* entirely NaN"):

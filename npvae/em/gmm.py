@@ -235,7 +235,11 @@ class GaussianMixture:
                 self.precisions_cholesky_, self.covariances_ = np.sqrt(prec), 1 / prec
             else:
                 stack = prec[None] if self.covariance_type == "tied" else prec
-                chol = np.array([cholesky(p, lower=True) for p in stack])
+                try:
+                    chol = np.array([cholesky(p, lower=True) for p in stack])
+                except LinAlgError as e:
+                    raise ValueError("precisions_init: expected symmetric positive-definite precisions, got one "
+                                     "whose Cholesky factorisation fails") from e
                 cov = np.linalg.inv(stack)  # once, for the attribute only; EM never uses it
                 self.precisions_cholesky_, self.covariances_ = ((chol[0], cov[0]) if self.covariance_type == "tied"
                                                                  else (chol, cov))

@@ -74,6 +74,9 @@ class PPCA:
         if n < 2:
             raise ValueError(f"X: expected at least 2 samples, got {n}")
         check_positive_int(self.max_iter, "max_iter")
+        check_positive_int(self.chunk_size, "chunk_size")
+        if not self.tol >= 0:
+            raise ValueError(f"tol: expected >= 0, got {self.tol}")
         observed = ~np.isnan(X)
         if self.method == "closed_form":
             self._fit_closed_form(X)
