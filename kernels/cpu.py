@@ -1,21 +1,24 @@
 """Numba CPU backend: the reference's ops with the same signatures, selected by
 ``npvae.kernels.use("numba")`` or ``NPVAE_BACKEND=numba``.
 
-Where the time goes and what this backend does about it:
+Where the time goes and what this backend does about it (figures from
+``benchmarks/kernels.py`` and ``benchmarks/mlp_vae.py`` on the 2-core AVX2 machine):
 
-* Matrix products stay in BLAS (the same OpenBLAS NumPy uses). A hand-tiled Numba
-  matmul reaches about a third of BLAS on these shapes (shared/BENCHMARKING.md:
-  48-62 against 139-177 GFLOP/s on 128x784 @ 784x400), so nothing is gained by
-  rewriting them.
-* What NumPy cannot do is fuse: ``np.tanh(x @ W + b)`` and ``dy * (1 - y * y)`` each
-  make a pass over memory and a temporary per operator. Here the bias add, the
-  activation and the activation's derivative are single passes, in place where the
-  reference allocates.
-* The kernels are serial on purpose. With ``parallel=True`` Numba's worker threads and
-  OpenBLAS's (which spin for a while after each product) fought over the 2 cores: an
-  epoch of the 784-400-20 VAE took 10x longer, and PyTorch timed in the same process
-  afterwards 4x longer. These passes are memory-bound and small (128 x 400 floats).
-* The convolutions are the reference's (im2col + BLAS) for now.
+* Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
+  BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
+  128x784 @ 784x400). The first layer skips ``dx`` (its input is data).
+* What NumPy cannot do is fuse: ``x @ W + b``, ``dy * (1 - y * y)``, Adam's ten
+  operators, the Bernoulli log-likelihood and its gradient each make several passes
+  over memory and a temporary per operator. Here each is one loop.
+* Numba has no vectorised exp/log/tanh here (no Intel SVML), so a scalar libm call
+  costs 5-15 ns per element, where NumPy's AVX2 ufuncs take under 1 ns. The
+  kernels therefore take ``exp``/``log1p``/``tanh`` from NumPy's ufuncs (into
+  preallocated buffers) and fuse everything around them.
+* The loops are serial and compiled with ``error_model="numpy"`` (a division does
+  not test for zero, so LLVM can vectorise the loop) and fast-math flags that allow
+  reassociation and FMA but keep NaN and inf semantics. With ``parallel=True``
+  Numba's worker threads and OpenBLAS's (which spin for a while after each product)
+  fought over the 2 cores: an epoch of the 784-400-20 VAE took 10x longer.
 
 Every kernel is compiled with ``cache=True``, so only the first run on a machine pays
 the compilation; each is tested against ``reference.py``.
@@ -24,7 +27,9 @@ the compilation; each is tested against ``reference.py``.
 import numpy as np
 from numba import njit
 
+from . import reference
 from .reference import (  # noqa: F401  (the ops this backend takes as they are)
+    LOG_2PI,
     col2im,
     conv2d_backward,
     conv2d_forward,
@@ -34,6 +39,10 @@ from .reference import (  # noqa: F401  (the ops this backend takes as they are)
     im2col,
     matmul,
 )
+
+# Compile options of every loop: no ZeroDivisionError checks (they stop
+# vectorisation) and the fast-math flags that keep NaN/inf semantics.
+JIT = dict(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
 
 # Activation names as the integer codes the kernels branch on (a branch per element
 # that is the same for every element costs nothing measurable).
@@ -83,7 +92,7 @@ def _derivative(x, y, kind, alpha):
     return 1
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _bias_activate_rows(y, b, kind, alpha):
     """In place: y[i, j] = f(y[i, j] + b[j])."""
     for i in range(y.shape[0]):
@@ -91,27 +100,27 @@ def _bias_activate_rows(y, b, kind, alpha):
             y[i, j] = _activate(y[i, j] + b[j], kind, alpha)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _activate_flat(x, out, kind, alpha):
     for i in range(x.size):
         out[i] = _activate(x[i], kind, alpha)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _backward_flat(dy, x, y, out, kind, alpha):
     for i in range(dy.size):
         out[i] = dy[i] * _derivative(x[i], y[i], kind, alpha)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _column_sums(dy, out):
-    """out[j] = sum_i dy[i, j], accumulated in float64 row by row (memory order)."""
+    """out[j] += sum_i dy[i, j], accumulated in float64 row by row (memory order)."""
     acc = np.zeros(dy.shape[1])
     for i in range(dy.shape[0]):
         for j in range(dy.shape[1]):
             acc[j] += dy[i, j]
     for j in range(dy.shape[1]):
-        out[j] = acc[j]
+        out[j] += acc[j]
 
 
 def _flat(a):
@@ -125,16 +134,23 @@ def linear_forward(x, W, b):
     return y
 
 
-def linear_backward(x, W, dy):
-    """``(dy @ W.T, x.T @ dy, sum_n dy[n])``: the products in BLAS, the bias gradient
-    as one pass over ``dy``."""
-    db = np.empty(dy.shape[1], dtype=dy.dtype)
+def linear_backward(x, W, dy, dW, db, need_dx=True):
+    """``dW += x.T @ dy`` and ``dx = dy @ W.T`` (when needed) in NumPy's BLAS,
+    ``db += sum_n dy[n]`` in one pass over ``dy``.
+
+    Accumulating by gemm with beta = 1 (``scipy.linalg.blas.sgemm``) would save the
+    temporary, but SciPy bundles a second OpenBLAS whose threads and NumPy's then
+    fought over the 2 cores: an epoch took 5x longer.
+    """
+    dW += x.T @ dy
     _column_sums(dy, db)
-    return dy @ W.T, x.T @ dy, db
+    return dy @ W.T if need_dx else None
 
 
 def activation_forward(x, kind, alpha=0.0):
-    """``y = f(x)``, one pass."""
+    """``y = f(x)``, one pass (tanh: NumPy's vectorised ufunc, 20x faster than libm's)."""
+    if kind == "tanh":
+        return np.tanh(x)
     out = np.empty(x.shape, dtype=x.dtype)
     _activate_flat(_flat(x), out.reshape(-1), KINDS[kind], x.dtype.type(alpha))
     return out
@@ -145,3 +161,107 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     out = np.empty(dy.shape, dtype=dy.dtype)
     _backward_flat(_flat(dy), _flat(x), _flat(y), out.reshape(-1), KINDS[kind], dy.dtype.type(alpha))
     return out
+
+
+# --------------------------------------------------------------------- the ELBO path
+
+
+@njit(**JIT)
+def _reparameterize_kl(mean, logvar, eps, z, kl):
+    for n in range(eps.shape[0]):
+        for j in range(eps.shape[2]):
+            std = np.exp(0.5 * logvar[n, j])
+            for s in range(eps.shape[1]):
+                z[n, s, j] = mean[n, j] + std * eps[n, s, j]
+            kl[n, j] = 0.5 * (std * std + mean[n, j] * mean[n, j] - 1 - logvar[n, j])
+
+
+def reparameterize_kl(mean, logvar, eps):
+    """z and the analytic KL in one pass over (mean, logvar, eps)."""
+    z, kl = np.empty(eps.shape, dtype=eps.dtype), np.empty(mean.shape, dtype=mean.dtype)
+    _reparameterize_kl(mean, logvar, eps, z, kl)
+    return z, kl
+
+
+@njit(**JIT)
+def _reparameterize_kl_backward(dz, eps, mean, logvar, dkl, dmean, dlogvar):
+    for n in range(dz.shape[0]):
+        for j in range(dz.shape[2]):
+            std = np.exp(0.5 * logvar[n, j])
+            sum_dz, sum_dz_eps = 0.0, 0.0
+            for s in range(dz.shape[1]):
+                sum_dz += dz[n, s, j]
+                sum_dz_eps += dz[n, s, j] * eps[n, s, j]
+            dmean[n, j] = sum_dz + dkl[n, j] * mean[n, j]
+            dlogvar[n, j] = 0.5 * std * sum_dz_eps + 0.5 * dkl[n, j] * (std * std - 1)
+
+
+def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
+    """``(dmean, dlogvar)`` in one pass over (dz, eps, mean, logvar, dkl)."""
+    dmean, dlogvar = np.empty_like(mean), np.empty_like(logvar)
+    _reparameterize_kl_backward(dz, eps, mean, logvar, np.broadcast_to(dkl, mean.shape), dmean, dlogvar)
+    return dmean, dlogvar
+
+
+@njit(**JIT)
+def _bernoulli_rows(x, logits, e, log1p_e, log_p, grad):
+    """With e = exp(-|l|) and log1p(e) from NumPy: softplus(l) = max(l, 0) + log1p(e),
+    sigmoid(l) = 1 / (1 + e) for l >= 0 and e / (1 + e) below. ``grad`` may be ``e``."""
+    for n in range(x.shape[0]):
+        acc = 0.0
+        for d in range(x.shape[1]):
+            l, e_nd = logits[n, d], e[n, d]
+            acc += x[n, d] * l - (l if l > 0 else 0) - log1p_e[n, d]
+            s = 1 / (1 + e_nd)
+            grad[n, d] = x[n, d] - (s if l >= 0 else e_nd * s)
+        log_p[n] = acc
+
+
+def bernoulli_log_prob_grad(x, logits):
+    """log p and its gradient in one fused pass after NumPy's exp and log1p."""
+    e = np.exp(-np.abs(logits))
+    log1p_e = np.log1p(e)
+    log_p = np.empty(len(x), dtype=logits.dtype)
+    _bernoulli_rows(x, logits, e, log1p_e, log_p, e)
+    return log_p, e
+
+
+@njit(**JIT)
+def _gaussian_rows(x, mu, logvar, inv_var, log_p, dmu, dlogvar):
+    for n in range(x.shape[0]):
+        acc = 0.0
+        for d in range(x.shape[1]):
+            r = x[n, d] - mu[n, d]
+            dmu[n, d] = r * inv_var[n, d]
+            half_sq = 0.5 * r * dmu[n, d]
+            dlogvar[n, d] = half_sq - 0.5
+            acc += logvar[n, d] + 2 * half_sq
+        log_p[n] = -0.5 * (x.shape[1] * LOG_2PI + acc)
+
+
+def gaussian_log_prob_grad(x, mu, logvar):
+    """log p, d/dmu and d/dlogvar in one pass; exp(-logvar) from NumPy."""
+    logvar = np.broadcast_to(logvar, x.shape)
+    dmu, dlogvar, log_p = np.empty_like(x), np.empty_like(x), np.empty(len(x), dtype=x.dtype)
+    _gaussian_rows(x, mu, logvar, np.exp(-logvar), log_p, dmu, dlogvar)
+    return log_p, dmu, dlogvar
+
+
+# ----------------------------------------------------------------------- optimiser
+
+
+@njit(**JIT)
+def _adam(p, g, m, v, lr, beta1, beta2, eps, correction1, correction2):
+    for i in range(p.size):
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+        p[i] -= lr * (m[i] / correction1) / (np.sqrt(v[i] / correction2) + eps)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
+    """Adam in one pass over (p, g, m, v) instead of ten NumPy operators."""
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        return reference.adam_update(p, g, m, v, lr, beta1, beta2, eps, t)
+    f = p.dtype.type
+    _adam(p.reshape(-1), _flat(g), m.reshape(-1), v.reshape(-1), f(lr), f(beta1), f(beta2), f(eps),
+          f(1 - beta1**t), f(1 - beta2**t))

@@ -15,8 +15,12 @@ Conv2d forward is ``im2col`` then a product; its input gradient is a product the
 serve it with their roles swapped.
 """
 
+import math
+
 import numpy as np
 from scipy.special import expit
+
+LOG_2PI = math.log(2 * math.pi)
 
 # --------------------------------------------------------------------------- dense
 
@@ -31,12 +35,14 @@ def linear_forward(x, W, b):
     return x @ W + b
 
 
-def linear_backward(x, W, dy):
-    """Gradients of ``y = x @ W + b``: returns ``(dx, dW, db)``.
-
-    ``dx = dy @ W.T``, ``dW = x.T @ dy``, ``db = sum_n dy[n]``.
+def linear_backward(x, W, dy, dW, db, need_dx=True):
+    """Gradients of ``y = x @ W + b``: *adds* ``x.T @ dy`` into ``dW`` and
+    ``sum_n dy[n]`` into ``db`` (in place), and returns ``dx = dy @ W.T``, or None
+    when ``need_dx`` is False (the first layer: nothing needs the data's gradient).
     """
-    return dy @ W.T, x.T @ dy, dy.sum(axis=0)
+    dW += x.T @ dy
+    db += dy.sum(axis=0)
+    return dy @ W.T if need_dx else None
 
 
 # --------------------------------------------------------------------- activations
@@ -132,8 +138,9 @@ def conv2d_forward(x, W, b, stride, padding):
     return _from_rows(y, n, ho, wo)
 
 
-def conv2d_backward(x, W, dy, stride, padding):
-    """Gradients of :func:`conv2d_forward`: returns ``(dx, dW, db)``.
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """Gradients of :func:`conv2d_forward`: *adds* dL/dW into ``dW`` and dL/db into
+    ``db``, and returns dL/dx (None unless ``need_dx``).
 
     With ``cols`` the im2col rows of ``x`` and ``Y = cols @ Wf.T`` (``Wf`` = W
     flattened to (O, C*kh*kw)): ``dWf = dY.T @ cols``, ``dcols = dY @ Wf``,
@@ -142,10 +149,11 @@ def conv2d_backward(x, W, dy, stride, padding):
     kernel = W.shape[2:]
     cols = im2col(x, kernel, stride, padding)
     dY = _as_rows(dy)
-    Wf = W.reshape(W.shape[0], -1)
-    dW = (dY.T @ cols.reshape(dY.shape[0], -1)).reshape(W.shape)
-    dx = col2im((dY @ Wf).reshape(cols.shape), x.shape, kernel, stride, padding)
-    return dx, dW, dY.sum(axis=0)
+    dW += (dY.T @ cols.reshape(dY.shape[0], -1)).reshape(W.shape)
+    db += dY.sum(axis=0)
+    if not need_dx:
+        return None
+    return col2im((dY @ W.reshape(W.shape[0], -1)).reshape(cols.shape), x.shape, kernel, stride, padding)
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
@@ -167,8 +175,9 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     return y
 
 
-def conv_transpose2d_backward(x, W, dy, stride, padding):
-    """Gradients of :func:`conv_transpose2d_forward`: returns ``(dx, dW, db)``.
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """Gradients of :func:`conv_transpose2d_forward`: *adds* dL/dW and dL/db into
+    ``dW`` and ``db``, and returns dL/dx (None unless ``need_dx``).
 
     The forward is ``y = col2im(X @ Wf)`` with ``X`` the rows of ``x``; the adjoint of
     col2im is im2col, so with ``D`` = im2col rows of ``dy``: ``dX = D @ Wf.T``
@@ -176,7 +185,79 @@ def conv_transpose2d_backward(x, W, dy, stride, padding):
     """
     n, _, h, w = x.shape
     D = im2col(dy, W.shape[2:], stride, padding).reshape(n * h * w, -1)
-    X = _as_rows(x)
-    Wf = W.reshape(W.shape[0], -1)
-    dx = _from_rows(D @ Wf.T, n, h, w)
-    return dx, (X.T @ D).reshape(W.shape), dy.sum(axis=(0, 2, 3))
+    dW += (_as_rows(x).T @ D).reshape(W.shape)
+    db += dy.sum(axis=(0, 2, 3))
+    return _from_rows(D @ W.reshape(W.shape[0], -1).T, n, h, w) if need_dx else None
+
+
+# --------------------------------------------------------------------- the ELBO path
+
+
+def reparameterize_kl(mean, logvar, eps):
+    """The sampling step of the ELBO and its analytic KL, from ``mean``, ``logvar``
+    (N, d) and ``eps`` (N, L, d)::
+
+        z[n, l]  = mean[n] + exp(logvar[n] / 2) * eps[n, l]
+        kl[n, d] = 1/2 (exp(logvar) + mean^2 - 1 - logvar)[n, d]   = KL(q || N(0, I))
+
+    Returns ``(z, kl)``.
+    """
+    std = np.exp(0.5 * logvar)
+    return mean[:, None] + std[:, None] * eps, 0.5 * (std * std + mean * mean - 1 - logvar)
+
+
+def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
+    """Given ``dz`` = dL/dz (N, L, d) and ``dkl`` = dL/dkl (N, d) for the outputs of
+    :func:`reparameterize_kl`, returns ``(dmean, dlogvar)``::
+
+        dmean   = sum_l dz + dkl * mean
+        dlogvar = sum_l dz * eps * exp(logvar/2) / 2 + dkl * (exp(logvar) - 1) / 2
+    """
+    std = np.exp(0.5 * logvar)
+    dmean = dz.sum(axis=1) + dkl * mean
+    dlogvar = 0.5 * std * np.sum(dz * eps, axis=1) + 0.5 * dkl * (std * std - 1)
+    return dmean, dlogvar
+
+
+def bernoulli_log_prob_grad(x, logits):
+    """log p(x | logits) summed per row, and its gradient in the logits::
+
+        log p = sum_d x_d l_d - softplus(l_d),    d log p / d l_d = x_d - sigmoid(l_d)
+
+    (log sigmoid(l) = l - softplus(l), log(1 - sigmoid(l)) = -softplus(l)). Returns
+    ``(log_p (N,), grad (N, D))``.
+    """
+    return np.sum(x * logits - np.logaddexp(0, logits), axis=-1), x - expit(logits)
+
+
+def gaussian_log_prob_grad(x, mu, logvar):
+    """log N(x; mu, diag(exp(logvar))) summed per row (``logvar`` (N, D) or (D,)), and
+    its gradients in ``mu`` and ``logvar``, each (N, D)::
+
+        log p        = -1/2 sum_d [log 2 pi + logvar_d + (x_d - mu_d)^2 exp(-logvar_d)]
+        d/d mu_d     = (x_d - mu_d) exp(-logvar_d)
+        d/d logvar_d = -1/2 + (x_d - mu_d)^2 exp(-logvar_d) / 2
+
+    Returns ``(log_p, dmu, dlogvar)``.
+    """
+    inv_var = np.exp(-logvar)
+    r = x - mu
+    half_sq = 0.5 * r * r * inv_var
+    log_p = -0.5 * np.sum(LOG_2PI + logvar + 2 * half_sq, axis=-1)
+    return log_p, r * inv_var, half_sq - 0.5
+
+
+# ----------------------------------------------------------------------- optimiser
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
+    """One Adam step of step number ``t`` (from 1), in place on ``p``, ``m``, ``v``::
+
+        m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
+        p <- p - lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+    """
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)

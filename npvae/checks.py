@@ -26,13 +26,11 @@ def check_array(x, name, shape=None, dtype=None, finite=True):
             f"{name}: expected dtype {np.dtype(dtype)} (the parameters' dtype), got {x.dtype}; "
             f"cast the input with .astype() or the module with .astype()"
         )
-    if shape is not None:
+    if shape is not None and (x.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, x.shape))):
         pretty = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         if x.ndim != len(shape):
             raise ValueError(f"{name}: expected a {len(shape)}-D array of shape {pretty}, got shape {x.shape}")
-        for want, got in zip(shape, x.shape):
-            if want is not None and want != got:
-                raise ValueError(f"{name}: expected shape {pretty}, got {x.shape}")
+        raise ValueError(f"{name}: expected shape {pretty}, got {x.shape}")
     # One cheap pass: the sum is finite unless something is NaN/inf (or it overflows,
     # in which case the exact check below decides).
     if finite and x.size and not np.isfinite(x.sum()) and not np.isfinite(x).all():

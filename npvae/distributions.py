@@ -13,6 +13,7 @@ Log-densities are summed over dimensions and returned per example (nats).
 import numpy as np
 from scipy.special import expit
 
+from . import kernels
 from .checks import check_array
 from .nn.module import Module
 
@@ -42,6 +43,19 @@ def reparameterize_backward(dz, eps, logvar):
         dL/dlogvar = dL/dz * eps * exp(logvar/2) / 2
     """
     return dz, dz * eps * 0.5 * np.exp(0.5 * logvar)
+
+
+def reparameterize_kl(mean, logvar, eps):
+    """The ELBO's sampling step and analytic KL fused in one kernel: ``(z, kl)`` with
+    ``z[n, l] = mean[n] + exp(logvar[n] / 2) eps[n, l]`` for ``eps`` (N, L, d) and
+    ``kl`` (N, d) as :func:`kl_standard_normal` (``kernels.ops.reparameterize_kl``)."""
+    return kernels.ops.reparameterize_kl(mean, logvar, eps)
+
+
+def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
+    """``(dmean, dlogvar)`` from dL/dz (N, L, d) and dL/dkl (N, d), fused: the sum over
+    samples of :func:`reparameterize_backward` plus dkl times :func:`kl_standard_normal_grad`."""
+    return kernels.ops.reparameterize_kl_backward(dz, eps, mean, logvar, dkl)
 
 
 def gaussian_log_prob(z, mean, logvar):
@@ -89,8 +103,9 @@ def kl_standard_normal_grad(mean, logvar):
 class Likelihood(Module):
     """p(x|z) given the decoder's output ``out`` (N, out_features(D)).
 
-    ``log_prob(x, out)`` per example; ``log_prob_grad(x, out)`` = d log_prob / d out;
-    ``backward(x, out, weight)`` for a loss ``L = sum_n weight_n log_prob_n``: returns
+    ``log_prob(x, out)`` per example; ``log_prob_and_grad(x, out)`` returns it together
+    with ``grad``, its gradient (one fused kernel over the decoder's output);
+    ``backward(grad, weight)`` for a loss ``L = sum_n weight_n log_prob_n``: returns
     dL/dout and adds dL/dparam into ``grads`` (for learned parameters);
     ``mean(out)``, ``std(out)``, ``sample(out, rng)``.
     """
@@ -104,8 +119,8 @@ class Likelihood(Module):
     def check_data(self, x):
         return check_array(x, "x")
 
-    def backward(self, x, out, weight):
-        return weight[:, None] * self.log_prob_grad(x, out)
+    def backward(self, grad, weight):
+        return weight[:, None] * grad
 
     def config(self):
         return {"name": self.name}
@@ -133,8 +148,8 @@ class Bernoulli(Likelihood):
     def log_prob(self, x, logits):
         return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
 
-    def log_prob_grad(self, x, logits):
-        return x - expit(logits)
+    def log_prob_and_grad(self, x, logits):
+        return kernels.ops.bernoulli_log_prob_grad(x, logits)
 
     def mean(self, logits):
         return expit(logits)
@@ -163,13 +178,14 @@ class _GaussianBase(Likelihood):
         mu, logvar = self.split(out)
         return gaussian_log_prob(x, mu, logvar)
 
-    def _grads(self, x, out):
-        """(d log p/d mu, d log p/d logvar), the latter zero where the floor is active."""
+    def log_prob_and_grad(self, x, out):
+        """log p, and the gradient that ``_grad`` assembles from (d log p/d mu,
+        d log p/d logvar), the latter zero where the floor is active."""
         mu, logvar = self.split(out)
-        _, dmu, dlogvar = gaussian_log_prob_grad(x, mu, logvar)
+        log_p, dmu, dlogvar = kernels.ops.gaussian_log_prob_grad(x, mu, logvar)
         if self.logvar_floor is not None:
             dlogvar = dlogvar * (logvar > self.logvar_floor)
-        return dmu, dlogvar
+        return log_p, self._grad(dmu, dlogvar)
 
     def mean(self, out):
         return self.split(out)[0]
@@ -205,8 +221,8 @@ class Gaussian(_GaussianBase):
     def split(self, out):
         return out, np.full(out.shape[-1], 2 * np.log(self.sigma), dtype=out.dtype)
 
-    def log_prob_grad(self, x, out):
-        return self._grads(x, out)[0]
+    def _grad(self, dmu, dlogvar):
+        return dmu
 
     def config(self):
         return {"name": self.name, "sigma": self.sigma}
@@ -228,8 +244,11 @@ class GaussianLearnedVar(_GaussianBase):
     def split(self, out):
         return out, self._clamped(self.params["logvar"])
 
-    def backward(self, x, out, weight):
-        dmu, dlogvar = self._grads(x, out)
+    def _grad(self, dmu, dlogvar):
+        return dmu, dlogvar
+
+    def backward(self, grad, weight):
+        dmu, dlogvar = grad
         self.grads["logvar"] += weight @ dlogvar
         return weight[:, None] * dmu
 
@@ -252,8 +271,8 @@ class GaussianDecoderVar(_GaussianBase):
         d = out.shape[-1] // 2
         return out[..., :d], self._clamped(out[..., d:])
 
-    def log_prob_grad(self, x, out):
-        return np.concatenate(self._grads(x, out), axis=-1)
+    def _grad(self, dmu, dlogvar):
+        return np.concatenate([dmu, dlogvar], axis=-1)
 
 
 LIKELIHOODS = {c.name: c for c in (Bernoulli, Gaussian, GaussianLearnedVar, GaussianDecoderVar)}

@@ -7,6 +7,8 @@ updated in place) and per-parameter state. Conventions follow PyTorch's
 
 import numpy as np
 
+from . import kernels
+
 
 class Optimizer:
     slots = ()  # names of the per-parameter state arrays
@@ -113,14 +115,10 @@ class Adam(Optimizer):
         self.eps = eps
 
     def update(self, name, p, g):
-        m, v = self.state["m"][name], self.state["v"][name]
-        m *= self.b1
-        m += (1 - self.b1) * g
-        v *= self.b2
-        v += (1 - self.b2) * g * g
-        m_hat = m / (1 - self.b1**self.t)
-        v_hat = v / (1 - self.b2**self.t)
-        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        # One fused pass over (p, g, m, v) on the Numba backend: the formula is
+        # kernels/reference.py's adam_update.
+        kernels.ops.adam_update(p, g, self.state["m"][name], self.state["v"][name], self.lr, self.b1, self.b2,
+                                self.eps, self.t)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}

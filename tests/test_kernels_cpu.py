@@ -27,8 +27,11 @@ def draw(rng, shape, dtype, layout="contiguous"):
 
 
 def close(a, b, dtype):
+    """Equal to the tolerance of ``dtype``, the absolute part scaled by the array's
+    largest entry (a product's rounding error grows with its terms, not its result)."""
     assert a.dtype == b.dtype == dtype and a.shape == b.shape
-    np.testing.assert_allclose(a, b, **TOL[dtype])
+    scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+    np.testing.assert_allclose(a, b, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
 
 
 @given(seed=seeds, n=st.integers(1, 37), d_in=st.integers(1, 40), d_out=st.integers(1, 40), dtype=dtypes,
@@ -38,8 +41,60 @@ def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, d
     x, W = draw(rng, (n, d_in), dtype, layout), draw(rng, (d_in, d_out), dtype, layout)
     b, dy = draw(rng, (1, d_out), dtype)[0], draw(rng, (n, d_out), dtype, layout)
     close(cpu.linear_forward(x, W, b), reference.linear_forward(x, W, b), dtype)
-    for ours, ref in zip(cpu.linear_backward(x, W, dy), reference.linear_backward(x, W, dy)):
+    # Both accumulate into the gradients they are given (here non-zero, as after an
+    # earlier backward) and skip dx on request.
+    dW0, db0 = draw(rng, (d_in, d_out), dtype), draw(rng, (1, d_out), dtype)[0]
+    grads = {backend: (dW0.copy(), db0.copy()) for backend in ("cpu", "reference")}
+    dx = cpu.linear_backward(x, W, dy, *grads["cpu"])
+    close(dx, reference.linear_backward(x, W, dy, *grads["reference"]), dtype)
+    for ours, ref in zip(grads["cpu"], grads["reference"]):
         close(ours, ref, dtype)
+    assert cpu.linear_backward(x, W, dy, *grads["cpu"], need_dx=False) is None
+    close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
+
+
+@given(seed=seeds, n=st.integers(1, 9), n_samples=st.integers(1, 4), d=st.integers(1, 7), dtype=dtypes,
+       layout=layouts)
+def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout):
+    rng = np.random.default_rng(seed)
+    mean, logvar, dkl = (draw(rng, (n, d), dtype, layout) for _ in range(3))
+    eps, dz = (np.asarray(rng.normal(size=(n, n_samples, d)), dtype=dtype) for _ in range(2))
+    for ours, ref in zip(cpu.reparameterize_kl(mean, logvar, eps), reference.reparameterize_kl(mean, logvar, eps)):
+        close(ours, ref, dtype)
+    for weight in (dkl, dtype(0.5)):
+        for ours, ref in zip(cpu.reparameterize_kl_backward(dz, eps, mean, logvar, weight),
+                             reference.reparameterize_kl_backward(dz, eps, mean, logvar, weight)):
+            close(ours, ref, dtype)
+
+
+@given(seed=seeds, n=st.integers(1, 9), d=st.integers(1, 40), dtype=dtypes, layout=layouts,
+       scale=st.sampled_from([1.0, 30.0]), per_row_logvar=st.booleans())
+def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, layout, scale, per_row_logvar):
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rng.random((n, d)), dtype=dtype)
+    logits = draw(rng, (n, d), dtype, layout) * dtype(scale)  # scale 30: saturated logits
+    for ours, ref in zip(cpu.bernoulli_log_prob_grad(x, logits), reference.bernoulli_log_prob_grad(x, logits)):
+        close(ours, ref, dtype)
+    logvar = draw(rng, (n, d), dtype, layout) if per_row_logvar else draw(rng, (1, d), dtype)[0]
+    for ours, ref in zip(cpu.gaussian_log_prob_grad(x, logits, logvar),
+                         reference.gaussian_log_prob_grad(x, logits, logvar)):
+        close(ours, ref, dtype)
+
+
+@given(seed=seeds, shape=st.lists(st.integers(1, 30), min_size=1, max_size=2), dtype=dtypes,
+       t=st.integers(1, 1000), contiguous=st.booleans())
+def test_adam_update_equals_the_reference(seed, shape, dtype, t, contiguous):
+    rng = np.random.default_rng(seed)
+    p, g = draw(rng, shape, dtype), draw(rng, shape, dtype)
+    m, v = draw(rng, shape, dtype), np.abs(draw(rng, shape, dtype))
+    if not contiguous:  # a strided parameter takes the reference's path
+        p, m, v = (np.repeat(a, 2, axis=-1)[..., ::2] for a in (p, m, v))
+    ours, ref = (p.copy(), m.copy(), v.copy()), (p.copy(), m.copy(), v.copy())
+    cpu.adam_update(ours[0], g, ours[1], ours[2], 1e-3, 0.9, 0.999, 1e-8, t)
+    reference.adam_update(ref[0], g, ref[1], ref[2], 1e-3, 0.9, 0.999, 1e-8, t)
+    for a, b in zip(ours, ref):
+        close(a, b, dtype)
+    assert not np.array_equal(ours[0], p)  # the update happened in place
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), kind=st.sampled_from(sorted(cpu.KINDS)),

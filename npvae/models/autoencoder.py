@@ -44,10 +44,10 @@ class Autoencoder(LatentModel):
         Backward: likelihood -> decoder -> encoder, the chain rule and nothing else."""
         out = self.decode(self.encode(x))
         x_flat = x.reshape(len(x), -1)
-        log_px = self.likelihood.log_prob(x_flat, out)
+        log_px, dlog_px = self.likelihood.log_prob_and_grad(x_flat, out)
         self.zero_grad()
         loss = -float(log_px.mean()) + weight_decay(self.params, self.grads, weight_decay_lambda)
         weight = np.full(len(x), -1.0 / len(x), dtype=self.dtype)
-        dout = self.likelihood.backward(x_flat, out, weight)
-        self.encoder.backward(self.decoder.backward(dout.reshape(self.decoder.out_shape)))
+        dout = self.likelihood.backward(dlog_px, weight)
+        self.encoder.backward(self.decoder.backward(dout.reshape(self.decoder.out_shape)), need_dx=False)
         return loss, {"log_px": float(log_px.mean())}

@@ -4,8 +4,7 @@ import numpy as np
 
 from ..checks import as_rng, check_array, check_positive_int
 from ..distributions import (
-    gaussian_log_prob, kl_standard_normal, make_likelihood, reparameterize, reparameterize_backward,
-    standard_normal_log_prob,
+    gaussian_log_prob, make_likelihood, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob,
 )
 from ..objectives import importance_weights, kl_penalty, log_mean_exp, weight_decay
 from .base import LatentModel
@@ -91,20 +90,22 @@ class VAE(LatentModel):
 
     # ---------------------------------------------------------------- the objectives
 
-    def _terms(self, x, onehot, eps):
-        """Forward pass with noise ``eps`` (N, L, d): every per-sample term."""
+    def _terms(self, x, onehot, eps, grad=False):
+        """Forward pass with noise ``eps`` (N, L, d): every per-sample term, and with
+        ``grad`` the likelihood's gradient in the decoder's output (``dlog_px``)."""
         n, n_samples = eps.shape[:2]
         mean, logvar = self._encode(x, onehot)
-        z, _ = reparameterize(mean[:, None], logvar[:, None], eps)  # (N, L, d)
+        z, kl = reparameterize_kl(mean, logvar, eps)  # (N, L, d), (N, d)
         rep = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
         out = self._decode(z.reshape(n * n_samples, -1), rep)
-        x_rep = np.repeat(x.reshape(n, -1), n_samples, axis=0)
+        x_rep = x.reshape(n, -1) if n_samples == 1 else np.repeat(x.reshape(n, -1), n_samples, axis=0)
+        if grad:
+            log_px, dlog_px = self.likelihood.log_prob_and_grad(x_rep, out)
+        else:
+            log_px, dlog_px = self.likelihood.log_prob(x_rep, out), None
         return dict(
-            mean=mean, logvar=logvar, z=z, out=out, x_rep=x_rep,
-            log_px=self.likelihood.log_prob(x_rep, out).reshape(n, n_samples),
-            log_pz=standard_normal_log_prob(z),
-            log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]),
-            kl=kl_standard_normal(mean, logvar),  # (N, d)
+            mean=mean, logvar=logvar, z=z, out=out, kl=kl, log_px=log_px.reshape(n, n_samples), dlog_px=dlog_px,
+            log_pz=standard_normal_log_prob(z), log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]),
         )
 
     def _draw_eps(self, n, n_samples, rng, eps):
@@ -172,7 +173,7 @@ class VAE(LatentModel):
         n = len(x)
         onehot = self._labels(y, n)
         eps = self._draw_eps(n, n_samples, rng, eps)
-        t = self._terms(x, onehot, eps)
+        t = self._terms(x, onehot, eps, grad=True)
         kl_total = t["kl"].sum(axis=1)
         stats = {"elbo": float(np.mean(t["log_px"].mean(axis=1) - kl_total)),
                  "log_px": float(t["log_px"].mean()), "kl": float(kl_total.mean())}
@@ -194,19 +195,15 @@ class VAE(LatentModel):
         self.zero_grad()
         loss = -objective_value + weight_decay(self.params, self.grads, weight_decay_lambda)
 
-        dout = self.likelihood.backward(t["x_rep"], t["out"], (-a / n).astype(self.dtype).ravel())
+        dout = self.likelihood.backward(t["dlog_px"], (-a / n).astype(self.dtype).ravel())
         dz = self.decoder.backward(dout.reshape(self.decoder.out_shape))[:, : self.latent_dim].reshape(t["z"].shape)
-        dlogvar = np.zeros_like(t["logvar"])
-        if c is not None:
-            w = (-c / n).astype(self.dtype)[..., None]
-            dz = dz - w * t["z"]
-            dlogvar += 0.5 * w.sum(axis=1)
-        dmean, dlogvar_z = reparameterize_backward(dz, eps, t["logvar"][:, None])
-        dmean, dlogvar = dmean.sum(axis=1), dlogvar + dlogvar_z.sum(axis=1)
         if c is None:
-            dmean = dmean + beta * dkl * t["mean"]
-            dlogvar = dlogvar + beta * dkl * 0.5 * (np.exp(t["logvar"]) - 1)
-        self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1))
+            dmean, dlogvar = reparameterize_kl_backward(dz, eps, t["mean"], t["logvar"], beta * dkl)
+        else:
+            w = (-c / n).astype(self.dtype)[..., None]
+            dmean, dlogvar = reparameterize_kl_backward(dz - w * t["z"], eps, t["mean"], t["logvar"], 0.0)
+            dlogvar += 0.5 * w.sum(axis=1)
+        self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1), need_dx=False)
         return loss, stats
 
 

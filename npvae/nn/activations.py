@@ -19,9 +19,9 @@ class Activation(Module):
         y = kernels.ops.activation_forward(x, self.kind, self.alpha)
         return self._save((x, y), y)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         x, y = self._check_backward(dy)
-        return kernels.ops.activation_backward(dy, x, y, self.kind, self.alpha)
+        return kernels.ops.activation_backward(dy, x, y, self.kind, self.alpha) if need_dx else None
 
 
 class Identity(Activation):

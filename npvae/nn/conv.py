@@ -75,7 +75,7 @@ class Conv2d(_ConvBase):
         y = kernels.ops.conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
         return self._save(x, y)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         """Each weight meets every receptive field it slid over, so with ``cols`` the
         receptive fields of x as rows (im2col) and ``Y = cols @ Wf^T``::
 
@@ -83,10 +83,8 @@ class Conv2d(_ConvBase):
             dL/dx  = col2im(dY Wf)   (each field's gradient added back where it came from)
         """
         x = self._check_backward(dy)
-        dx, dW, db = kernels.ops.conv2d_backward(x, self.params["W"], dy, self.stride, self.padding)
-        self.grads["W"] += dW
-        self.grads["b"] += db
-        return dx
+        return kernels.ops.conv2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
+                                           self.stride, self.padding, need_dx)
 
 
 class ConvTranspose2d(_ConvBase):
@@ -120,7 +118,7 @@ class ConvTranspose2d(_ConvBase):
             x, self.params["W"], self.params["b"], self.stride, self.padding, self.output_padding)
         return self._save(x, y)
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         """The forward is ``y = col2im(X Wf)`` with X the pixels of x as rows; the adjoint
         of col2im is im2col, so with ``D`` = im2col(dy)::
 
@@ -128,7 +126,5 @@ class ConvTranspose2d(_ConvBase):
             dL/dWf = X^T D,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j]
         """
         x = self._check_backward(dy)
-        dx, dW, db = kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.stride, self.padding)
-        self.grads["W"] += dW
-        self.grads["b"] += db
-        return dx
+        return kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
+                                                     self.stride, self.padding, need_dx)

@@ -28,18 +28,18 @@ class Linear(Module):
         check_array(x, "x", shape=(None, self.in_features), dtype=self.params["W"].dtype)
         return self._save(x, kernels.ops.linear_forward(x, self.params["W"], self.params["b"]))
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         """For ``y = x W + b`` and a scalar loss L, with ``dy = dL/dy``::
 
             dL/dx = dy W^T            (N, in)   since y_nj = sum_i x_ni W_ij + b_j
             dL/dW = x^T dy            (in, out) summing over the batch n
             dL/db = sum_n dy_n        (out,)
+
+        The kernel adds dL/dW and dL/db into ``grads`` in place; ``need_dx=False``
+        skips dL/dx (a first layer's input is data) and returns None.
         """
         x = self._check_backward(dy)
-        dx, dW, db = kernels.ops.linear_backward(x, self.params["W"], dy)
-        self.grads["W"] += dW
-        self.grads["b"] += db
-        return dx
+        return kernels.ops.linear_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"], need_dx)
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"

@@ -20,7 +20,7 @@ class Module:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx=True):
         raise NotImplementedError
 
     def __call__(self, x):

@@ -19,10 +19,12 @@ class Sequential(Container):
             x = m.forward(x)
         return x
 
-    def backward(self, dy):
-        for m in reversed(self.layers):
+    def backward(self, dy, need_dx=True):
+        """Each layer's backward in reverse order; ``need_dx=False`` tells the first
+        layer that nothing needs the gradient of the input (returns None)."""
+        for m in reversed(self.layers[1:]):
             dy = m.backward(dy)
-        return dy
+        return self.layers[0].backward(dy, need_dx)
 
     @property
     def out_shape(self):

@@ -17,8 +17,8 @@ class Flatten(Module):
         y = x.reshape(x.shape[0], -1)
         return self._save(x.shape, y)
 
-    def backward(self, dy):
-        return dy.reshape(self._check_backward(dy))
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._check_backward(dy)) if need_dx else None
 
 
 class Reshape(Module):
@@ -35,8 +35,8 @@ class Reshape(Module):
         check_array(x, "x", shape=(None, self.size))
         return self._save(x.shape, x.reshape(x.shape[0], *self.shape))
 
-    def backward(self, dy):
-        return dy.reshape(self._check_backward(dy))
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._check_backward(dy)) if need_dx else None
 
     def __repr__(self):
         return f"Reshape({self.shape})"
