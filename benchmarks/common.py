@@ -68,6 +68,16 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
 
 
+def have_torch():
+    """Whether PyTorch (the optional peer) is importable; says so when it is not."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch is not installed (pip install torch==2.13.0): timing npvae only", flush=True)
+        return False
+    return True
+
+
 def emit(benchmark, threads, **fields):
     """Print the one JSON line a benchmark reports."""
     print(json.dumps({"benchmark": benchmark, "threads": threads, "machine": platform.machine(),

@@ -79,12 +79,7 @@ def main():
     parser.add_argument("--networks", default=",".join(NETWORKS))
     args = parser.parse_args()
     x = load_mnist("train")[0]  # grey levels in [0, 1], as the PyTorch example feeds its BCE
-    try:
-        import torch  # noqa: F401
-        have_torch = True
-    except ImportError:
-        have_torch = False
-        print("torch is not installed (pip install torch==2.13.0): timing npvae only")
+    have_torch = common.have_torch()
     for name in args.networks.split(","):
         hidden, latent, activation, batch = NETWORKS[name]
         sides = {f"npvae_{b}": npvae_epoch(x, hidden, latent, activation, batch, b) for b in ("numpy", "numba")}

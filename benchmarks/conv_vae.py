@@ -1,0 +1,104 @@
+"""Seconds per training step of a convolutional VAE: npvae (NumPy backend), npvae
+(Numba backend) and PyTorch CPU, side by side in one process.
+
+Encoder Conv(1->32, 4, stride 2, pad 1)-ReLU-Conv(32->64, 4, 2, 1)-ReLU-Linear(3136->2x20);
+decoder Linear(20->3136)-ConvT(64->32, 4, 2, 1)-ReLU-ConvT(32->1, 4, 2, 1), Bernoulli
+logits on grey MNIST, Adam 1e-3, batch 128. Each timed run is ``--steps`` steps on
+consecutive batches; PyTorch is held to the faster of its default and fused Adam.
+
+    python benchmarks/conv_vae.py [--threads N] [--repeats 3] [--steps 20]
+"""
+
+import argparse
+
+import common
+
+threads = common.setup_threads()
+
+import numpy as np  # noqa: E402
+
+import npvae  # noqa: E402
+from npvae import nn  # noqa: E402
+from npvae.datasets import load_mnist  # noqa: E402
+from npvae.distributions import Bernoulli  # noqa: E402
+from npvae.models import VAE  # noqa: E402
+from npvae.optim import Adam  # noqa: E402
+
+LATENT, BATCH = 20, 128
+
+
+def npvae_model():
+    rng = np.random.default_rng(0)
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 32, 4, 2, 1, rng=rng), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1, rng=rng), nn.ReLU(),
+        nn.Flatten(), nn.Linear(3136, 2 * LATENT, rng=rng))
+    decoder = nn.Sequential(
+        nn.Linear(LATENT, 3136, rng=rng), nn.Reshape((64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng),
+        nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
+    return VAE(encoder, decoder, Bernoulli(), LATENT, (1, 28, 28))
+
+
+def npvae_steps(x, steps, backend):
+    def run():
+        npvae.kernels.use(backend)
+        model = npvae_model()
+        opt, rng = Adam(model.params, model.grads, 1e-3), np.random.default_rng(0)
+        for s in range(steps):
+            model.loss_and_grad(x[s * BATCH : (s + 1) * BATCH], rng=rng)
+            opt.step()
+        npvae.kernels.use("numpy")
+    return run
+
+
+def torch_steps(x, steps, fused):
+    import torch
+    from torch import nn as tnn
+
+    torch.set_num_threads(threads)
+    data = torch.from_numpy(x)
+
+    def run():
+        torch.manual_seed(0)
+        encoder = tnn.Sequential(
+            tnn.Conv2d(1, 32, 4, 2, 1), tnn.ReLU(), tnn.Conv2d(32, 64, 4, 2, 1), tnn.ReLU(), tnn.Flatten(),
+            tnn.Linear(3136, 2 * LATENT))
+        decoder = tnn.Sequential(
+            tnn.Linear(LATENT, 3136), tnn.Unflatten(1, (64, 7, 7)), tnn.ConvTranspose2d(64, 32, 4, 2, 1), tnn.ReLU(),
+            tnn.ConvTranspose2d(32, 1, 4, 2, 1))
+        opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=fused)
+        for s in range(steps):
+            xb = data[s * BATCH : (s + 1) * BATCH]
+            h = encoder(xb)
+            mean, logvar = h[:, :LATENT], h[:, LATENT:]
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            rec = tnn.functional.binary_cross_entropy_with_logits(decoder(z), xb, reduction="sum")
+            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
+            loss = (rec + kl) / len(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    x = load_mnist("train")[0][: args.steps * BATCH].reshape(-1, 1, 28, 28)
+    sides = {f"npvae_{b}": npvae_steps(x, args.steps, b) for b in ("numpy", "numba")}
+    if common.have_torch():
+        sides.update({f"torch{'_fused' if f else ''}": torch_steps(x, args.steps, f) for f in (False, True)})
+    times, other = common.alternate(sides, args.repeats)
+    per_step = {k: common.median(v) / args.steps for k, v in times.items()}
+    fields = {f"{k}_s_per_step": v for k, v in per_step.items()}
+    if "torch" in per_step:
+        best = min(per_step["torch"], per_step["torch_fused"])
+        fields.update(ratio_numpy=per_step["npvae_numpy"] / best, ratio_numba=per_step["npvae_numba"] / best)
+    common.emit("conv_vae", threads, batch=BATCH, steps=args.steps, repeats=args.repeats, **fields,
+                max_other_cores=round(other, 2))
+
+
+if __name__ == "__main__":
+    main()
