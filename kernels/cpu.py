@@ -28,6 +28,8 @@ Every kernel is compiled with ``cache=True``, so only the first run on a machine
 the compilation; each is tested against ``reference.py``.
 """
 
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -285,6 +287,20 @@ def _scatter_add(cols, row_starts, offsets, out):
             out[base + offsets[k]] += cols[r, k]
 
 
+_scratch = threading.local()  # per thread: tag -> a reused buffer
+
+
+def _buffer(tag, shape, dtype):
+    """A scratch array kept between calls for an op's internal temporary (never for a
+    result): the conv VAE's 13 MB im2col matrices, allocated afresh, came back from
+    the OS as new pages every step and doubled a backward pass's time."""
+    buf = getattr(_scratch, tag, None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype=dtype)
+        setattr(_scratch, tag, buf)
+    return buf
+
+
 def _field_indices(x_shape, kernel, stride, padding):
     """(row_starts, offsets, (Ho, Wo), padded shape) for the receptive fields of x."""
     (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = x_shape, kernel, stride, padding
@@ -296,12 +312,14 @@ def _field_indices(x_shape, kernel, stride, padding):
     return row_starts, offsets, (ho, wo), (n, c, hp, wp)
 
 
-def im2col(x, kernel, stride, padding):
-    """The reference's receptive fields (N, Ho, Wo, C, kh, kw), contiguous, by one gather."""
+def im2col(x, kernel, stride, padding, tag=None):
+    """The reference's receptive fields (N, Ho, Wo, C, kh, kw), contiguous, by one gather
+    (into the scratch buffer ``tag`` when the caller only needs it for a while)."""
     row_starts, offsets, (ho, wo), _ = _field_indices(x.shape, kernel, stride, padding)
     (ph, pw) = padding
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else np.ascontiguousarray(x)
-    cols = np.empty((x.shape[0], ho, wo, x.shape[1], *kernel), dtype=x.dtype)
+    shape = (x.shape[0], ho, wo, x.shape[1], *kernel)
+    cols = np.empty(shape, dtype=x.dtype) if tag is None else _buffer(tag, shape, x.dtype)
     _gather(xp.reshape(-1), row_starts, offsets, cols.reshape(len(row_starts), len(offsets)))
     return cols
 
@@ -329,20 +347,23 @@ def _to_image(rows, n, h, w, b=None):
 
 def conv2d_forward(x, W, b, stride, padding):
     """im2col by one gather, one product (BLAS), rows -> NCHW with the bias in one pass."""
-    cols = im2col(x, W.shape[2:], stride, padding)
+    cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
     n, ho, wo = cols.shape[:3]
-    return _to_image(cols.reshape(n * ho * wo, -1) @ W.reshape(W.shape[0], -1).T, n, ho, wo, b)
+    rows = np.matmul(cols.reshape(n * ho * wo, -1), W.reshape(W.shape[0], -1).T,
+                     out=_buffer("rows", (n * ho * wo, W.shape[0]), x.dtype))
+    return _to_image(rows, n, ho, wo, b)
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     """``dWf += dY.T @ cols``, ``db += sum dY``, ``dx = col2im(dY @ Wf)`` by one scatter."""
-    cols = im2col(x, W.shape[2:], stride, padding)
+    cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
     dY = _to_rows(dy)
     dW += (dY.T @ cols.reshape(dY.shape[0], -1)).reshape(W.shape)
     db += dy.sum(axis=(0, 2, 3))
     if not need_dx:
         return None
-    return col2im((dY @ W.reshape(W.shape[0], -1)).reshape(cols.shape), x.shape, W.shape[2:], stride, padding)
+    dcols = np.matmul(dY, W.reshape(W.shape[0], -1), out=_buffer("dcols", (dY.shape[0], cols[0, 0, 0].size), dy.dtype))
+    return col2im(dcols.reshape(cols.shape), x.shape, W.shape[2:], stride, padding)
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
@@ -353,7 +374,8 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
         conv_output_size(s, k, st, p, op, transposed=True)
         for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding)
     )
-    rows = _to_rows(x) @ W.reshape(W.shape[0], -1)
+    X = _to_rows(x)
+    rows = np.matmul(X, W.reshape(W.shape[0], -1), out=_buffer("rows", (X.shape[0], W[0].size), x.dtype))
     y = col2im(rows.reshape(n, h, w, W.shape[1], *kernel), (n, W.shape[1], ho, wo), kernel, stride, padding)
     return np.ascontiguousarray(y) if b is None else np.add(y, b[:, None, None])
 
@@ -361,7 +383,7 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     """``D`` = im2col(dy) by one gather: ``dWf += X.T @ D``, ``dx = D @ Wf.T`` back to NCHW."""
     n, _, h, w = x.shape
-    D = im2col(dy, W.shape[2:], stride, padding).reshape(n * h * w, -1)
+    D = im2col(dy, W.shape[2:], stride, padding, tag="cols").reshape(n * h * w, -1)
     dW += (_to_rows(x).T @ D).reshape(W.shape)
     db += dy.sum(axis=(0, 2, 3))
     return _to_image(D @ W.reshape(W.shape[0], -1).T, n, h, w) if need_dx else None
