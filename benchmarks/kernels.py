@@ -1,0 +1,184 @@
+"""Throughput of each Numba kernel against NumPy's BLAS (or the NumPy reference) on the
+shapes of the benchmark networks, so we know how far from the machine's limit each runs;
+and the Numba backend's compilation cost (cold cache, then warm).
+
+One JSON line per measurement:
+
+* ``dense``: one training step's dense layers (forward with bias, backward with the
+  weight and bias gradients, no dx for the first layer) through the Numba ops, against
+  the bare BLAS products of the same shapes: GFLOP/s for both and their ratio;
+* ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
+  shape (what a perfect im2col would cost): GFLOP/s, ratio;
+* ``elementwise``: the fused ELBO-path and Adam kernels against the NumPy reference,
+  in GB/s of the arrays they must read and write, and the speed-up;
+* ``compile``: seconds to import the backend and call every kernel once, in a fresh
+  process with an empty cache and again with the cache filled.
+
+    python benchmarks/kernels.py [--threads N] [--repeats 5]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import common
+
+threads = common.setup_threads()
+
+import numpy as np  # noqa: E402
+
+from npvae.kernels import cpu, reference  # noqa: E402
+
+F32 = np.float32
+
+
+def best_time(fn, repeats, inner):
+    """Median over ``repeats`` of the mean time of ``inner`` back-to-back calls."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        with common.IdleCheck() as check:
+            for _ in range(inner):
+                fn()
+        times.append(check.seconds / inner)
+    return common.median(times)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(F32)
+
+
+def dense(repeats):
+    """The dense layers of one training step, Numba ops vs bare BLAS products."""
+    rng = np.random.default_rng(0)
+    for name, sizes, batch in (("pytorch_example", [(784, 400), (400, 40), (20, 400), (400, 784)], 128),
+                               ("iwae", [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)], 20)):
+        layers = [(rand(rng, batch, i), rand(rng, i, o), rand(rng, o), rand(rng, batch, o)) for i, o in sizes]
+        grads = [(np.zeros_like(W), np.zeros_like(b)) for _, W, b, _ in layers]
+
+        def ops():  # layer 0 is the encoder's first: it skips dx
+            for k, ((x, W, b, dy), (dW, db)) in enumerate(zip(layers, grads)):
+                cpu.linear_forward(x, W, b)
+                cpu.linear_backward(x, W, dy, dW, db, need_dx=k != 0)
+
+        def blas():
+            for k, (x, W, b, dy) in enumerate(layers):
+                x @ W
+                x.T @ dy
+                if k != 0:
+                    dy @ W.T
+
+        flops = sum(2 * batch * i * o * (3 if k != 0 else 2) for k, (i, o) in enumerate(sizes))
+        t_ops, t_blas = best_time(ops, repeats, 20), best_time(blas, repeats, 20)
+        common.emit("kernels", threads, kind="dense", network=name, batch=batch, gflop=flops / 1e9,
+                    numba_gflops=flops / t_ops / 1e9, blas_gflops=flops / t_blas / 1e9,
+                    fraction_of_blas=t_blas / t_ops)
+
+
+def conv(repeats):
+    """The conv VAE's convolutions (batch 128), Numba ops vs one product of their im2col shape."""
+    rng = np.random.default_rng(0)
+    s, p = (2, 2), (1, 1)
+    for name, c_in, c_out, hw, transposed in (("conv1", 1, 32, 28, False), ("conv2", 32, 64, 14, False),
+                                              ("convT1", 64, 32, 7, True), ("convT2", 32, 1, 14, True)):
+        x = rand(rng, 128, c_in, hw, hw)
+        W = rand(rng, *((c_in, c_out) if transposed else (c_out, c_in)), 4, 4)
+        b, dW, db = rand(rng, c_out), np.zeros_like(W), np.zeros(c_out, F32)
+        if transposed:
+            y = cpu.conv_transpose2d_forward(x, W, b, s, p, (0, 0))
+            fwd = lambda: cpu.conv_transpose2d_forward(x, W, b, s, p, (0, 0))  # noqa: E731
+            bwd = lambda: cpu.conv_transpose2d_backward(x, W, y, dW, db, s, p)  # noqa: E731
+            m, k, n = 128 * hw * hw, c_in, c_out * 16  # rows of x @ Wf
+        else:
+            y = cpu.conv2d_forward(x, W, b, s, p)
+            fwd = lambda: cpu.conv2d_forward(x, W, b, s, p)  # noqa: E731
+            bwd = lambda: cpu.conv2d_backward(x, W, y, dW, db, s, p)  # noqa: E731
+            m, k, n = y.shape[0] * y.shape[2] * y.shape[3], c_in * 16, c_out  # cols @ Wf.T
+        a_, b_ = rand(rng, m, k), rand(rng, k, n)
+        g_ = rand(rng, m, n)
+        flops = 2 * m * k * n
+        t_blas = best_time(lambda: a_ @ b_, repeats, 5)
+        t_blas_bwd = best_time(lambda: (a_.T @ g_, g_ @ b_.T), repeats, 5)
+        for direction, fn, f, tb in (("forward", fwd, flops, t_blas), ("backward", bwd, 2 * flops, t_blas_bwd)):
+            t = best_time(fn, repeats, 5)
+            common.emit("kernels", threads, kind="conv", layer=name, direction=direction, gflop=f / 1e9,
+                        numba_gflops=f / t / 1e9, blas_gflops=f / tb / 1e9, fraction_of_blas=tb / t)
+
+
+def elementwise(repeats):
+    """The fused kernels against the NumPy reference, in GB/s of what each must touch."""
+    rng = np.random.default_rng(0)
+    n_params = 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784
+    p, g, m, v = (rand(rng, n_params) for _ in range(4))
+    v = np.abs(v)
+    x, logits = rng.random((128, 784)).astype(F32), rand(rng, 128, 784)
+    mean, logvar, eps, dz = rand(rng, 128, 20), rand(rng, 128, 20), rand(rng, 128, 1, 20), rand(rng, 128, 1, 20)
+    cases = {  # name: (call on a backend, bytes read + written)
+        "adam_update": (lambda k: k.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 10), 7 * 4 * n_params),
+        "bernoulli_log_prob_grad": (lambda k: k.bernoulli_log_prob_grad(x, logits), 3 * 4 * x.size),
+        "reparameterize_kl": (lambda k: k.reparameterize_kl(mean, logvar, eps), 5 * 4 * mean.size),
+        "reparameterize_kl_backward": (lambda k: k.reparameterize_kl_backward(dz, eps, mean, logvar, 0.5),
+                                       6 * 4 * mean.size),
+        "relu_backward": (lambda k: k.activation_backward(logits, logits, logits, "relu"), 3 * 4 * x.size),
+        "tanh_backward": (lambda k: k.activation_backward(logits, logits, logits, "tanh"), 3 * 4 * x.size),
+    }
+    for name, (call, nbytes) in cases.items():
+        t_numba, t_ref = best_time(lambda: call(cpu), repeats, 50), best_time(lambda: call(reference), repeats, 50)
+        common.emit("kernels", threads, kind="elementwise", op=name, numba_us=t_numba * 1e6,
+                    reference_us=t_ref * 1e6, speedup=t_ref / t_numba, numba_gbs=nbytes / t_numba / 1e9,
+                    reference_gbs=nbytes / t_ref / 1e9)
+
+
+WARM_ALL = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+from npvae.kernels import cpu
+t1 = time.perf_counter()
+r = np.random.default_rng(0)
+for dt in (np.float32, np.float64):
+    a = lambda *s: r.standard_normal(s).astype(dt)
+    x, W, b, dy = a(3, 4), a(4, 5), a(5), a(3, 5)
+    cpu.linear_backward(x, W, dy, W * 0, b * 0)
+    for kind in cpu.KINDS:
+        y = cpu.activation_forward(cpu.linear_forward(x, W, b), kind, 0.1)
+        cpu.activation_backward(dy, y, y, kind, 0.1)
+    m, lv, e = a(3, 2), a(3, 2), a(3, 1, 2)
+    cpu.reparameterize_kl_backward(e, e, m, lv, m)
+    cpu.reparameterize_kl(m, lv, e)
+    cpu.bernoulli_log_prob_grad(np.abs(x) / 9, x)
+    cpu.gaussian_log_prob_grad(x, x, x[0])
+    cpu.adam_update(W, W, W * 0, W * 0, 1e-3, 0.9, 0.999, 1e-8, 1)
+    im, K = a(2, 2, 5, 5), a(3, 2, 3, 3)
+    out = cpu.conv2d_forward(im, K, a(3), (2, 2), (1, 1))
+    cpu.conv2d_backward(im, K, out, K * 0, a(3) * 0, (2, 2), (1, 1))
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def compile_cost():
+    """Import and first call of every kernel (both dtypes) in fresh processes."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for state in ("cold", "warm"):
+            out = subprocess.run([sys.executable, "-c", WARM_ALL], env=env, capture_output=True, text=True, check=True)
+            import_s, first_calls_s = (float(v) for v in out.stdout.split())
+            common.emit("kernels", threads, kind="compile", cache=state, import_s=import_s,
+                        first_calls_s=first_calls_s, total_s=import_s + first_calls_s)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    dense(args.repeats)
+    conv(args.repeats)
+    elementwise(args.repeats)
+    compile_cost()
+
+
+if __name__ == "__main__":
+    main()
