@@ -105,3 +105,24 @@ def test_sequential_conv_net(seed):
     result = check_module(net, x, rng=seed)
     assert set(result.arrays) == {"x", "0.W", "0.b", "3.W", "3.b", "5.W", "5.b", "8.W", "8.b"}
     assert_gradcheck(result)
+
+
+@given(seed=seeds, first=st.sampled_from(["linear", "conv", "conv_transpose"]))
+def test_need_dx_false_skips_only_the_input_gradient(seed, first):
+    """``backward(dy, need_dx=False)`` returns None and leaves every parameter gradient
+    as the full backward does."""
+    rng = np.random.default_rng(seed)
+    head = {"linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(18, 4, rng=0)),
+            "conv": lambda: nn.Conv2d(2, 3, 3, stride=2, padding=1, rng=0),
+            "conv_transpose": lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, rng=0)}[first]
+    net = nn.Sequential(head(), nn.Tanh(), nn.Flatten()).astype(np.float64)
+    x = rng.standard_normal((2, 2, 3, 3))
+    dy = rng.standard_normal(net.forward(x).shape)
+    grads = []
+    for need_dx in (True, False):
+        net.zero_grad()
+        dx = net.backward(dy, need_dx=need_dx)
+        assert (dx is None) == (not need_dx)
+        grads.append({k: g.copy() for k, g in net.grads.items()})
+    for k in grads[0]:
+        np.testing.assert_array_equal(grads[0][k], grads[1][k], err_msg=k)
