@@ -4,6 +4,8 @@ machine's idle check, alternating A/B timing with medians, and the JSON line.
 Import this module before NumPy: ``threads = common.setup_threads()``.
 """
 
+import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -68,11 +70,33 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else 0.5 * (xs[len(xs) // 2 - 1] + xs[len(xs) // 2])
 
 
+def argument_parser(doc, threads, repeats=3):
+    """The options every benchmark takes: ``--threads`` (read earlier by
+    :func:`setup_threads`, listed here for ``--help``) and ``--repeats``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    return parser
+
+
+def torch_vae_step(encoder, decoder, opt, xb, latent):
+    """One PyTorch training step of a Bernoulli-logits VAE whose encoder outputs
+    [mean, logvar]: the loss npvae trains on (minus the ELBO, mean over the batch)."""
+    import torch
+
+    h = encoder(xb)
+    mean, logvar = h[:, :latent], h[:, latent:]
+    z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+    rec = torch.nn.functional.binary_cross_entropy_with_logits(decoder(z), xb, reduction="sum")
+    kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
+    opt.zero_grad()
+    ((rec + kl) / len(xb)).backward()
+    opt.step()
+
+
 def have_torch():
     """Whether PyTorch (the optional peer) is importable; says so when it is not."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:
         print("torch is not installed (pip install torch==2.13.0): timing npvae only", flush=True)
         return False
     return True

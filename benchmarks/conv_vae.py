@@ -9,8 +9,6 @@ consecutive batches; PyTorch is held to the faster of its default and fused Adam
     python benchmarks/conv_vae.py [--threads N] [--repeats 3] [--steps 20]
 """
 
-import argparse
-
 import common
 
 threads = common.setup_threads()
@@ -67,23 +65,12 @@ def torch_steps(x, steps, fused):
             tnn.ConvTranspose2d(32, 1, 4, 2, 1))
         opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=fused)
         for s in range(steps):
-            xb = data[s * BATCH : (s + 1) * BATCH]
-            h = encoder(xb)
-            mean, logvar = h[:, :LATENT], h[:, LATENT:]
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            rec = tnn.functional.binary_cross_entropy_with_logits(decoder(z), xb, reduction="sum")
-            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
-            loss = (rec + kl) / len(xb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            common.torch_vae_step(encoder, decoder, opt, data[s * BATCH : (s + 1) * BATCH], LATENT)
     return run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     x = load_mnist("train")[0][: args.steps * BATCH].reshape(-1, 1, 28, 28)

@@ -9,7 +9,6 @@ x 784 training images (float64 on both sides). One JSON line per case.
     python benchmarks/em.py [--threads N] [--repeats 3] [--iterations 100]
 """
 
-import argparse
 import warnings
 
 import common
@@ -75,9 +74,7 @@ def bench_ppca(repeats, q=50):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=threads, help="threads for BLAS (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--iterations", type=int, default=100)
     args = parser.parse_args()
     X = mixture_data()

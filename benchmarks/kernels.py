@@ -17,7 +17,6 @@ One JSON line per measurement:
     python benchmarks/kernels.py [--threads N] [--repeats 5]
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -170,9 +169,7 @@ def compile_cost():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser = common.argument_parser(__doc__, threads, repeats=5)
     args = parser.parse_args()
     dense(args.repeats)
     conv(args.repeats)

@@ -9,8 +9,6 @@ default Adam and with ``fused=True`` and held to the faster. One JSON line per n
     python benchmarks/mlp_vae.py [--threads N] [--repeats 3] [--networks pytorch_example,iwae20,iwae128]
 """
 
-import argparse
-
 import common
 
 threads = common.setup_threads()
@@ -58,24 +56,12 @@ def torch_epoch(x, hidden, latent, activation, batch, fused):
         params = list(encoder.parameters()) + list(decoder.parameters())
         opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
         for idx in torch.randperm(len(data)).split(batch):
-            xb = data[idx]
-            h = encoder(xb)
-            mean, logvar = h[:, :latent], h[:, latent:]
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            logits = decoder(z)
-            rec = nn.functional.binary_cross_entropy_with_logits(logits, xb, reduction="sum")
-            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
-            loss = (rec + kl) / len(xb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            common.torch_vae_step(encoder, decoder, opt, data[idx], latent)
     return run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=threads, help="threads (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--networks", default=",".join(NETWORKS))
     args = parser.parse_args()
     x = load_mnist("train")[0]  # grey levels in [0, 1], as the PyTorch example feeds its BCE
