@@ -26,6 +26,27 @@ def test_reparameterize_backward(shape, seed):
     assert_gradcheck(check_function(lambda lv: np.sum(w * D.reparameterize(mean, lv, eps)[0]), logvar, dlogvar))
 
 
+@given(shapes, st.integers(1, 3), seeds, st.sampled_from(["numpy", "numba"]))
+def test_fused_reparameterize_kl_backward(shape, n_samples, seed, backend):
+    """The fused kernel pair against finite differences of L = sum(wz * z) + sum(wkl * kl)."""
+    import npvae
+
+    rng = np.random.default_rng(seed)
+    mean, logvar = gaussian_params(rng, shape)
+    eps = rng.standard_normal((shape[0], n_samples, shape[1]))
+    wz, wkl = rng.standard_normal(eps.shape), rng.standard_normal(shape)
+    npvae.kernels.use(backend)
+    try:
+        def loss():
+            z, kl = D.reparameterize_kl(mean, logvar, eps)
+            return float(np.sum(wz * z) + np.sum(wkl * kl))
+
+        dmean, dlogvar = D.reparameterize_kl_backward(wz, eps, mean, logvar, wkl)
+        assert_gradcheck(check_params(loss, {"mean": mean, "logvar": logvar}, {"mean": dmean, "logvar": dlogvar}))
+    finally:
+        npvae.kernels.use("numpy")
+
+
 @given(shapes, seeds)
 def test_gaussian_log_prob_grad(shape, seed):
     rng = np.random.default_rng(seed)
