@@ -152,8 +152,15 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
     return dy @ W.T if need_dx else None
 
 
+def _channels_last(a):
+    """Whether ``a`` is an image batch laid out channels-last, as this backend's conv outputs are."""
+    return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def activation_forward(x, kind, alpha=0.0):
     """``y = f(x)``, one pass (tanh: NumPy's vectorised ufunc, 20x faster than libm's)."""
+    if _channels_last(x):  # work on the channels-last view, and keep that layout
+        return activation_forward(x.transpose(0, 2, 3, 1), kind, alpha).transpose(0, 3, 1, 2)
     if kind == "tanh":
         return np.tanh(x)
     out = np.empty(x.shape, dtype=x.dtype)
@@ -163,6 +170,10 @@ def activation_forward(x, kind, alpha=0.0):
 
 def activation_backward(dy, x, y, kind, alpha=0.0):
     """``dx = dy * f'(x)`` in one pass (the reference makes up to three temporaries)."""
+    if _channels_last(x):
+        to_last = (0, 2, 3, 1)
+        dx = activation_backward(dy.transpose(to_last), x.transpose(to_last), y.transpose(to_last), kind, alpha)
+        return dx.transpose(0, 3, 1, 2)
     out = np.empty(dy.shape, dtype=dy.dtype)
     _backward_flat(_flat(dy), _flat(x), _flat(y), out.reshape(-1), KINDS[kind], dy.dtype.type(alpha))
     return out
@@ -272,27 +283,44 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
 
 
 # --------------------------------------------------------------------- convolution
-# A receptive field of the zero-padded image xp (N, C, Hp, Wp), flattened, is the set
-# of flat indices row_start(n, i, j) + offset(c, p, q) with
-#   row_start = ((n C) Hp + i sh) Wp + j sw,   offset = (c Hp + p) Wp + q,
-# so im2col is one gather and col2im one scatter-add through these two index tables,
-# each inner loop C*kh*kw long (a 4x4 kernel's loops alone are too short to run fast).
+# Inside this backend images are channels-last. A receptive field of the zero-padded
+# image xp (N, Hp, Wp, C) is then kh runs of kw*C consecutive numbers,
+#   cols[(n, i, j), (p, q, c)] = xp[n, i sh + p, j sw + q, c],
+# so im2col copies runs and col2im adds runs, loops that vectorise; in NCHW order the
+# runs are kw (4) numbers long. The fields' columns come in (p, q, c) order, so the
+# weight is permuted to match (a copy of a few thousand numbers per call).
 
 
 @njit(**JIT)
-def _gather(xp, row_starts, offsets, cols):
-    for r in range(cols.shape[0]):
-        base = row_starts[r]
-        for k in range(cols.shape[1]):
-            cols[r, k] = xp[base + offsets[k]]
+def _im2col_runs(xp, channels, kh, kw, sh, sw, ho, wo, cols):
+    """cols[(n, i, j), (p, q, c)] = xp[n, i sh + p, (j sw + q) C + c]; xp is (N, Hp, Wp*C)."""
+    run = kw * channels
+    r = 0
+    for n in range(xp.shape[0]):
+        for i in range(ho):
+            for j in range(wo):
+                for p in range(kh):
+                    src = xp[n, i * sh + p, j * sw * channels : j * sw * channels + run]
+                    dst = cols[r, p * run : (p + 1) * run]
+                    for k in range(run):
+                        dst[k] = src[k]
+                r += 1
 
 
 @njit(**JIT)
-def _scatter_add(cols, row_starts, offsets, out):
-    for r in range(cols.shape[0]):
-        base = row_starts[r]
-        for k in range(cols.shape[1]):
-            out[base + offsets[k]] += cols[r, k]
+def _col2im_runs(cols, channels, kh, kw, sh, sw, ho, wo, out):
+    """The adjoint of :func:`_im2col_runs`: each run of ``cols`` added back into ``out``."""
+    run = kw * channels
+    r = 0
+    for n in range(out.shape[0]):
+        for i in range(ho):
+            for j in range(wo):
+                for p in range(kh):
+                    src = cols[r, p * run : (p + 1) * run]
+                    dst = out[n, i * sh + p, j * sw * channels : j * sw * channels + run]
+                    for k in range(run):
+                        dst[k] += src[k]
+                r += 1
 
 
 _scratch = threading.local()  # per thread: tag -> a reused buffer
@@ -309,37 +337,48 @@ def _buffer(tag, shape, dtype):
     return buf
 
 
-def _field_indices(x_shape, kernel, stride, padding):
-    """(row_starts, offsets, (Ho, Wo), padded shape) for the receptive fields of x."""
-    (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) = x_shape, kernel, stride, padding
-    hp, wp = h + 2 * ph, w + 2 * pw
-    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
-    row_starts = (np.arange(n)[:, None, None] * (c * hp * wp) + np.arange(ho)[:, None] * (sh * wp)
-                  + np.arange(wo) * sw).ravel()
-    offsets = (np.arange(c)[:, None, None] * (hp * wp) + np.arange(kh)[:, None] * wp + np.arange(kw)).ravel()
-    return row_starts, offsets, (ho, wo), (n, c, hp, wp)
+def _padded_channels_last(x, padding):
+    """``x`` (N, C, H, W) zero-padded and channels-last, (N, Hp, Wp, C), in scratch."""
+    (n, c, h, w), (ph, pw) = x.shape, padding
+    xp = _buffer("padded", (n, h + 2 * ph, w + 2 * pw, c), x.dtype)
+    xp[:, :ph], xp[:, ph + h :], xp[:, :, :pw], xp[:, :, pw + w :] = 0, 0, 0, 0
+    xp[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
+    return xp
 
 
 def im2col(x, kernel, stride, padding, tag=None):
-    """The reference's receptive fields (N, Ho, Wo, C, kh, kw), contiguous, by one gather
-    (into the scratch buffer ``tag`` when the caller only needs it for a while)."""
-    row_starts, offsets, (ho, wo), _ = _field_indices(x.shape, kernel, stride, padding)
-    (ph, pw) = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else np.ascontiguousarray(x)
-    shape = (x.shape[0], ho, wo, x.shape[1], *kernel)
+    """The receptive fields of ``x`` (N, C, H, W) as rows, (N*Ho*Wo, kh*kw*C), columns
+    in (p, q, c) order: the reference's fields with the channel axis moved last. Into
+    the scratch buffer ``tag`` when the caller only needs them for a while."""
+    n, c = x.shape[:2]
+    ho, wo = (conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
+    xp = _padded_channels_last(x, padding)
+    shape = (n * ho * wo, kernel[0] * kernel[1] * c)
     cols = np.empty(shape, dtype=x.dtype) if tag is None else _buffer(tag, shape, x.dtype)
-    _gather(xp.reshape(-1), row_starts, offsets, cols.reshape(len(row_starts), len(offsets)))
+    _im2col_runs(xp.reshape(n, xp.shape[1], -1), c, *kernel, *stride, ho, wo, cols)
     return cols
 
 
-def col2im(cols, x_shape, kernel, stride, padding):
-    """Adjoint of :func:`im2col`: one scatter-add into the padded image, then the crop."""
-    row_starts, offsets, _, padded = _field_indices(x_shape, kernel, stride, padding)
-    out = np.zeros(padded, dtype=cols.dtype)
-    _scatter_add(np.ascontiguousarray(cols).reshape(len(row_starts), len(offsets)), row_starts, offsets,
-                 out.reshape(-1))
-    (ph, pw), (h, w) = padding, x_shape[2:]
-    return out[:, :, ph : ph + h, pw : pw + w]
+def col2im(cols, x_shape, kernel, stride, padding, b=None):
+    """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array of
+    shape ``x_shape`` (plus the bias ``b`` per channel, in the same pass as the crop)."""
+    (n, c, h, w), (ph, pw) = x_shape, padding
+    hp, wp = h + 2 * ph, w + 2 * pw
+    ho, wo = (conv_output_size(s, k, st, 0) for s, k, st in zip((hp, wp), kernel, stride))
+    out = _buffer("col2im", (n, hp, wp, c), cols.dtype)
+    out.fill(0)
+    _col2im_runs(np.ascontiguousarray(cols), c, *kernel, *stride, ho, wo, out.reshape(n, hp, -1))
+    return _to_image(out[:, ph : ph + h, pw : pw + w], b)
+
+
+def _weight_rows(W):
+    """W (A, B, kh, kw) as the (A, kh*kw*B) matrix whose columns match im2col's (p, q, c)."""
+    return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
+
+
+def _add_weight_grad(dW, dW_rows):
+    """dW += dW_rows, the gradient of :func:`_weight_rows` (W) taken back to W's layout."""
+    dW += dW_rows.reshape(dW.shape[0], *dW.shape[2:], dW.shape[1]).transpose(0, 3, 1, 2)
 
 
 def _to_rows(image):
@@ -347,51 +386,54 @@ def _to_rows(image):
     return np.ascontiguousarray(image.transpose(0, 2, 3, 1)).reshape(-1, image.shape[1])
 
 
-def _to_image(rows, n, h, w, b=None):
-    """(N*H*W, C) -> (N, C, H, W), contiguous, plus the bias ``b`` in the same pass."""
-    view = rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(view) if b is None else np.add(view, b[:, None, None])
+def _to_image(channels_last, b=None):
+    """(N, H, W, C) -> a new (N, C, H, W) array, plus the bias ``b`` in the same pass. Its
+    memory stays channels-last (as PyTorch's ``channels_last`` format): the next conv
+    layer, the activations and the backward pass all read it in that order, so no
+    transpose is ever copied."""
+    image = channels_last.copy() if b is None else channels_last + b
+    return image.transpose(0, 3, 1, 2)
 
 
 def conv2d_forward(x, W, b, stride, padding):
-    """im2col by one gather, one product (BLAS), rows -> NCHW with the bias in one pass."""
+    """im2col by runs, one product (BLAS), rows -> NCHW with the bias in one pass."""
     cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
-    n, ho, wo = cols.shape[:3]
-    rows = np.matmul(cols.reshape(n * ho * wo, -1), W.reshape(W.shape[0], -1).T,
-                     out=_buffer("rows", (n * ho * wo, W.shape[0]), x.dtype))
-    return _to_image(rows, n, ho, wo, b)
+    n = x.shape[0]
+    rows = np.matmul(cols, _weight_rows(W).T, out=_buffer("rows", (len(cols), W.shape[0]), x.dtype))
+    ho, wo = (conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], W.shape[2:], stride, padding))
+    return _to_image(rows.reshape(n, ho, wo, -1), b)
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``dWf += dY.T @ cols``, ``db += sum dY``, ``dx = col2im(dY @ Wf)`` by one scatter."""
+    """``dWf += dY.T @ cols``, ``db += sum dY``, ``dx = col2im(dY @ Wf)`` by runs."""
     cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
     dY = _to_rows(dy)
-    dW += (dY.T @ cols.reshape(dY.shape[0], -1)).reshape(W.shape)
-    db += dy.sum(axis=(0, 2, 3))
+    _add_weight_grad(dW, dY.T @ cols)
+    _column_sums(dY, db)
     if not need_dx:
         return None
-    dcols = np.matmul(dY, W.reshape(W.shape[0], -1), out=_buffer("dcols", (dY.shape[0], cols[0, 0, 0].size), dy.dtype))
-    return col2im(dcols.reshape(cols.shape), x.shape, W.shape[2:], stride, padding)
+    dcols = np.matmul(dY, _weight_rows(W), out=_buffer("dcols", cols.shape, dy.dtype))
+    return col2im(dcols, x.shape, W.shape[2:], stride, padding)
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
-    """rows of x @ Wf (BLAS), scattered by col2im, the bias added with the crop's copy."""
-    n, _, h, w = x.shape
+    """rows of x @ Wf (BLAS), added into the output by col2im, with the bias in the crop's pass."""
     kernel = W.shape[2:]
     ho, wo = (
         conv_output_size(s, k, st, p, op, transposed=True)
-        for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding)
+        for s, k, st, p, op in zip(x.shape[2:], kernel, stride, padding, output_padding)
     )
     X = _to_rows(x)
-    rows = np.matmul(X, W.reshape(W.shape[0], -1), out=_buffer("rows", (X.shape[0], W[0].size), x.dtype))
-    y = col2im(rows.reshape(n, h, w, W.shape[1], *kernel), (n, W.shape[1], ho, wo), kernel, stride, padding)
-    return np.ascontiguousarray(y) if b is None else np.add(y, b[:, None, None])
+    Wr = _weight_rows(W)
+    rows = np.matmul(X, Wr, out=_buffer("rows", (len(X), Wr.shape[1]), x.dtype))
+    return col2im(rows, (x.shape[0], W.shape[1], ho, wo), kernel, stride, padding, b)
 
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``D`` = im2col(dy) by one gather: ``dWf += X.T @ D``, ``dx = D @ Wf.T`` back to NCHW."""
+    """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dx = D @ Wf.T`` back to NCHW."""
     n, _, h, w = x.shape
-    D = im2col(dy, W.shape[2:], stride, padding, tag="cols").reshape(n * h * w, -1)
-    dW += (_to_rows(x).T @ D).reshape(W.shape)
-    db += dy.sum(axis=(0, 2, 3))
-    return _to_image(D @ W.reshape(W.shape[0], -1).T, n, h, w) if need_dx else None
+    D = im2col(dy, W.shape[2:], stride, padding, tag="cols")
+    Wr = _weight_rows(W)
+    _add_weight_grad(dW, _to_rows(x).T @ D)
+    _column_sums(_to_rows(dy), db)
+    return _to_image((D @ Wr.T).reshape(n, h, w, -1)) if need_dx else None
