@@ -115,6 +115,25 @@ def test_activations_on_non_contiguous_input():
                                    rtol=1e-12)
 
 
+@given(seed=seeds, shape=st.lists(st.integers(1, 5), min_size=4, max_size=4), kind=st.sampled_from(sorted(cpu.KINDS)),
+       dy_layout=st.sampled_from(["contiguous", "channels_last"]))
+def test_activations_keep_a_channels_last_layout(seed, shape, kind, dy_layout):
+    """Conv outputs here are channels-last in memory; the activations work in that order,
+    keep it, and take a ``dy`` in either layout."""
+    rng = np.random.default_rng(seed)
+
+    def channels_last(a):
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    x = channels_last(away_from_kinks(rng.normal(size=shape)))
+    dy = rng.normal(size=shape)
+    dy = channels_last(dy) if dy_layout == "channels_last" else dy
+    y = cpu.activation_forward(x, kind, 0.1)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous
+    close(y, reference.activation_forward(x, kind, 0.1), np.float64)
+    close(cpu.activation_backward(dy, x, y, kind, 0.1), reference.activation_backward(dy, x, y, kind, 0.1), np.float64)
+
+
 @pytest.fixture
 def numba_backend():
     npvae.kernels.use("numba")
