@@ -28,6 +28,7 @@ Every kernel is compiled with ``cache=True``, so only the first run on a machine
 the compilation; each is tested against ``reference.py``.
 """
 
+import math
 import threading
 
 import numpy as np
@@ -337,12 +338,18 @@ _scratch = threading.local()  # per thread: tag -> a reused buffer
 def _buffer(tag, shape, dtype):
     """A scratch array kept between calls for an op's internal temporary (never for a
     result): the conv VAE's 13 MB im2col matrices, allocated afresh, came back from
-    the OS as new pages every step and doubled a backward pass's time."""
+    the OS as new pages every step and doubled a backward pass's time. One buffer per
+    tag, grown to the largest size asked for, so layers of different shapes share it."""
+    size = math.prod(shape)
     buf = getattr(_scratch, tag, None)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = np.empty(shape, dtype=dtype)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype=dtype)
         setattr(_scratch, tag, buf)
-    return buf
+    return buf[:size].reshape(shape)
+
+
+def _out_size(hw, kernel, stride, padding):
+    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
 
 
 def _padded_channels_last(x, padding):
@@ -354,29 +361,47 @@ def _padded_channels_last(x, padding):
     return xp
 
 
-def im2col(x, kernel, stride, padding, tag=None):
-    """The receptive fields of ``x`` (N, C, H, W) as rows, (N*Ho*Wo, kh*kw*C), columns
-    in (p, q, c) order: the reference's fields with the channel axis moved last. Into
-    the scratch buffer ``tag`` when the caller only needs them for a while."""
-    n, c = x.shape[:2]
-    ho, wo = (conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], kernel, stride, padding))
-    xp = _padded_channels_last(x, padding)
-    shape = (n * ho * wo, kernel[0] * kernel[1] * c)
-    cols = np.empty(shape, dtype=x.dtype) if tag is None else _buffer(tag, shape, x.dtype)
-    _im2col_runs(xp.reshape(n, xp.shape[1], -1), c, *kernel, *stride, ho, wo, cols)
+def _zero_padded(shape, padding, dtype):
+    """A zeroed scratch (N, H + 2 ph, W + 2 pw, C) to add fields into, for NCHW ``shape``."""
+    (n, c, h, w), (ph, pw) = shape, padding
+    xp = _buffer("zero_padded", (n, h + 2 * ph, w + 2 * pw, c), dtype)
+    xp.fill(0)
+    return xp
+
+
+def _crop(xp, padding, hw, b=None):
+    """The (N, C, H, W) image inside the padded channels-last ``xp``, as a new array (+ ``b``)."""
+    (ph, pw), (h, w) = padding, hw
+    return _to_image(xp[:, ph : ph + h, pw : pw + w], b)
+
+
+def _fields(xp, kernel, stride, out_hw, cols=None):
+    """im2col: the receptive fields of ``xp`` (N, Hp, Wp, C) as rows (N*Ho*Wo, kh*kw*C),
+    into ``cols`` if given, else into scratch (for the op's own use only)."""
+    shape = (len(xp) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * xp.shape[3])
+    cols = _buffer("fields", shape, xp.dtype) if cols is None else cols
+    _im2col_runs(xp.reshape(len(xp), xp.shape[1], -1), xp.shape[3], *kernel, *stride, *out_hw, cols)
     return cols
 
 
-def col2im(cols, x_shape, kernel, stride, padding, b=None):
-    """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array of
-    shape ``x_shape`` (plus the bias ``b`` per channel, in the same pass as the crop)."""
-    (n, c, h, w), (ph, pw) = x_shape, padding
-    hp, wp = h + 2 * ph, w + 2 * pw
-    ho, wo = (conv_output_size(s, k, st, 0) for s, k, st in zip((hp, wp), kernel, stride))
-    out = _buffer("col2im", (n, hp, wp, c), cols.dtype)
-    out.fill(0)
-    _col2im_runs(np.ascontiguousarray(cols), c, *kernel, *stride, ho, wo, out.reshape(n, hp, -1))
-    return _to_image(out[:, ph : ph + h, pw : pw + w], b)
+def _add_fields(cols, kernel, stride, out_hw, xp):
+    """col2im, the adjoint: ``xp`` += each row of ``cols`` where :func:`_fields` took it from."""
+    _col2im_runs(cols, xp.shape[3], *kernel, *stride, *out_hw, xp.reshape(len(xp), xp.shape[1], -1))
+
+
+def im2col(x, kernel, stride, padding):
+    """The receptive fields of ``x`` (N, C, H, W) as rows, (N*Ho*Wo, kh*kw*C): the
+    reference's fields with the channel axis last (columns in (p, q, c) order)."""
+    out_hw = _out_size(x.shape[2:], kernel, stride, padding)
+    cols = np.empty((x.shape[0] * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1]), dtype=x.dtype)
+    return _fields(_padded_channels_last(x, padding), kernel, stride, out_hw, cols)
+
+
+def col2im(cols, x_shape, kernel, stride, padding):
+    """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array."""
+    xp = _zero_padded(x_shape, padding, cols.dtype)
+    _add_fields(np.ascontiguousarray(cols), kernel, stride, _out_size(x_shape[2:], kernel, stride, padding), xp)
+    return _crop(xp, padding, x_shape[2:])
 
 
 def _weight_rows(W):
@@ -390,7 +415,7 @@ def _add_weight_grad(dW, dW_rows):
 
 
 def _to_rows(image):
-    """(N, C, H, W) -> (N*H*W, C), contiguous (NumPy's strided copy is the fast one here)."""
+    """(N, C, H, W) -> (N*H*W, C), contiguous (free when ``image`` is channels-last)."""
     return np.ascontiguousarray(image.transpose(0, 2, 3, 1)).reshape(-1, image.shape[1])
 
 
@@ -404,44 +429,55 @@ def _to_image(channels_last, b=None):
 
 
 def conv2d_forward(x, W, b, stride, padding):
-    """im2col by runs, one product (BLAS), rows -> NCHW with the bias in one pass."""
-    cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
-    n = x.shape[0]
-    rows = np.matmul(cols, _weight_rows(W).T, out=_buffer("rows", (len(cols), W.shape[0]), x.dtype))
-    ho, wo = (conv_output_size(s, k, st, p) for s, k, st, p in zip(x.shape[2:], W.shape[2:], stride, padding))
-    return _to_image(rows.reshape(n, ho, wo, -1), b)
+    """im2col by runs, then one product (BLAS) straight into the output's rows; the
+    bias added in place. (Going a few images at a time, for the fields to stay in
+    cache, measured no faster.)"""
+    kernel, n = W.shape[2:], x.shape[0]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    Wr = _weight_rows(W)
+    cols = _fields(_padded_channels_last(x, padding), kernel, stride, (ho, wo))
+    y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
+    if b is not None:
+        _add_bias_rows(y.reshape(-1, W.shape[0]), b)
+    return y.transpose(0, 3, 1, 2)
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``dWf += dY.T @ cols``, ``db += sum dY``, ``dx = col2im(dY @ Wf)`` by runs."""
-    cols = im2col(x, W.shape[2:], stride, padding, tag="cols")
-    dY = _to_rows(dy)
+    """im2col by runs, ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
+    ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields)."""
+    kernel = W.shape[2:]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    Wr, dY = _weight_rows(W), _to_rows(dy)
+    cols = _fields(_padded_channels_last(x, padding), kernel, stride, (ho, wo))
     _add_weight_grad(dW, dY.T @ cols)
     _column_sums(dY, db)
     if not need_dx:
         return None
-    dcols = np.matmul(dY, _weight_rows(W), out=_buffer("dcols", cols.shape, dy.dtype))
-    return col2im(dcols, x.shape, W.shape[2:], stride, padding)
+    dxp = _zero_padded(x.shape, padding, x.dtype)
+    _add_fields(np.matmul(dY, Wr, out=cols), kernel, stride, (ho, wo), dxp)
+    return _crop(dxp, padding, x.shape[2:])
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
-    """rows of x @ Wf (BLAS), added into the output by col2im, with the bias in the crop's pass."""
-    kernel = W.shape[2:]
+    """The rows of x @ Wf (BLAS), added into the output by col2im by runs; the bias in
+    the crop's pass."""
+    kernel, (n, _, h, w) = W.shape[2:], x.shape
     ho, wo = (
         conv_output_size(s, k, st, p, op, transposed=True)
-        for s, k, st, p, op in zip(x.shape[2:], kernel, stride, padding, output_padding)
+        for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding)
     )
-    X = _to_rows(x)
-    Wr = _weight_rows(W)
-    rows = np.matmul(X, Wr, out=_buffer("rows", (len(X), Wr.shape[1]), x.dtype))
-    return col2im(rows, (x.shape[0], W.shape[1], ho, wo), kernel, stride, padding, b)
+    X, Wr = _to_rows(x), _weight_rows(W)
+    rows = np.matmul(X, Wr, out=_buffer("fields", (len(X), Wr.shape[1]), x.dtype))
+    yp = _zero_padded((n, W.shape[1], ho, wo), padding, x.dtype)
+    _add_fields(rows, kernel, stride, (h, w), yp)
+    return _crop(yp, padding, (ho, wo), b)
 
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dx = D @ Wf.T`` back to NCHW."""
-    n, _, h, w = x.shape
-    D = im2col(dy, W.shape[2:], stride, padding, tag="cols")
-    Wr = _weight_rows(W)
-    _add_weight_grad(dW, _to_rows(x).T @ D)
+    """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dX = D @ Wf.T``; ``db`` in one pass."""
+    kernel, (n, _, h, w) = W.shape[2:], x.shape
+    X, Wr = _to_rows(x), _weight_rows(W)
+    D = _fields(_padded_channels_last(dy, padding), kernel, stride, (h, w))
+    _add_weight_grad(dW, X.T @ D)
     _column_sums(_to_rows(dy), db)
-    return _to_image((D @ Wr.T).reshape(n, h, w, -1)) if need_dx else None
+    return (D @ Wr.T).reshape(n, h, w, -1).transpose(0, 3, 1, 2) if need_dx else None
