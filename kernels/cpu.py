@@ -34,15 +34,12 @@ import threading
 import numpy as np
 from numba import njit
 
-from . import blas_threads, reference
+from . import reference
 from .reference import LOG_2PI, conv_output_size, matmul  # noqa: F401  (ops taken as they are)
 
 # Compile options of every loop: no ZeroDivisionError checks (they stop
 # vectorisation) and the fast-math flags that keep NaN/inf semantics.
 JIT = dict(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
-
-# Weight gradients over at most this many rows run on one BLAS thread (blas_threads.py).
-ONE_THREAD_BATCH = 32
 
 # Activation names as the integer codes the kernels branch on (a branch per element
 # that is the same for every element costs nothing measurable).
@@ -149,14 +146,9 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
 
     Accumulating by gemm with beta = 1 (``scipy.linalg.blas.sgemm``) would save the
     temporary, but SciPy bundles a second OpenBLAS whose threads and NumPy's then
-    fought over the 2 cores: an epoch took 5x longer. Over a batch of at most
-    ``ONE_THREAD_BATCH`` rows, ``x.T @ dy`` runs on one BLAS thread (see blas_threads.py).
+    fought over the 2 cores: an epoch took 5x longer.
     """
-    if len(x) <= ONE_THREAD_BATCH:
-        with blas_threads.one_thread():
-            dW += x.T @ dy
-    else:
-        dW += x.T @ dy
+    dW += x.T @ dy
     _column_sums(dy, db)
     return dy @ W.T if need_dx else None
 

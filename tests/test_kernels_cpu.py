@@ -267,20 +267,3 @@ def test_a_conv_vae_step_is_the_same_on_both_backends():
     np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-10)
     for name, g in results["numpy"][1].items():
         np.testing.assert_allclose(results["numba"][1][name], g, rtol=1e-9, atol=1e-12, err_msg=name)
-
-
-def test_one_blas_thread_sets_one_thread_and_puts_the_count_back():
-    from npvae.kernels import blas_threads
-
-    a, b = np.random.default_rng(0).random((2, 40, 30))
-    with blas_threads.one_thread():
-        inside = a.T @ b
-    np.testing.assert_array_equal(inside, a.T @ b)
-    if "openblas" in np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]:
-        set_threads = blas_threads._find_setter()  # returns the count it replaces
-        assert set_threads is not None
-        before = set_threads(2)
-        set_threads(before)
-        with blas_threads.one_thread():
-            assert set_threads(1) == 1
-        assert set_threads(before) == before
