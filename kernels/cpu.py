@@ -6,10 +6,11 @@ Where the time goes and what this backend does about it (figures from
 
 * Convolutions are im2col + one BLAS product, as in the reference, but channels-last
   inside, where a receptive field is kh runs of kw*C consecutive numbers: im2col
-  copies runs and col2im adds runs (0.8 ms for conv2's 12.8 MB of fields, against
-  2.4 ms for a gather through index tables). Conv outputs keep channels-last memory
-  under their NCHW shape, so the next layer and the backward pass read them without
-  a transposing copy (conv-VAE step 47 -> 33 ms).
+  copies runs and col2im adds runs (when this replaced a gather through index tables,
+  in commit c22941c, conv2's 12.8 MB of fields took 0.8 ms instead of 2.4 ms). Conv
+  outputs keep channels-last memory under their NCHW shape, so the next layer and the
+  backward pass read them without a transposing copy (``benchmarks/conv_vae.py``:
+  47 -> 33 ms per conv-VAE step).
 * Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
   128x784 @ 784x400). The first layer skips ``dx`` (its input is data).
@@ -416,8 +417,8 @@ def _to_rows(image):
 def _to_image(channels_last, b=None):
     """(N, H, W, C) -> a new (N, C, H, W) array, plus the bias ``b`` in the same pass. Its
     memory stays channels-last (as PyTorch's ``channels_last`` format): the next conv
-    layer, the activations and the backward pass all read it in that order, so no
-    transpose is ever copied."""
+    layer, the activations and the backward pass read it in that order without a
+    transposing copy (only an NCHW-contiguous input, such as the data, needs one)."""
     image = channels_last.copy() if b is None else channels_last + b
     return image.transpose(0, 3, 1, 2)
 
