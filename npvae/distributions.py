@@ -120,6 +120,7 @@ class Likelihood(Module):
         return check_array(x, "x")
 
     def backward(self, grad, weight):
+        """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""
         return weight[:, None] * grad
 
     def config(self):
@@ -248,6 +249,8 @@ class GaussianLearnedVar(_GaussianBase):
         return dmu, dlogvar
 
     def backward(self, grad, weight):
+        """The mean is the decoder's output: dL/dout[n] = w_n dmu[n]. The log-variance is
+        one parameter shared by every example: dL/dlogvar_d = sum_n w_n dlogvar[n, d]."""
         dmu, dlogvar = grad
         self.grads["logvar"] += weight @ dlogvar
         return weight[:, None] * dmu
