@@ -53,6 +53,27 @@ def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, d
     close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
 
 
+@given(seed=seeds, k=st.integers(0, 37), m=st.integers(1, 40), n=st.integers(1, 40), dtype=dtypes, layout=layouts)
+def test_add_at_b_accumulates_the_product_in_place(seed, k, m, n, dtype, layout):
+    """c += a.T @ b: by NumPy's gemm with beta = 1 for C-contiguous arrays, by NumPy's
+    product otherwise; k = 0 (an empty batch) leaves c as it was."""
+    rng = np.random.default_rng(seed)
+    a, b, c = draw(rng, (k, m), dtype, layout), draw(rng, (k, n), dtype, layout), draw(rng, (m, n), dtype)
+    expected = c + a.T @ b
+    before = c
+    cpu.add_at_b(a, b, c)
+    assert c is before
+    close(c, expected, dtype)
+
+
+def test_numpys_openblas_is_found_where_numpy_bundles_it():
+    """Without it the gemm path silently falls back to NumPy's product and add."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    if blas["name"] != "scipy-openblas":
+        pytest.skip(f"NumPy is built against {blas['name']}, not scipy-openblas")
+    assert cpu._OPENBLAS is not None and "libscipy_openblas64_" in cpu._OPENBLAS
+
+
 @given(seed=seeds, n=st.integers(1, 9), n_samples=st.integers(1, 4), d=st.integers(1, 7), dtype=dtypes,
        layout=layouts)
 def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout):
