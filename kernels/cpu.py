@@ -287,7 +287,9 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
 @njit(**JIT)
 def _bernoulli_rows(x, logits, e, log1p_e, log_p, grad):
     """With e = exp(-|l|) and log1p(e) from NumPy: softplus(l) = max(l, 0) + log1p(e),
-    sigmoid(l) = 1 / (1 + e) for l >= 0 and e / (1 + e) below. ``grad`` may be ``e``."""
+    sigmoid(l) = 1 / (1 + e) for l >= 0 and e / (1 + e) below. ``grad`` must not be
+    ``e``: LLVM vectorises this loop behind a runtime check that the arrays do not
+    overlap, and writing over ``e`` took the scalar path (20 x 784: 37 us against 8)."""
     for n in range(x.shape[0]):
         acc = 0.0
         for d in range(x.shape[1]):
@@ -302,9 +304,9 @@ def bernoulli_log_prob_grad(x, logits):
     """log p and its gradient in one fused pass after NumPy's exp and log1p."""
     e = np.exp(-np.abs(logits))
     log1p_e = np.log1p(e)
-    log_p = np.empty(len(x), dtype=logits.dtype)
-    _bernoulli_rows(x, logits, e, log1p_e, log_p, e)
-    return log_p, e
+    log_p, grad = np.empty(len(x), dtype=logits.dtype), np.empty_like(e)
+    _bernoulli_rows(x, logits, e, log1p_e, log_p, grad)
+    return log_p, grad
 
 
 @njit(**JIT)

@@ -90,9 +90,11 @@ class VAE(LatentModel):
 
     # ---------------------------------------------------------------- the objectives
 
-    def _terms(self, x, onehot, eps, grad=False):
+    def _terms(self, x, onehot, eps, grad=False, densities=True):
         """Forward pass with noise ``eps`` (N, L, d): every per-sample term, and with
-        ``grad`` the likelihood's gradient in the decoder's output (``dlog_px``)."""
+        ``grad`` the likelihood's gradient in the decoder's output (``dlog_px``).
+        ``densities``: also log p(z) and log q(z|x), which only estimator A and the
+        IWAE bound use (estimator B's KL is analytic)."""
         n, n_samples = eps.shape[:2]
         mean, logvar = self._encode(x, onehot)
         z, kl = reparameterize_kl(mean, logvar, eps)  # (N, L, d), (N, d)
@@ -103,10 +105,10 @@ class VAE(LatentModel):
             log_px, dlog_px = self.likelihood.log_prob_and_grad(x_rep, out)
         else:
             log_px, dlog_px = self.likelihood.log_prob(x_rep, out), None
-        return dict(
-            mean=mean, logvar=logvar, z=z, out=out, kl=kl, log_px=log_px.reshape(n, n_samples), dlog_px=dlog_px,
-            log_pz=standard_normal_log_prob(z), log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]),
-        )
+        t = dict(mean=mean, logvar=logvar, z=z, out=out, kl=kl, log_px=log_px.reshape(n, n_samples), dlog_px=dlog_px)
+        if densities:
+            t.update(log_pz=standard_normal_log_prob(z), log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]))
+        return t
 
     def _draw_eps(self, n, n_samples, rng, eps):
         shape = (n, check_positive_int(n_samples, "n_samples"), self.latent_dim)
@@ -119,7 +121,8 @@ class VAE(LatentModel):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         self.check_x(x)
-        t = self._terms(x, self._labels(y, len(x)), self._draw_eps(len(x), n_samples, rng, eps))
+        eps = self._draw_eps(len(x), n_samples, rng, eps)
+        t = self._terms(x, self._labels(y, len(x)), eps, densities=estimator == "A")
         if estimator == "A":
             return np.mean(t["log_px"] + t["log_pz"] - t["log_qz"], axis=1)
         return np.mean(t["log_px"], axis=1) - t["kl"].sum(axis=1)
@@ -173,7 +176,7 @@ class VAE(LatentModel):
         n = len(x)
         onehot = self._labels(y, n)
         eps = self._draw_eps(n, n_samples, rng, eps)
-        t = self._terms(x, onehot, eps, grad=True)
+        t = self._terms(x, onehot, eps, grad=True, densities=objective == "iwae" or estimator == "A")
         kl_total = t["kl"].sum(axis=1)
         stats = {"elbo": float(np.mean(t["log_px"].mean(axis=1) - kl_total)),
                  "log_px": float(t["log_px"].mean()), "kl": float(kl_total.mean())}
