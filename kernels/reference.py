@@ -22,6 +22,16 @@ from scipy.special import expit
 
 LOG_2PI = math.log(2 * math.pi)
 
+# --------------------------------------------------------------------------- checks
+
+
+def all_finite(x):
+    """Whether ``x`` holds no NaN or inf. The sum is finite unless something is NaN
+    or inf (or it overflows, in which case the exact test decides): one cheap pass."""
+    with np.errstate(over="ignore"):  # an overflowing sum is no error: the exact test decides
+        return bool(np.isfinite(x.sum()) or np.isfinite(x).all())
+
+
 # --------------------------------------------------------------------------- dense
 
 

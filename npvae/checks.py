@@ -7,6 +7,8 @@ what was given.
 
 import numpy as np
 
+from . import kernels
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -31,9 +33,7 @@ def check_array(x, name, shape=None, dtype=None, finite=True):
         if x.ndim != len(shape):
             raise ValueError(f"{name}: expected a {len(shape)}-D array of shape {pretty}, got shape {x.shape}")
         raise ValueError(f"{name}: expected shape {pretty}, got {x.shape}")
-    # One cheap pass: the sum is finite unless something is NaN/inf (or it overflows,
-    # in which case the exact check below decides).
-    if finite and x.size and not np.isfinite(x.sum()) and not np.isfinite(x).all():
+    if finite and not kernels.ops.all_finite(x):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return x
 

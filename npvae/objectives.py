@@ -33,8 +33,10 @@ def kl_penalty(kl, free_bits=0.0):
     Returns ``(penalty, d penalty / d kl)``; with free_bits = 0 the penalty is the
     batch mean of the per-example KL and the gradient is 1/N everywhere.
     """
+    if free_bits == 0:  # the common case, without the masks
+        return float(kl.sum()) / kl.shape[0], np.full(kl.shape, 1 / kl.shape[0], dtype=kl.dtype)
     per_dim = kl.mean(axis=0)
-    active = per_dim > free_bits if free_bits > 0 else np.ones_like(per_dim, dtype=bool)
+    active = per_dim > free_bits
     penalty = float(np.sum(np.where(active, per_dim, free_bits)))
     dkl = np.broadcast_to(active / kl.shape[0], kl.shape).astype(kl.dtype)
     return penalty, dkl

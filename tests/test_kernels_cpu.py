@@ -66,6 +66,21 @@ def test_add_at_b_accumulates_the_product_in_place(seed, k, m, n, dtype, layout)
     close(c, expected, dtype)
 
 
+@given(seed=seeds, shape=st.lists(st.integers(0, 9), min_size=1, max_size=3), dtype=dtypes,
+       bad=st.sampled_from([None, np.nan, np.inf, -np.inf]), big=st.booleans(), contiguous=st.booleans())
+def test_all_finite_equals_the_reference(seed, shape, dtype, bad, big, contiguous):
+    """NaN and inf anywhere are found; huge finite values whose sum overflows are not
+    taken for inf."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rng.normal(size=shape) * (np.finfo(dtype).max / 4 if big else 1), dtype=dtype)
+    if bad is not None and x.size:
+        x.reshape(-1)[rng.integers(x.size)] = bad
+    if not contiguous:
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
+    expected = bad is None or x.size == 0
+    assert cpu.all_finite(x) is reference.all_finite(x) is expected
+
+
 def test_numpys_openblas_is_found_where_numpy_bundles_it():
     """Without it the gemm path silently falls back to NumPy's product and add."""
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
