@@ -7,6 +7,8 @@ One JSON line per measurement:
 * ``dense``: one training step's dense layers (forward with bias, backward with the
   weight and bias gradients, no dx for the first layer) through the Numba ops, against
   the bare BLAS products of the same shapes: GFLOP/s for both and their ratio;
+* ``linear_dx``: a dense layer's input gradient as ``dy @ W.T`` against ``W @ dy.T``
+  copied back to rows, over batch sizes, for the Numba backend's small-batch rule;
 * ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
   shape (what a perfect im2col would cost): GFLOP/s, ratio;
 * ``elementwise``: the fused ELBO-path and Adam kernels against the NumPy reference,
@@ -76,6 +78,19 @@ def dense(repeats):
                     fraction_of_blas=t_blas / t_ops)
 
 
+def linear_dx(repeats):
+    """dx = dy @ W.T two ways: as written, and as (W @ dy.T).T copied to rows."""
+    rng = np.random.default_rng(0)
+    for d_in, d_out in ((200, 784), (200, 200), (200, 100), (400, 40), (50, 200), (20, 400)):
+        W = rand(rng, d_in, d_out)
+        for batch in (1, 8, 20, 32, 64, 128):
+            dy = rand(rng, batch, d_out)
+            t_rows = best_time(lambda: dy @ W.T, repeats, 50)
+            t_transposed = best_time(lambda: np.ascontiguousarray((W @ dy.T).T), repeats, 50)
+            common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
+                        dy_WT_us=t_rows * 1e6, W_dyT_copied_us=t_transposed * 1e6, ratio=t_transposed / t_rows)
+
+
 def conv(repeats):
     """The conv VAE's convolutions (batch 128), Numba ops vs one product of their im2col shape."""
     rng = np.random.default_rng(0)
@@ -141,6 +156,7 @@ for dt in (np.float32, np.float64):
     a = lambda *s: r.standard_normal(s).astype(dt)
     x, W, b, dy = a(3, 4), a(4, 5), a(5), a(3, 5)
     cpu.linear_backward(x, W, dy, W * 0, b * 0)
+    cpu.all_finite(x)
     for kind in cpu.KINDS:
         y = cpu.activation_forward(cpu.linear_forward(x, W, b), kind, 0.1)
         cpu.activation_backward(dy, y, y, kind, 0.1)
@@ -172,6 +188,7 @@ def main():
     parser = common.argument_parser(__doc__, threads, repeats=5)
     args = parser.parse_args()
     dense(args.repeats)
+    linear_dx(args.repeats)
     conv(args.repeats)
     elementwise(args.repeats)
     compile_cost()
