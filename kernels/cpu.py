@@ -13,7 +13,9 @@ Where the time goes and what this backend does about it (figures from
   47 -> 33 ms per conv-VAE step).
 * Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
-  128x784 @ 784x400). The first layer skips ``dx`` (its input is data).
+  128x784 @ 784x400). Weight gradients accumulate by gemm with beta = 1 in NumPy's
+  own OpenBLAS (:func:`add_at_b`), and small batches take a faster route to ``dx``.
+  The first layer skips ``dx`` (its input is data).
 * What NumPy cannot do is fuse: ``x @ W + b``, ``dy * (1 - y * y)``, Adam's ten
   operators, the Bernoulli log-likelihood and its gradient each make several passes
   over memory and a temporary per operator. Here each is one loop.
