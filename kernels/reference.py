@@ -28,7 +28,7 @@ LOG_2PI = math.log(2 * math.pi)
 def all_finite(x):
     """Whether ``x`` holds no NaN or inf. The sum is finite unless something is NaN
     or inf (or it overflows, in which case the exact test decides): one cheap pass."""
-    with np.errstate(over="ignore"):  # an overflowing sum is no error: the exact test decides
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow or inf - inf here is the answer
         return bool(np.isfinite(x.sum()) or np.isfinite(x).all())
 
 
