@@ -150,7 +150,8 @@ def _numpy_openblas():
     """The path of the scipy-openblas library NumPy has loaded, or None."""
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "libscipy_openblas64_" in line}
+            # address, perms, offset, device, inode, then the path (which may hold spaces)
+            paths = {line.split(maxsplit=5)[-1].strip() for line in f if "libscipy_openblas64_" in line}
     except OSError:
         return None
     return paths.pop() if len(paths) == 1 else None
