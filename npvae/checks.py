@@ -38,6 +38,14 @@ def check_array(x, name, shape=None, dtype=None, finite=True):
     return x
 
 
+def check_unit_interval(x, name, purpose):
+    """Check that the float array ``x`` lies in [0, 1] (``purpose`` says why) and return it."""
+    check_array(x, name)
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name}: expected values in [0, 1] {purpose}, got range [{x.min()}, {x.max()}]")
+    return x
+
+
 def check_positive_int(value, name, minimum=1):
     """``value`` as an int >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:

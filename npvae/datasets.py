@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from .checks import check_positive_int
+from .checks import check_positive_int, check_unit_interval
 
 BUNDLED = os.path.join(os.path.dirname(__file__), "data")
 
@@ -167,9 +167,10 @@ def binarize_static(x, seed=0, threshold=None):
     a seeded generator (the same data every epoch)."""
     if threshold is not None:
         return (x > threshold).astype(x.dtype)
-    return (np.random.default_rng(seed).random(x.shape) < x).astype(x.dtype)
+    return binarize_dynamic(x, np.random.default_rng(seed))
 
 
 def binarize_dynamic(x, rng):
-    """A fresh Bernoulli draw of the grey levels (call once per epoch or batch)."""
+    """A fresh Bernoulli draw of the grey levels ``x`` in [0, 1] (call once per epoch or batch)."""
+    check_unit_interval(x, "x", "(grey levels) to binarise")
     return (rng.random(x.shape) < x).astype(x.dtype)

@@ -14,10 +14,10 @@ import numpy as np
 from scipy.special import expit
 
 from . import kernels
-from .checks import check_array
+from .checks import check_array, check_unit_interval
+from .kernels.reference import LOG_2PI
 from .nn.module import Module
 
-LOG_2PI = np.log(2 * np.pi)
 
 
 # ------------------------------------------------------------------------ q(z|x), p(z)
@@ -117,6 +117,7 @@ class Likelihood(Module):
         return d
 
     def check_data(self, x):
+        """x a finite float array in the likelihood's support (here: any real)."""
         return check_array(x, "x")
 
     def backward(self, grad, weight):
@@ -139,12 +140,7 @@ class Bernoulli(Likelihood):
     name = "bernoulli"
 
     def check_data(self, x):
-        check_array(x, "x")
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                f"x: expected values in [0, 1] for a Bernoulli likelihood, got range [{x.min()}, {x.max()}]"
-            )
-        return x
+        return check_unit_interval(x, "x", "for a Bernoulli likelihood")
 
     def log_prob(self, x, logits):
         return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)

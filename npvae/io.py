@@ -74,8 +74,11 @@ def load_params(model, params, source="checkpoint"):
             f"unexpected {sorted(set(params) - set(own))}"
         )
     for k, p in own.items():
-        if p.shape != params[k].shape:
-            raise ValueError(f"{source}: parameter {k}: expected shape {p.shape}, got {params[k].shape}")
+        if p.shape != params[k].shape or p.dtype != params[k].dtype:
+            raise ValueError(f"{source}: parameter {k}: expected {p.dtype} of shape {p.shape}, "
+                             f"got {params[k].dtype} of shape {params[k].shape}")
+        if not np.isfinite(params[k]).all():
+            raise ValueError(f"{source}: parameter {k}: expected finite values, got NaN or inf")
     for k, p in own.items():
         p[...] = params[k]
     return model

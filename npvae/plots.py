@@ -20,7 +20,11 @@ def save(fig, path):
 
 def tile(images, n_cols, image_shape=(28, 28)):
     """(N, H*W) or (N, 1, H, W) images as one (rows*H, cols*W) mosaic."""
-    images = np.asarray(images).reshape(len(images), *image_shape)
+    images = np.asarray(images)
+    if images.size != len(images) * image_shape[0] * image_shape[1]:
+        raise ValueError(f"images: expected (N, {image_shape[0] * image_shape[1]}) or (N, 1, {image_shape[0]}, "
+                         f"{image_shape[1]}) for image_shape={image_shape}, got shape {images.shape}")
+    images = images.reshape(len(images), *image_shape)
     n_rows = -(-len(images) // n_cols)
     h, w = image_shape
     canvas = np.ones((n_rows * h, n_cols * w))

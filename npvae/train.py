@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import io
+from .datasets import binarize_dynamic
 from .checks import check_positive_int
 from .distributions import kl_standard_normal
 from .objectives import SCHEDULES
@@ -88,7 +89,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             idx = order[s : s + batch_size]
             xb = x[idx]
             if binarize:
-                xb = (rng.random(xb.shape) < xb).astype(xb.dtype)
+                xb = binarize_dynamic(xb, rng)
             beta_t = beta * (schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
             loss, stats = model.loss_and_grad(
                 xb, **({} if y is None else {"y": y[idx]}), rng=rng, estimator=estimator, objective=objective,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from scipy.stats import norm
 
 from npvae import plots
@@ -41,6 +42,9 @@ def test_tile_places_images_row_major():
     canvas = plots.tile(images, 4, (2, 3))
     assert canvas.shape == (4, 12)
     assert canvas[0, 3] == 1 and canvas[2, 0] == 4 and canvas[2, 9] == 1.0  # empty cells stay white
+    with pytest.raises(ValueError, match=r"images: expected \(N, 6\) or \(N, 1, 2, 3\) for image_shape=\(2, 3\), "
+                                         r"got shape \(6, 7\)"):
+        plots.tile(np.ones((6, 7)), 4, (2, 3))
 
 
 def test_train_eval_sample_plot_from_a_json_config(tmp_path, capsys):

@@ -140,3 +140,7 @@ def test_binarisation():
     assert datasets.binarize_static(x, threshold=0.5).sum() == 0
     d = datasets.binarize_dynamic(x, np.random.default_rng(0))
     assert abs(d.mean() - 0.3) < 0.01 and not np.array_equal(d, a)
+    with pytest.raises(ValueError, match=r"x: expected values in \[0, 1\] \(grey levels\) to binarise, got range"):
+        datasets.binarize_dynamic(x + 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="x: expected finite values"):
+        datasets.binarize_static(np.full((2, 2), np.nan, dtype=np.float32), seed=0)

@@ -159,6 +159,10 @@ def test_gmm_bad_input():
         GaussianMixture(2, precisions_init=-np.array([np.eye(3)] * 2)).fit(X)
     with pytest.raises(ValueError, match="means_init: expected shape"):
         GaussianMixture(2, means_init=np.zeros((2, 2))).fit(X)
+    with pytest.raises(ValueError, match="means_init: expected finite values"):
+        GaussianMixture(2, means_init=np.full((2, 3), np.nan)).fit(X)
+    with pytest.raises(ValueError, match="precisions_init: expected finite values"):
+        GaussianMixture(2, precisions_init=np.full((2, 3, 3), np.inf)).fit(X)
     with pytest.raises(ValueError, match="not fitted"):
         GaussianMixture(2).predict(X)
     gmm = GaussianMixture(2, random_state=0).fit(X)

@@ -134,8 +134,14 @@ def test_bad_checkpoints_are_refused(mnist, tmp_path):
         io.load_checkpoint(tmp_path / "cut.npz")
     other = VAE.mlp(784, (32,), 8, "tanh", "bernoulli", rng=0)
     params, _, _ = io.load_checkpoint(path)
-    with pytest.raises(ValueError, match=r"parameter encoder.0.W: expected shape \(784, 32\), got \(784, 64\)"):
+    with pytest.raises(ValueError, match=r"parameter encoder.0.W: expected float32 of shape \(784, 32\), "
+                                         r"got float32 of shape \(784, 64\)"):
         io.load_params(other, params)
+    with pytest.raises(ValueError, match=r"parameter encoder.0.W: expected float32 of shape \(784, 64\), got float64"):
+        io.load_params(small_vae(), {**params, "encoder.0.W": params["encoder.0.W"].astype(np.float64)})
+    params["decoder.0.b"][3] = np.nan
+    with pytest.raises(ValueError, match="parameter decoder.0.b: expected finite values, got NaN or inf"):
+        io.load_params(small_vae(), params)
     with pytest.raises(FileNotFoundError, match="checkpoint: no such file"):
         io.load_checkpoint(tmp_path / "missing.npz")
 

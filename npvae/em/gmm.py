@@ -24,6 +24,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
 from ..checks import as_data_matrix, as_rng, check_positive_int
+from ..kernels.reference import LOG_2PI
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("k-means++", "random", "random_from_data")
@@ -117,7 +118,7 @@ def log_gaussian_prob(X, means, prec_chol, covariance_type):
         prec = prec_chol**2
         log_det = d * np.log(prec_chol)
         maha = (np.einsum("ij,ij->i", X, X)[:, None] - 2 * X @ means.T + (means**2).sum(axis=1)) * prec
-    return -0.5 * (d * np.log(2 * np.pi) + maha) + log_det
+    return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
 class GaussianMixture:
@@ -201,13 +202,18 @@ class GaussianMixture:
             w = np.asarray(self.weights_init, dtype=float)
             if w.shape != (K,) or np.any(w < 0) or not np.isclose(w.sum(), 1):
                 raise ValueError(f"weights_init: expected {K} non-negative weights summing to 1, got {w}")
-        if self.means_init is not None and np.shape(self.means_init) != (K, d):
-            raise ValueError(f"means_init: expected shape {(K, d)}, got {np.shape(self.means_init)}")
+        if self.means_init is not None:
+            if np.shape(self.means_init) != (K, d):
+                raise ValueError(f"means_init: expected shape {(K, d)}, got {np.shape(self.means_init)}")
+            if not np.isfinite(np.asarray(self.means_init, dtype=float)).all():
+                raise ValueError("means_init: expected finite values, got NaN or inf")
         if self.precisions_init is not None:
             want = {"full": (K, d, d), "tied": (d, d), "diag": (K, d), "spherical": (K,)}[self.covariance_type]
             if np.shape(self.precisions_init) != want:
                 raise ValueError(f"precisions_init: expected shape {want} for covariance_type="
                                  f"{self.covariance_type!r}, got {np.shape(self.precisions_init)}")
+            if not np.isfinite(np.asarray(self.precisions_init, dtype=float)).all():
+                raise ValueError("precisions_init: expected finite values, got NaN or inf")
 
     def _initialize(self, X, rng):
         """Responsibilities from ``init_params``, parameters from one M step on them, then
@@ -284,9 +290,12 @@ class GaussianMixture:
         self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = params
 
     # --- using a fitted model -------------------------------------------------------
-    def _check_X(self, X):
+    def _check_fitted(self):
         if not hasattr(self, "means_"):
             raise ValueError("GaussianMixture: not fitted yet; call fit(X) first")
+
+    def _check_X(self, X):
+        self._check_fitted()
         return as_data_matrix(X, n_features=self.n_features_in_)
 
     def _log_prob_norm_and_resp(self, X):
@@ -314,8 +323,7 @@ class GaussianMixture:
     def sample(self, n_samples=1):
         """``n_samples`` draws and their component labels, from ``random_state``."""
         n_samples = check_positive_int(n_samples, "n_samples")
-        if not hasattr(self, "means_"):
-            raise ValueError("GaussianMixture: not fitted yet; call fit(X) first")
+        self._check_fitted()
         rng = as_rng(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         d = self.means_.shape[1]

@@ -25,10 +25,10 @@ from scipy.linalg import cho_factor, cho_solve, eigh
 from scipy.linalg.blas import dsyrk
 
 from ..checks import as_data_matrix, as_rng, check_positive_int
+from ..kernels.reference import LOG_2PI
 from .gmm import ConvergenceWarning
 
 METHODS = ("closed_form", "em")
-LOG_2PI = np.log(2 * np.pi)
 
 
 def gaussian_log_density(Xc, W, sigma2):
@@ -195,9 +195,12 @@ class PPCA:
         self._run_em(step)
 
     # --- using a fitted model -------------------------------------------------------
-    def _check_X(self, X):
+    def _check_fitted(self):
         if not hasattr(self, "W_"):
             raise ValueError("PPCA: not fitted yet; call fit(X) first")
+
+    def _check_X(self, X):
+        self._check_fitted()
         return as_data_matrix(X, n_features=self.n_features_in_)
 
     def score_samples(self, X):
@@ -217,15 +220,13 @@ class PPCA:
     def inverse_transform(self, Z):
         """The decoder mean W z + mean_."""
         Z = as_data_matrix(Z, "Z", n_features=self.n_components)
-        if not hasattr(self, "W_"):
-            raise ValueError("PPCA: not fitted yet; call fit(X) first")
+        self._check_fitted()
         return Z @ self.W_.T + self.mean_
 
     def sample(self, n_samples=1):
         """Ancestral samples x = W z + mean_ + sigma eps, from ``random_state``."""
         n_samples = check_positive_int(n_samples, "n_samples")
-        if not hasattr(self, "W_"):
-            raise ValueError("PPCA: not fitted yet; call fit(X) first")
+        self._check_fitted()
         rng = as_rng(self.random_state)
         z = rng.standard_normal((n_samples, self.n_components))
         noise = rng.standard_normal((n_samples, len(self.mean_))) * np.sqrt(self.noise_variance_)

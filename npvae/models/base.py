@@ -25,8 +25,8 @@ class LatentModel(Container):
     def check_x(self, x):
         """x must be (N, *data_shape) in the parameters' dtype, finite, and in the
         likelihood's support (e.g. [0, 1] for a Bernoulli)."""
-        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype)
-        return self.likelihood.check_data(x)
+        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype, finite=False)
+        return self.likelihood.check_data(x)  # finiteness, and the support
 
     @staticmethod
     def mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs, dtype, **extra):
