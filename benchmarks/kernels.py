@@ -11,7 +11,7 @@ One JSON line per measurement:
   copied back to rows, over batch sizes, for the Numba backend's small-batch rule;
 * ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
   shape (what a perfect im2col would cost): GFLOP/s, ratio;
-* ``elementwise``: the fused ELBO-path and Adam kernels against the NumPy reference,
+* ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against the NumPy reference,
   in GB/s of the arrays they must read and write, and the speed-up;
 * ``compile``: seconds to import the backend and call every kernel once, in a fresh
   process with an empty cache and again with the cache filled.
@@ -128,6 +128,7 @@ def elementwise(repeats):
     p, g, m, v = (rand(rng, n_params) for _ in range(4))
     v = np.abs(v)
     x, logits = rng.random((128, 784)).astype(F32), rand(rng, 128, 784)
+    hidden = rand(rng, 20, 200)  # a hidden layer's activations at batch 20, as check_array sees them
     mean, logvar, eps, dz = rand(rng, 128, 20), rand(rng, 128, 20), rand(rng, 128, 1, 20), rand(rng, 128, 1, 20)
     cases = {  # name: (call on a backend, bytes read + written)
         "adam_update": (lambda k: k.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 10), 7 * 4 * n_params),
@@ -137,6 +138,7 @@ def elementwise(repeats):
                                        6 * 4 * mean.size),
         "relu_backward": (lambda k: k.activation_backward(logits, logits, logits, "relu"), 3 * 4 * x.size),
         "tanh_backward": (lambda k: k.activation_backward(logits, logits, logits, "tanh"), 3 * 4 * x.size),
+        "all_finite_20x200": (lambda k: k.all_finite(hidden), 4 * hidden.size),
     }
     for name, (call, nbytes) in cases.items():
         t_numba, t_ref = best_time(lambda: call(cpu), repeats, 50), best_time(lambda: call(reference), repeats, 50)

@@ -209,8 +209,9 @@ def _all_finite(a):
 
 
 def all_finite(x):
-    """Whether ``x`` holds no NaN or inf: one vectorised pass (20 x 200 floats: 0.7 us
-    against NumPy's sum at 2.2 us, on every layer's input and gradient)."""
+    """Whether ``x`` holds no NaN or inf: one vectorised pass, run on every layer's input
+    and gradient (``benchmarks/kernels.py``, op ``all_finite_20x200``: about 3x the
+    reference's speed)."""
     if x.size == 0 or not x.flags.c_contiguous:
         return reference.all_finite(x)
     return bool(_all_finite(x.reshape(-1)))
