@@ -131,7 +131,7 @@ def elementwise(repeats):
     hidden = rand(rng, 20, 200)  # a hidden layer's activations at batch 20, as check_array sees them
     mean, logvar, eps, dz = rand(rng, 128, 20), rand(rng, 128, 20), rand(rng, 128, 1, 20), rand(rng, 128, 1, 20)
     cases = {  # name: (call on a backend, bytes read + written)
-        "adam_update": (lambda k: k.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 10), 7 * 4 * n_params),
+        "adam_update": (lambda k: k.adam_update([p], [g], [m], [v], 1e-3, 0.9, 0.999, 1e-8, 10), 7 * 4 * n_params),
         "bernoulli_log_prob_grad": (lambda k: k.bernoulli_log_prob_grad(x, logits), 3 * 4 * x.size),
         "reparameterize_kl": (lambda k: k.reparameterize_kl(mean, logvar, eps), 5 * 4 * mean.size),
         "reparameterize_kl_backward": (lambda k: k.reparameterize_kl_backward(dz, eps, mean, logvar, 0.5),
@@ -167,7 +167,7 @@ for dt in (np.float32, np.float64):
     cpu.reparameterize_kl(m, lv, e)
     cpu.bernoulli_log_prob_grad(np.abs(x) / 9, x)
     cpu.gaussian_log_prob_grad(x, x, x[0])
-    cpu.adam_update(W, W, W * 0, W * 0, 1e-3, 0.9, 0.999, 1e-8, 1)
+    cpu.adam_update([W, b], [W, b], [W * 0, b * 0], [W * 0, b * 0], 1e-3, 0.9, 0.999, 1e-8, 1)
     im, K = a(2, 2, 5, 5), a(3, 2, 3, 3)
     out = cpu.conv2d_forward(im, K, a(3), (2, 2), (1, 1))
     cpu.conv2d_backward(im, K, out, K * 0, a(3) * 0, (2, 2), (1, 1))

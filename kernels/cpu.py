@@ -365,26 +365,33 @@ def gaussian_log_prob_grad(x, mu, logvar):
 
 
 @njit(**JIT)
-def _adam(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step, inv_sqrt_correction2, eps):
+def _adam(ps, gs, ms, vs, beta1, one_minus_beta1, beta2, one_minus_beta2, step, inv_sqrt_correction2, eps):
     # Every constant arrives in the parameters' dtype: a literal such as ``1 - beta1``
     # in here would be int64 - float32, which Numba types as float64, and a float32
     # update then ran in float64 at half the speed (156,800 floats: 86 -> 46 us).
-    for i in range(p.size):
-        m_i = beta1 * m[i] + one_minus_beta1 * g[i]
-        v_i = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
-        m[i], v[i] = m_i, v_i
-        p[i] -= step * m_i / (np.sqrt(v_i) * inv_sqrt_correction2 + eps)
+    for k in range(len(ps)):
+        p, g, m, v = ps[k], gs[k], ms[k], vs[k]
+        for i in range(p.size):
+            m_i = beta1 * m[i] + one_minus_beta1 * g[i]
+            v_i = beta2 * v[i] + one_minus_beta2 * g[i] * g[i]
+            m[i], v[i] = m_i, v_i
+            p[i] -= step * m_i / (np.sqrt(v_i) * inv_sqrt_correction2 + eps)
 
 
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
-    """Adam in one pass over (p, g, m, v) instead of ten NumPy operators, with the bias
-    corrections folded into two constants: lr m_hat / (sqrt(v_hat) + eps) =
-    (lr / c1) m / (sqrt(v) / sqrt(c2) + eps), c1 = 1 - b1^t, c2 = 1 - b2^t."""
-    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
-        return reference.adam_update(p, g, m, v, lr, beta1, beta2, eps, t)
-    f = p.dtype.type
-    _adam(p.reshape(-1), _flat(g), m.reshape(-1), v.reshape(-1), f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
-          f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))
+def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
+    """Adam in one pass over each (p, g, m, v) instead of ten NumPy operators, and one
+    call for all the arrays (as PyTorch's multi-tensor Adam): the arrays go in as
+    tuples of flat views, so the call's cost, about 3 us, is paid once a step rather
+    than once per array. The bias corrections are folded into two constants:
+    lr m_hat / (sqrt(v_hat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps),
+    c1 = 1 - b1^t, c2 = 1 - b2^t."""
+    groups = (params, grads, ms, vs)
+    dtype = params[0].dtype if len(params) else None
+    if not len(params) or not all(a.flags.c_contiguous and a.dtype == dtype for group in groups for a in group):
+        return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # strided or mixed
+    f = dtype.type
+    _adam(*(tuple(a.reshape(-1) for a in group) for group in groups), f(beta1), f(1 - beta1), f(beta2),
+          f(1 - beta2), f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))
 
 
 # --------------------------------------------------------------------- convolution

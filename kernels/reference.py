@@ -260,14 +260,16 @@ def gaussian_log_prob_grad(x, mu, logvar):
 # ----------------------------------------------------------------------- optimiser
 
 
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
-    """One Adam step of step number ``t`` (from 1), in place on ``p``, ``m``, ``v``::
+def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
+    """One Adam step of step number ``t`` (from 1) on every array of ``params``, in
+    place on each p and its moments m, v (the four lists matched by position)::
 
         m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
         p <- p - lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
     """
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+    for p, g, m, v in zip(params, grads, ms, vs):
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)

@@ -113,12 +113,15 @@ class Adam(Optimizer):
         super().__init__(params, grads, lr)
         self.b1, self.b2 = betas
         self.eps = eps
+        # (p, g, m, v) as four lists in one order, for one kernel call over all of them
+        self.arrays = [[d[k] for k in params] for d in (params, grads, self.state["m"], self.state["v"])]
 
-    def update(self, name, p, g):
-        # One fused pass over (p, g, m, v) on the Numba backend: the formula is
-        # kernels/reference.py's adam_update.
-        kernels.ops.adam_update(p, g, self.state["m"][name], self.state["v"][name], self.lr, self.b1, self.b2,
-                                self.eps, self.t)
+    def step(self):
+        # One call for all parameters (kernels/reference.py's adam_update has the
+        # formula): on the Numba backend a fused pass per array, and the call's fixed
+        # cost paid once a step rather than once per array.
+        self.t += 1
+        kernels.ops.adam_update(*self.arrays, self.lr, self.b1, self.b2, self.eps, self.t)
 
 
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}

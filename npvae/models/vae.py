@@ -177,9 +177,8 @@ class VAE(LatentModel):
         onehot = self._labels(y, n)
         eps = self._draw_eps(n, n_samples, rng, eps)
         t = self._terms(x, onehot, eps, grad=True, densities=objective == "iwae" or estimator == "A")
-        kl_total = t["kl"].sum(axis=1)
-        stats = {"elbo": float(np.mean(t["log_px"].mean(axis=1) - kl_total)),
-                 "log_px": float(t["log_px"].mean()), "kl": float(kl_total.mean())}
+        log_px, kl = float(t["log_px"].mean()), float(t["kl"].sum()) / n  # batch means
+        stats = {"elbo": log_px - kl, "log_px": log_px, "kl": kl}
 
         L = n_samples
         if objective == "iwae":
@@ -193,7 +192,7 @@ class VAE(LatentModel):
         else:
             a, c = np.full((n, L), 1.0 / L), None
             penalty, dkl = kl_penalty(t["kl"], free_bits)
-            objective_value = float(t["log_px"].mean()) - beta * penalty
+            objective_value = log_px - beta * penalty
 
         self.zero_grad()
         loss = -objective_value + weight_decay(self.params, self.grads, weight_decay_lambda)
