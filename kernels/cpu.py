@@ -33,6 +33,8 @@ Every kernel is compiled with ``cache=True``, so only the first run on a machine
 the compilation; each is tested against ``reference.py``.
 """
 
+import contextlib
+import ctypes
 import math
 import threading
 
@@ -217,13 +219,52 @@ def all_finite(x):
     return bool(_all_finite(x.reshape(-1)))
 
 
+# -------------------------------------------------- one BLAS thread for small batches
+# This machine's two vCPUs are at times placed far apart on the host (it comes and goes
+# over minutes). Then every number one core writes and the other reads crosses the
+# host, and a product split over OpenBLAS's two threads leaves half of its output in
+# the other core's cache: in an IWAE-net step at batch 20, Adam then took 1.2 ms
+# instead of 0.15 ms to read the gradients, and the step 2.4 ms instead of 1.06 ms on
+# one thread (in-process alternation, /proc/stat idle). When the vCPUs sit close, two
+# threads gain about 5% on these small products. So the dense ops on a batch of at
+# most SERIAL_ROWS rows run NumPy's OpenBLAS on one thread (setting it costs 0.3 us),
+# and larger batches, where the second thread pays, keep every thread.
+SERIAL_ROWS = 32
+
+
+class _OneBlasThread:
+    """``with`` block in which NumPy's OpenBLAS runs on one thread; its count is restored after."""
+
+    def __init__(self, path):
+        lib = ctypes.CDLL(path)
+        self.get, self.set = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
+        self.set.argtypes = [ctypes.c_int]
+
+    def __enter__(self):
+        self.threads = self.get()
+        self.set(1)
+
+    def __exit__(self, *exc):
+        self.set(self.threads)
+
+
+_ONE_BLAS_THREAD = None if _OPENBLAS is None else _OneBlasThread(_OPENBLAS)
+_ALL_BLAS_THREADS = contextlib.nullcontext()
+
+
+def _blas_threads(rows):
+    """The ``with`` context for the products of a dense op over ``rows`` rows."""
+    return _ONE_BLAS_THREAD if rows <= SERIAL_ROWS and _ONE_BLAS_THREAD is not None else _ALL_BLAS_THREADS
+
+
 def _flat(a):
     return np.ascontiguousarray(a).reshape(-1)
 
 
 def linear_forward(x, W, b):
     """``y = x @ W + b``: the product in BLAS, the bias added in the same buffer."""
-    y = x @ W
+    with _blas_threads(len(x)):
+        y = x @ W
     _add_bias_rows(y, b)
     return y
 
@@ -235,18 +276,19 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
     (SciPy's ``scipy.linalg.blas.sgemm`` accumulates too, but SciPy bundles a second
     OpenBLAS whose threads and NumPy's fought over the 2 cores: an epoch took 5x longer.)
     """
-    add_at_b(x, dy, dW)
-    _column_sums(dy, db)
-    if not need_dx:
-        return None
-    if len(dy) <= 24 and W.shape[0] >= 100:
-        # For a few rows OpenBLAS computes W @ dy.T much faster than dy @ W.T, even
-        # with the transposing copy back (benchmarks/kernels.py, kind "linear_dx":
-        # at batch 20, 200 inputs, 0.6-0.75 of the time; at batch 1, from batch 32,
-        # or under 100 inputs, as fast or slower). IWAE net, batch 20, interleaved
-        # A/B of real steps: 1.071 -> 1.033 ms/step.
-        return np.ascontiguousarray((W @ dy.T).T)
-    return dy @ W.T
+    with _blas_threads(len(dy)):
+        add_at_b(x, dy, dW)
+        _column_sums(dy, db)
+        if not need_dx:
+            return None
+        if len(dy) <= 24 and W.shape[0] >= 100:
+            # For a few rows OpenBLAS computes W @ dy.T much faster than dy @ W.T, even
+            # with the transposing copy back (benchmarks/kernels.py, kind "linear_dx":
+            # at batch 20, 200 inputs, 0.6-0.75 of the time; at batch 1, from batch 32,
+            # or under 100 inputs, as fast or slower). IWAE net, batch 20, interleaved
+            # A/B of real steps: 1.071 -> 1.033 ms/step.
+            return np.ascontiguousarray((W @ dy.T).T)
+        return dy @ W.T
 
 
 def _channels_last(a):

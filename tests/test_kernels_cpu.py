@@ -90,6 +90,21 @@ def test_numpys_openblas_is_found_where_numpy_bundles_it():
     assert cpu._OPENBLAS is not None and "libscipy_openblas64_" in cpu._OPENBLAS
 
 
+def test_small_batches_run_blas_on_one_thread_and_restore_the_count():
+    if cpu._ONE_BLAS_THREAD is None:
+        pytest.skip("NumPy's OpenBLAS was not found (see the test above)")
+    threads = cpu._ONE_BLAS_THREAD.get
+    before = threads()
+    with cpu._blas_threads(cpu.SERIAL_ROWS):
+        assert threads() == 1
+    assert threads() == before
+    with cpu._blas_threads(cpu.SERIAL_ROWS + 1):
+        assert threads() == before
+    with pytest.raises(ZeroDivisionError), cpu._blas_threads(1):
+        1 / 0
+    assert threads() == before  # restored on an exception too
+
+
 @given(seed=seeds, n=st.integers(1, 9), n_samples=st.integers(1, 4), d=st.integers(1, 7), dtype=dtypes,
        layout=layouts)
 def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout):
