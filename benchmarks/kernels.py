@@ -6,9 +6,11 @@ One JSON line per measurement:
 
 * ``dense``: one training step's dense layers (forward with bias, backward with the
   weight and bias gradients, no dx for the first layer) through the Numba ops, against
-  the bare BLAS products of the same shapes: GFLOP/s for both and their ratio;
+  the bare BLAS products of the same shapes on all threads: GFLOP/s for both and their
+  ratio (the Numba ops give batches of at most ``cpu.SERIAL_ROWS`` one thread);
 * ``linear_dx``: a dense layer's input gradient as ``dy @ W.T`` against ``W @ dy.T``
-  copied back to rows, over batch sizes, for the Numba backend's small-batch rule;
+  copied back to rows, over batch sizes, for the Numba backend's small-batch rule (on
+  the BLAS threads the backend uses for that batch);
 * ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
   shape (what a perfect im2col would cost): GFLOP/s, ratio;
 * ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against the NumPy reference,
@@ -85,8 +87,9 @@ def linear_dx(repeats):
         W = rand(rng, d_in, d_out)
         for batch in (1, 8, 20, 32, 64, 128):
             dy = rand(rng, batch, d_out)
-            t_rows = best_time(lambda: dy @ W.T, repeats, 50)
-            t_transposed = best_time(lambda: np.ascontiguousarray((W @ dy.T).T), repeats, 50)
+            with cpu._blas_threads(batch):  # as many BLAS threads as the backend gives this batch
+                t_rows = best_time(lambda: dy @ W.T, repeats, 50)
+                t_transposed = best_time(lambda: np.ascontiguousarray((W @ dy.T).T), repeats, 50)
             common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
                         dy_WT_us=t_rows * 1e6, W_dyT_copied_us=t_transposed * 1e6, ratio=t_transposed / t_rows)
 

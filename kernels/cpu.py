@@ -15,7 +15,10 @@ Where the time goes and what this backend does about it (figures from
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
   128x784 @ 784x400). Weight gradients accumulate by gemm with beta = 1 in NumPy's
   own OpenBLAS (:func:`add_at_b`), and small batches take a faster route to ``dx``.
-  The first layer skips ``dx`` (its input is data).
+  The first layer skips ``dx`` (its input is data). Batches of at most 32 rows run
+  their products on one BLAS thread, which keeps a small step's data in one core's
+  cache (:data:`SERIAL_ROWS`: an IWAE-net step at batch 20 took 1.06 ms steadily,
+  against 1.0-2.4 ms on two threads).
 * What NumPy cannot do is fuse: ``x @ W + b``, ``dy * (1 - y * y)``, Adam's ten
   operators, the Bernoulli log-likelihood and its gradient each make several passes
   over memory and a temporary per operator. Here each is one loop.
@@ -214,9 +217,12 @@ def all_finite(x):
     """Whether ``x`` holds no NaN or inf: one vectorised pass, run on every layer's input
     and gradient (``benchmarks/kernels.py``, op ``all_finite_20x200``: about 3x the
     reference's speed)."""
-    if x.size == 0 or not x.flags.c_contiguous:
-        return reference.all_finite(x)
-    return bool(_all_finite(x.reshape(-1)))
+    if x.size == 0:
+        return True
+    # Memory order ("K") makes the flat array a view of any array whose memory is
+    # contiguous in some axis order, such as this backend's channels-last conv outputs
+    # (128x32x14x14: 36 us against the reference's 127); a strided one is copied.
+    return bool(_all_finite(np.ravel(x, order="K")))
 
 
 # -------------------------------------------------- one BLAS thread for small batches
