@@ -232,9 +232,10 @@ def all_finite(x):
 # the other core's cache: in an IWAE-net step at batch 20, Adam then took 1.2 ms
 # instead of 0.15 ms to read the gradients, and the step 2.4 ms instead of 1.06 ms on
 # one thread (in-process alternation, /proc/stat idle). When the vCPUs sit close, two
-# threads gain about 5% on these small products. So the dense ops on a batch of at
-# most SERIAL_ROWS rows run NumPy's OpenBLAS on one thread (setting it costs 0.3 us),
-# and larger batches, where the second thread pays, keep every thread.
+# threads gain about 7% on these small products (0.99 against 1.07 ms a step). So the
+# dense ops on a batch of at most SERIAL_ROWS rows run NumPy's OpenBLAS on one thread
+# (setting it costs 0.3 us), and larger batches, where the second thread pays, keep
+# every thread.
 SERIAL_ROWS = 32
 
 
