@@ -8,6 +8,8 @@ One JSON line per measurement:
   weight and bias gradients, no dx for the first layer) through the Numba ops, against
   the bare BLAS products of the same shapes on all threads: GFLOP/s for both and their
   ratio (the Numba ops give batches of at most ``cpu.SERIAL_ROWS`` one thread);
+* ``small_batch_threads``: IWAE-net training steps at batch 20 with the Numba
+  backend's products on one BLAS thread against all threads (its small-batch rule);
 * ``linear_dx``: a dense layer's input gradient as ``dy @ W.T`` against ``W @ dy.T``
   copied back to rows, over batch sizes, for the Numba backend's small-batch rule (on
   the BLAS threads the backend uses for that batch);
@@ -124,6 +126,35 @@ def conv(repeats):
                         numba_gflops=f / t / 1e9, blas_gflops=f / tb / 1e9, fraction_of_blas=tb / t)
 
 
+def small_batch_threads(repeats):
+    """IWAE-net training steps at batch 20 on the Numba backend, its products on one
+    BLAS thread (the backend's rule for batches of at most ``cpu.SERIAL_ROWS`` rows)
+    against all threads, alternated: ms per step for each."""
+    import npvae
+    from npvae.datasets import load_mnist
+    from npvae.models import VAE
+    from npvae.train import fit
+
+    x = load_mnist("train")[0][:6000]
+    rule = cpu.SERIAL_ROWS
+
+    def steps(serial_rows):
+        def run():
+            cpu.SERIAL_ROWS = serial_rows
+            model = VAE.mlp(784, (200, 200), 50, "tanh", "bernoulli", rng=0)
+            fit(model, x, epochs=1, batch_size=20, seed=0, log=None)
+        return run
+
+    npvae.kernels.use("numba")
+    times, other = common.alternate({"one_thread": steps(rule), "all_threads": steps(0)}, repeats)
+    cpu.SERIAL_ROWS = rule
+    npvae.kernels.use("numpy")
+    ms = {k: common.median(v) / (len(x) // 20) * 1e3 for k, v in times.items()}
+    common.emit("kernels", threads, kind="small_batch_threads", network="iwae", batch=20,
+                one_thread_ms_per_step=ms["one_thread"], all_threads_ms_per_step=ms["all_threads"],
+                ratio=ms["one_thread"] / ms["all_threads"], max_other_cores=round(other, 2))
+
+
 def elementwise(repeats):
     """The fused kernels against the NumPy reference, in GB/s of what each must touch."""
     rng = np.random.default_rng(0)
@@ -132,6 +163,12 @@ def elementwise(repeats):
     v = np.abs(v)
     x, logits = rng.random((128, 784)).astype(F32), rand(rng, 128, 784)
     hidden = rand(rng, 20, 200)  # a hidden layer's activations at batch 20, as check_array sees them
+    conv_out = rand(rng, 128, 14, 14, 32).transpose(0, 3, 1, 2)  # a conv activation, channels-last memory
+    iwae = [(784, 200), (200,), (200, 200), (200,), (200, 100), (100,),  # the IWAE net's 12 parameter arrays
+            (50, 200), (200,), (200, 200), (200,), (200, 784), (784,)]
+    ps, gs, ms, vs = ([rand(rng, *shape) for shape in iwae] for _ in range(4))
+    vs = [np.abs(a) for a in vs]
+    n_iwae = sum(a.size for a in ps)
     mean, logvar, eps, dz = rand(rng, 128, 20), rand(rng, 128, 20), rand(rng, 128, 1, 20), rand(rng, 128, 1, 20)
     cases = {  # name: (call on a backend, bytes read + written)
         "adam_update": (lambda k: k.adam_update([p], [g], [m], [v], 1e-3, 0.9, 0.999, 1e-8, 10), 7 * 4 * n_params),
@@ -141,7 +178,10 @@ def elementwise(repeats):
                                        6 * 4 * mean.size),
         "relu_backward": (lambda k: k.activation_backward(logits, logits, logits, "relu"), 3 * 4 * x.size),
         "tanh_backward": (lambda k: k.activation_backward(logits, logits, logits, "tanh"), 3 * 4 * x.size),
+        "adam_update_iwae_12_arrays": (lambda k: k.adam_update(ps, gs, ms, vs, 1e-3, 0.9, 0.999, 1e-8, 10),
+                                       7 * 4 * n_iwae),
         "all_finite_20x200": (lambda k: k.all_finite(hidden), 4 * hidden.size),
+        "all_finite_channels_last_128x32x14x14": (lambda k: k.all_finite(conv_out), 4 * conv_out.size),
     }
     for name, (call, nbytes) in cases.items():
         t_numba, t_ref = best_time(lambda: call(cpu), repeats, 50), best_time(lambda: call(reference), repeats, 50)
@@ -194,6 +234,7 @@ def main():
     args = parser.parse_args()
     dense(args.repeats)
     linear_dx(args.repeats)
+    small_batch_threads(args.repeats)
     conv(args.repeats)
     elementwise(args.repeats)
     compile_cost()

@@ -221,7 +221,8 @@ def all_finite(x):
         return True
     # Memory order ("K") makes the flat array a view of any array whose memory is
     # contiguous in some axis order, such as this backend's channels-last conv outputs
-    # (128x32x14x14: 36 us against the reference's 127); a strided one is copied.
+    # (benchmarks/kernels.py, op all_finite_channels_last_128x32x14x14: 35 us against
+    # the reference's 128); a strided one is copied.
     return bool(_all_finite(x.ravel("K")))
 
 
@@ -231,8 +232,9 @@ def all_finite(x):
 # host, and a product split over OpenBLAS's two threads leaves half of its output in
 # the other core's cache: in an IWAE-net step at batch 20, Adam then took 1.2 ms
 # instead of 0.15 ms to read the gradients, and the step 2.4 ms instead of 1.06 ms on
-# one thread (in-process alternation, /proc/stat idle). When the vCPUs sit close, two
-# threads gain about 7% on these small products (0.99 against 1.07 ms a step). So the
+# one thread (``benchmarks/kernels.py``, kind ``small_batch_threads``: 1.21 against
+# 2.45 ms a step in such a spell). When the vCPUs sit close, two threads gain about 7%
+# on these small products (0.99 against 1.07 ms a step). So the
 # dense ops on a batch of at most SERIAL_ROWS rows run NumPy's OpenBLAS on one thread
 # (setting it costs 0.3 us), and larger batches, where the second thread pays, keep
 # every thread.
@@ -431,7 +433,7 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     """Adam in one pass over each (p, g, m, v) instead of ten NumPy operators, and one
     call for all the arrays (as PyTorch's multi-tensor Adam): the arrays go in as
     tuples of flat views, so the call's cost, about 3 us, is paid once a step rather
-    than once per array. The bias corrections are folded into two constants:
+    than once per array (``benchmarks/kernels.py``, op ``adam_update_iwae_12_arrays``). The bias corrections are folded into two constants:
     lr m_hat / (sqrt(v_hat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps),
     c1 = 1 - b1^t, c2 = 1 - b2^t."""
     groups = (params, grads, ms, vs)
