@@ -437,6 +437,11 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     lr m_hat / (sqrt(v_hat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps),
     c1 = 1 - b1^t, c2 = 1 - b2^t."""
     groups = (params, grads, ms, vs)
+    # The loop indexes every array by its parameter's size, unchecked: a mismatch must stop here.
+    if not len(params) == len(grads) == len(ms) == len(vs) or any(
+            not p.shape == g.shape == m.shape == v.shape for p, g, m, v in zip(*groups)):
+        raise ValueError(f"params, grads, ms, vs: expected lists of matching length and shapes, got lengths "
+                         f"{[len(group) for group in groups]} and shapes {[[a.shape for a in group] for group in groups]}")
     dtype = params[0].dtype if len(params) else None
     if not len(params) or not all(a.flags.c_contiguous and a.dtype == dtype for group in groups for a in group):
         return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # strided or mixed

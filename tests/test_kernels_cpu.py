@@ -155,6 +155,14 @@ def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
     assert not any(np.array_equal(a, b) for a, b in zip(ours[0], p))  # every update happened in place
 
 
+def test_adam_update_refuses_mismatched_arrays():
+    a, b = np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="matching length and shapes"):
+        cpu.adam_update([a], [b], [a], [a], 1e-3, 0.9, 0.999, 1e-8, 1)
+    with pytest.raises(ValueError, match="matching length and shapes"):
+        cpu.adam_update([a, a], [a], [a, a], [a, a], 1e-3, 0.9, 0.999, 1e-8, 1)
+
+
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), kind=st.sampled_from(sorted(cpu.KINDS)),
        alpha=st.floats(0.01, 1.0), dtype=dtypes, big=st.booleans())
 def test_activations_equal_the_reference(seed, shape, kind, alpha, dtype, big):
