@@ -136,6 +136,29 @@ def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, layout, scale
         close(ours, ref, dtype)
 
 
+def test_float32_bernoulli_kernel_over_the_whole_range_of_logits():
+    """The float32 kernel computes its own exp(-|l|) and log1p: one logit per row on a
+    fine grid over [-120, 120] (exp(-|l|) is flushed to 0 past 87), against the
+    reference in float64, to float32's rounding of terms as large as |l|; and +-inf and
+    NaN, which must give the reference's inf and NaN. And the two functions themselves,
+    to within 3e-7 of float64's exp and log1p over their domains."""
+    a, e = np.linspace(0, 87, 4001, dtype=np.float32), np.linspace(0, 1, 4001, dtype=np.float32)
+    np.testing.assert_allclose([cpu._exp_minus_f32(v) for v in a], np.exp(-a.astype(np.float64)), rtol=3e-7, atol=0)
+    np.testing.assert_allclose([cpu._log1p_f32(v) for v in e], np.log1p(e.astype(np.float64)), rtol=3e-7, atol=0)
+    logits = np.concatenate([np.linspace(-120, 120, 96001), [87, -87, 87.5, np.inf, -np.inf, np.nan]])
+    logits = logits.astype(np.float32)[:, None]
+    x = np.random.default_rng(0).random(logits.shape).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        truth = reference.bernoulli_log_prob_grad(x.astype(np.float64), logits.astype(np.float64))
+    for ours, ref in zip(cpu.bernoulli_log_prob_grad(x, logits), truth):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(ref))
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(ours[~finite], ref[~finite].astype(np.float32))
+        bound = 2e-6 * (1 + np.abs(logits)).reshape(ref.shape)
+        np.testing.assert_array_less(np.abs(ours[finite] - ref[finite]), bound[finite])
+
+
 @given(seed=seeds, shapes=st.lists(st.lists(st.integers(1, 30), min_size=1, max_size=2), min_size=1, max_size=4),
        dtype=dtypes, t=st.integers(1, 1000), contiguous=st.booleans())
 def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
