@@ -403,8 +403,9 @@ def _exp_minus_f32(a):
     """exp(-a) for float32 a >= 0, to 2.3e-7 relative. -a = k ln2 + r with k = round(a / ln2),
     |r| <= ln2 / 2 (ln2 split in two parts so that k ln2 is exact); exp(r) by its Taylor
     polynomial to r^6 (the next term is under 3e-8); 2^-k by writing 127 - k into the
-    exponent bits. Beyond a = 87 the result (under 1.7e-38) is 0; NaN stays NaN."""
-    k = np.floor(a * F32(1.442695) + F32(0.5))
+    exponent bits. Beyond a = 87 the result (under 1.7e-38) is 0; NaN stays NaN (through r)."""
+    # k comes from a clamped to 87, so the int conversion below never sees inf or NaN
+    k = np.floor((a if a < F32(87) else F32(87)) * F32(1.442695) + F32(0.5))
     r = k * F32(0.693145751953125) - a + k * F32(1.428606765330187e-06)
     p = F32(1 / 720) * r + F32(1 / 120)
     p = p * r + F32(1 / 24)
