@@ -502,15 +502,13 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     """Adam in one pass over each (p, g, m, v) instead of ten NumPy operators, and one
     call for all the arrays (as PyTorch's multi-tensor Adam): the arrays go in as
     tuples of flat views, so the call's cost, about 3 us, is paid once a step rather
-    than once per array (``benchmarks/kernels.py``, op ``adam_update_iwae_12_arrays``). The bias corrections are folded into two constants:
+    than once per array (``benchmarks/kernels.py``, op ``adam_update_iwae_12_arrays``).
+    The bias corrections are folded into two constants:
     lr m_hat / (sqrt(v_hat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps),
     c1 = 1 - b1^t, c2 = 1 - b2^t."""
-    groups = (params, grads, ms, vs)
     # The loop indexes every array by its parameter's size, unchecked: a mismatch must stop here.
-    if not len(params) == len(grads) == len(ms) == len(vs) or any(
-            not p.shape == g.shape == m.shape == v.shape for p, g, m, v in zip(*groups)):
-        raise ValueError(f"params, grads, ms, vs: expected lists of matching length and shapes, got lengths "
-                         f"{[len(group) for group in groups]} and shapes {[[a.shape for a in group] for group in groups]}")
+    reference.check_adam_arrays(params, grads, ms, vs)
+    groups = (params, grads, ms, vs)
     dtype = params[0].dtype if len(params) else None
     if not len(params) or not all(a.flags.c_contiguous and a.dtype == dtype for group in groups for a in group):
         return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # strided or mixed

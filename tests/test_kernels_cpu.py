@@ -178,12 +178,15 @@ def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
     assert not any(np.array_equal(a, b) for a, b in zip(ours[0], p))  # every update happened in place
 
 
-def test_adam_update_refuses_mismatched_arrays():
-    a, b = np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)
-    with pytest.raises(ValueError, match="matching length and shapes"):
-        cpu.adam_update([a], [b], [a], [a], 1e-3, 0.9, 0.999, 1e-8, 1)
-    with pytest.raises(ValueError, match="matching length and shapes"):
-        cpu.adam_update([a, a], [a], [a, a], [a, a], 1e-3, 0.9, 0.999, 1e-8, 1)
+@pytest.mark.parametrize("backend", [cpu, reference], ids=["numba", "numpy"])
+def test_adam_update_refuses_mismatched_arrays(backend):
+    """Both backends: a transposed gradient, a (1,) gradient that NumPy would broadcast,
+    and lists of different lengths that ``zip`` would truncate."""
+    a, b, row, one = (np.zeros(s, np.float32) for s in ((2, 3), (3, 2), (3,), (1,)))
+    for params, grads in (([a], [b]), ([row], [one]), ([a, a], [a])):
+        with pytest.raises(ValueError, match="matching length and shapes"):
+            backend.adam_update(params, grads, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params],
+                                1e-3, 0.9, 0.999, 1e-8, 1)
 
 
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), kind=st.sampled_from(sorted(cpu.KINDS)),
