@@ -10,9 +10,9 @@ One JSON line per measurement:
   ratio (the Numba ops give batches of at most ``cpu.SERIAL_ROWS`` one thread);
 * ``small_batch_threads``: IWAE-net training steps at batch 20 with the Numba
   backend's products on one BLAS thread against all threads (its small-batch rule);
-* ``linear_dx``: a dense layer's input gradient as ``dy @ W.T`` against ``W @ dy.T``
-  copied back to rows, over batch sizes, for the Numba backend's small-batch rule (on
-  the BLAS threads the backend uses for that batch);
+* ``linear_dx``: a dense layer's backward kernel with its input gradient as
+  ``dy @ W.T`` against ``W @ dy.T`` copied back to rows, over batch sizes, for the
+  Numba backend's rule for batches on one BLAS thread;
 * ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
   shape (what a perfect im2col would cost): GFLOP/s, ratio;
 * ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against the NumPy reference,
@@ -83,17 +83,18 @@ def dense(repeats):
 
 
 def linear_dx(repeats):
-    """dx = dy @ W.T two ways: as written, and as (W @ dy.T).T copied to rows."""
+    """A dense layer's backward kernel (dW, db and dx) with dx as dy @ W.T and as
+    (W @ dy.T).T copied to rows, on the BLAS threads the backend gives the batch."""
     rng = np.random.default_rng(0)
     for d_in, d_out in ((200, 784), (200, 200), (200, 100), (400, 40), (50, 200), (20, 400)):
-        W = rand(rng, d_in, d_out)
+        W, dW, db = rand(rng, d_in, d_out), np.zeros((d_in, d_out), F32), np.zeros(d_out, F32)
         for batch in (1, 8, 20, 32, 64, 128):
-            dy = rand(rng, batch, d_out)
-            with cpu._blas_threads(batch):  # as many BLAS threads as the backend gives this batch
-                t_rows = best_time(lambda: dy @ W.T, repeats, 50)
-                t_transposed = best_time(lambda: np.ascontiguousarray((W @ dy.T).T), repeats, 50)
+            x, dy, dx = rand(rng, batch, d_in), rand(rng, batch, d_out), np.empty((batch, d_in), F32)
+            blas_threads = 1 if batch <= cpu.SERIAL_ROWS else 0
+            t = {by_w: best_time(lambda: cpu._linear_backward(x, W, dy, dW, db, dx, blas_threads, by_w), repeats, 50)
+                 for by_w in (False, True)}
             common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
-                        dy_WT_us=t_rows * 1e6, W_dyT_copied_us=t_transposed * 1e6, ratio=t_transposed / t_rows)
+                        dy_WT_us=t[False] * 1e6, W_dyT_copied_us=t[True] * 1e6, ratio=t[True] / t[False])
 
 
 def conv(repeats):

@@ -13,9 +13,10 @@ Where the time goes and what this backend does about it (figures from
   47 -> 33 ms per conv-VAE step).
 * Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
-  128x784 @ 784x400). Weight gradients accumulate by gemm with beta = 1 in NumPy's
-  own OpenBLAS (:func:`add_at_b`), and small batches take a faster route to ``dx``.
-  The first layer skips ``dx`` (its input is data). Batches of at most 32 rows run
+  128x784 @ 784x400). The kernels call NumPy's own OpenBLAS gemm themselves, so a
+  dense layer's forward or backward is one call: weight gradients accumulate with
+  beta = 1, and small batches take a faster route to ``dx``. The first layer skips
+  ``dx`` (its input is data). Batches of at most 32 rows run
   their products on one BLAS thread, which keeps a small step's data in one core's
   cache (:data:`SERIAL_ROWS`: an IWAE-net step at batch 20 took 1.06 ms steadily,
   against 1.0-2.4 ms on two threads).
@@ -37,8 +38,6 @@ Every kernel is compiled with ``cache=True``, so only the first run on a machine
 the compilation; each is tested against ``reference.py``.
 """
 
-import contextlib
-import ctypes
 import math
 import threading
 
@@ -46,7 +45,7 @@ import llvmlite.binding
 import llvmlite.ir
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from . import reference
 from .reference import LOG_2PI, conv_output_size, matmul  # noqa: F401  (ops taken as they are)
@@ -143,69 +142,6 @@ def _column_sums(dy, out):
         out[j] += acc[j]
 
 
-# ------------------------------------------------------------ NumPy's own BLAS gemm
-# NumPy computes ``dW += x.T @ dy`` as a product into a temporary and then an add:
-# two more passes over dW-sized memory, which on the IWAE net at batch 20 cost as
-# much as the product. BLAS's gemm does C = alpha op(A) op(B) + beta C in one pass,
-# so with beta = 1 it accumulates in place. The gemm called is NumPy's own OpenBLAS
-# (its PyPI wheels bundle scipy-openblas, ILP64 symbols ``scipy_cblas_?gemm64_``),
-# found among the files this process has mapped: one thread pool with NumPy's. Where
-# there is no such library (another NumPy build), the NumPy expression is used.
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
-
-
-def _numpy_openblas():
-    """The path of the scipy-openblas library NumPy has loaded, or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            # address, perms, offset, device, inode, then the path (which may hold spaces)
-            paths = {line.split(maxsplit=5)[-1].strip() for line in f if "libscipy_openblas64_" in line}
-    except OSError:
-        return None
-    return paths.pop() if len(paths) == 1 else None
-
-
-def _gemm_symbol(prefix, real):
-    i32, i64, address = types.int32, types.int64, types.uintp  # pointers passed as addresses
-    return types.ExternalFunction(
-        f"scipy_cblas_{prefix}gemm64_",
-        types.void(i32, i32, i32, i64, i64, i64, real, address, i64, address, i64, real, address, i64))
-
-
-_sgemm, _dgemm = _gemm_symbol("s", types.float32), _gemm_symbol("d", types.float64)
-
-
-@njit(cache=True)
-def _sgemm_add_at_b(a, b, c):
-    """c += a.T @ b (float32, C-contiguous): row-major gemm, op(A) = A^T, beta = 1."""
-    _sgemm(_ROW_MAJOR, _TRANS, _NO_TRANS, c.shape[0], c.shape[1], a.shape[0], np.float32(1), a.ctypes.data,
-           a.shape[1], b.ctypes.data, b.shape[1], np.float32(1), c.ctypes.data, c.shape[1])
-
-
-@njit(cache=True)
-def _dgemm_add_at_b(a, b, c):
-    """c += a.T @ b (float64, C-contiguous), as :func:`_sgemm_add_at_b`."""
-    _dgemm(_ROW_MAJOR, _TRANS, _NO_TRANS, c.shape[0], c.shape[1], a.shape[0], 1.0, a.ctypes.data,
-           a.shape[1], b.ctypes.data, b.shape[1], 1.0, c.ctypes.data, c.shape[1])
-
-
-_OPENBLAS = _numpy_openblas()
-if _OPENBLAS is not None:
-    llvmlite.binding.load_library_permanently(_OPENBLAS)  # its symbols, for the calls above
-_ADD_AT_B = {np.dtype(np.float32): _sgemm_add_at_b, np.dtype(np.float64): _dgemm_add_at_b}
-
-
-def add_at_b(a, b, c):
-    """``c += a.T @ b`` in place: one gemm with beta = 1 when NumPy's OpenBLAS is at
-    hand and the arrays are C-contiguous of one dtype, else NumPy's product and add."""
-    kernel = _ADD_AT_B.get(c.dtype)
-    if (_OPENBLAS is None or kernel is None or not a.dtype == b.dtype == c.dtype
-            or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous)):
-        c += a.T @ b
-    else:
-        kernel(a, b, c)
-
-
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _all_finite(a):
     # v - v is 0 for a finite v and NaN for NaN or inf; reassociation lets the sum
@@ -229,7 +165,16 @@ def all_finite(x):
     return bool(_all_finite(x.ravel("K")))
 
 
-# -------------------------------------------------- one BLAS thread for small batches
+# --------------------------------------------- dense layers: NumPy's own BLAS from Numba
+# The products are BLAS gemm calls made from inside the kernels, so that a dense op is
+# one Numba call: C = alpha op(A) op(B) + beta C. With beta = 1 gemm accumulates
+# ``dW += x.T @ dy`` in place, where NumPy would write a temporary and add it: two
+# more passes over dW-sized memory, which on the IWAE net at batch 20 cost as much as
+# the product. The gemm called is NumPy's own OpenBLAS (its PyPI wheels bundle
+# scipy-openblas, ILP64 symbols ``scipy_cblas_?gemm64_``), found among the files this
+# process has mapped: one thread pool with NumPy's. Where there is no such library
+# (another NumPy build), the reference's NumPy ops are used.
+#
 # This machine's two vCPUs are at times placed far apart on the host (it comes and goes
 # over minutes). Then every number one core writes and the other reads crosses the
 # host, and a product split over OpenBLAS's two threads leaves half of its output in
@@ -237,70 +182,128 @@ def all_finite(x):
 # instead of 0.15 ms to read the gradients, and the step 2.4 ms instead of 1.06 ms on
 # one thread (``benchmarks/kernels.py``, kind ``small_batch_threads``: 1.21 against
 # 2.45 ms a step in such a spell). When the vCPUs sit close, two threads gain about 7%
-# on these small products (0.99 against 1.07 ms a step). So the
-# dense ops on a batch of at most SERIAL_ROWS rows run NumPy's OpenBLAS on one thread
-# (setting it costs 0.3 us), and larger batches, where the second thread pays, keep
-# every thread.
+# on these small products (0.99 against 1.07 ms a step). So the products of a batch
+# of at most SERIAL_ROWS rows run on one BLAS thread, set and restored inside the
+# kernel; larger batches, where the second thread pays, keep every thread.
 SERIAL_ROWS = 32
+# On one thread OpenBLAS computes dx = dy @ W.T faster as (W @ dy.T).T with a
+# transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
+# "linear_dx", the whole backward: 0.64-0.88 of the time from 8 to 32 rows with 200
+# inputs; at batch 1 or under 100 inputs, as fast or slower).
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
-class _OneBlasThread:
-    """``with`` block in which NumPy's OpenBLAS runs on one thread; its count is restored after."""
-
-    def __init__(self, path):
-        lib = ctypes.CDLL(path)
-        self.get, self.set = lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_
-        self.set.argtypes = [ctypes.c_int]
-
-    def __enter__(self):
-        self.threads = self.get()
-        self.set(1)
-
-    def __exit__(self, *exc):
-        self.set(self.threads)
+def _numpy_openblas():
+    """The path of the scipy-openblas library NumPy has loaded, or None."""
+    try:
+        with open("/proc/self/maps") as f:
+            # address, perms, offset, device, inode, then the path (which may hold spaces)
+            paths = {line.split(maxsplit=5)[-1].strip() for line in f if "libscipy_openblas64_" in line}
+    except OSError:
+        return None
+    return paths.pop() if len(paths) == 1 else None
 
 
-_ONE_BLAS_THREAD = None if _OPENBLAS is None else _OneBlasThread(_OPENBLAS)
-_ALL_BLAS_THREADS = contextlib.nullcontext()
+_OPENBLAS = _numpy_openblas()
+if _OPENBLAS is not None:
+    llvmlite.binding.load_library_permanently(_OPENBLAS)  # its symbols, for the calls below
 
 
-def _blas_threads(rows):
-    """The ``with`` context for the products of a dense op over ``rows`` rows."""
-    return _ONE_BLAS_THREAD if rows <= SERIAL_ROWS and _ONE_BLAS_THREAD is not None else _ALL_BLAS_THREADS
+def _gemm_symbol(prefix, real):
+    i32, i64, address = types.int32, types.int64, types.uintp  # pointers passed as addresses
+    return types.ExternalFunction(
+        f"scipy_cblas_{prefix}gemm64_",
+        types.void(i32, i32, i32, i64, i64, i64, real, address, i64, address, i64, real, address, i64))
 
 
-def _flat(a):
-    return np.ascontiguousarray(a).reshape(-1)
+_GEMM = {types.float32: _gemm_symbol("s", types.float32), types.float64: _gemm_symbol("d", types.float64)}
+_get_blas_threads = types.ExternalFunction("scipy_openblas_get_num_threads64_", types.int32())
+_set_blas_threads = types.ExternalFunction("scipy_openblas_set_num_threads64_", types.void(types.int32))
+
+
+def _gemm(trans_a, trans_b, a, b, beta, c):
+    """c = op(a) @ op(b) + beta c, every array C-contiguous, op = transpose where asked."""
+
+
+@overload(_gemm)
+def _gemm_of_dtype(trans_a, trans_b, a, b, beta, c):
+    gemm, real = _GEMM[c.dtype], np.dtype(str(c.dtype)).type
+
+    def impl(trans_a, trans_b, a, b, beta, c):
+        k = a.shape[0] if trans_a == _TRANS else a.shape[1]
+        gemm(_ROW_MAJOR, trans_a, trans_b, c.shape[0], c.shape[1], k, real(1), a.ctypes.data, a.shape[1],
+             b.ctypes.data, b.shape[1], real(beta), c.ctypes.data, c.shape[1])
+    return impl
+
+
+@njit(cache=True)
+def _blas_threads(threads):
+    """Set OpenBLAS's thread count to ``threads`` (0: leave it) and return the count before."""
+    before = _get_blas_threads()
+    if threads and threads != before:
+        _set_blas_threads(threads)
+    return before
+
+
+@njit(**JIT)
+def _linear_forward(x, W, b, y, threads):
+    """y = x @ W + b: the product by gemm, the bias added over its rows."""
+    before = _blas_threads(threads)
+    _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, y)
+    _blas_threads(before)
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] += b[j]
+
+
+@njit(**JIT)
+def _linear_backward(x, W, dy, dW, db, dx, threads, dx_by_w):
+    """dW += x.T @ dy (gemm, beta = 1); dx = dy @ W.T unless dx is empty, as
+    (W @ dy.T).T when ``dx_by_w``; db += the column sums of dy, in float64."""
+    before = _blas_threads(threads)
+    _gemm(_TRANS, _NO_TRANS, x, dy, 1, dW)
+    if dx.size and dx_by_w:
+        dx_t = np.empty((dx.shape[1], dx.shape[0]), dtype=dx.dtype)
+        _gemm(_NO_TRANS, _TRANS, W, dy, 0, dx_t)
+        dx[:] = dx_t.T
+    elif dx.size:
+        _gemm(_NO_TRANS, _TRANS, dy, W, 0, dx)
+    _blas_threads(before)
+    _column_sums(dy, db)
+
+
+_REALS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def linear_forward(x, W, b):
-    """``y = x @ W + b``: the product in BLAS, the bias added in the same buffer."""
-    with _blas_threads(len(x)):
-        y = x @ W
-    _add_bias_rows(y, b)
+    """``y = x @ W + b`` in one kernel call (:func:`_linear_forward`); strided inputs
+    are copied to rows first."""
+    if _OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == b.dtype or not len(x):
+        return reference.linear_forward(x, W, b)
+    y = np.empty((len(x), W.shape[1]), dtype=x.dtype)
+    _linear_forward(np.ascontiguousarray(x), np.ascontiguousarray(W), b, y, 1 if len(x) <= SERIAL_ROWS else 0)
     return y
 
 
 def linear_backward(x, W, dy, dW, db, need_dx=True):
-    """``dW += x.T @ dy`` by one gemm with beta = 1 (:func:`add_at_b`), ``db += sum_n
-    dy[n]`` in one pass over ``dy``, and ``dx = dy @ W.T`` (when needed) in NumPy's BLAS.
+    """``dW += x.T @ dy``, ``db += sum_n dy[n]`` and ``dx = dy @ W.T`` (when needed) in
+    one kernel call (:func:`_linear_backward`).
 
     (SciPy's ``scipy.linalg.blas.sgemm`` accumulates too, but SciPy bundles a second
     OpenBLAS whose threads and NumPy's fought over the 2 cores: an epoch took 5x longer.)
     """
-    with _blas_threads(len(dy)):
-        add_at_b(x, dy, dW)
-        _column_sums(dy, db)
-        if not need_dx:
-            return None
-        if len(dy) <= 24 and W.shape[0] >= 100:
-            # For a few rows OpenBLAS computes W @ dy.T much faster than dy @ W.T, even
-            # with the transposing copy back (benchmarks/kernels.py, kind "linear_dx":
-            # at batch 20, 200 inputs, 0.6-0.75 of the time; at batch 1, from batch 32,
-            # or under 100 inputs, as fast or slower). IWAE net, batch 20, interleaved
-            # A/B of real steps: 1.071 -> 1.033 ms/step.
-            return np.ascontiguousarray((W @ dy.T).T)
-        return dy @ W.T
+    if (_OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == dy.dtype == dW.dtype == db.dtype
+            or not len(x) or not dW.flags.c_contiguous):
+        return reference.linear_backward(x, W, dy, dW, db, need_dx)
+    one_thread = len(x) <= SERIAL_ROWS
+    dx = np.empty(x.shape if need_dx else (0, 0), dtype=x.dtype)
+    _linear_backward(np.ascontiguousarray(x), np.ascontiguousarray(W), np.ascontiguousarray(dy), dW, db, dx,
+                     1 if one_thread else 0, one_thread and W.shape[0] >= 100)
+    return dx if need_dx else None
+
+
+def _flat(a):
+    return np.ascontiguousarray(a).reshape(-1)
 
 
 def _channels_last(a):
