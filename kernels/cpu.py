@@ -265,7 +265,9 @@ def _linear_backward(x, W, dy, dW, db, dx, threads, dx_by_w):
     if dx.size and dx_by_w:
         dx_t = np.empty((dx.shape[1], dx.shape[0]), dtype=dx.dtype)
         _gemm(_NO_TRANS, _TRANS, W, dy, 0, dx_t)
-        dx[:] = dx_t.T
+        for i in range(dx.shape[0]):
+            for j in range(dx.shape[1]):
+                dx[i, j] = dx_t[j, i]
     elif dx.size:
         _gemm(_NO_TRANS, _TRANS, dy, W, 0, dx)
     _blas_threads(before)
