@@ -133,7 +133,16 @@ def _backward_flat(dy, x, y, out, kind, alpha):
 
 @njit(**JIT)
 def _column_sums(dy, out):
-    """out[j] += sum_i dy[i, j], accumulated in float64 row by row (memory order)."""
+    """out[j] += sum_i dy[i, j], accumulated in float64 row by row (memory order);
+    ``dy`` C-contiguous."""
+    if dy.shape[1] == 1:
+        # One column (a one-channel conv's bias) as a flat sum, which vectorises: the
+        # loop below ran one add per row (128x28x28 rows: 0.33 ms -> 0.02 ms).
+        flat, acc0 = dy.reshape(-1), 0.0
+        for i in range(flat.size):
+            acc0 += flat[i]
+        out[0] += acc0
+        return
     acc = np.zeros(dy.shape[1])
     for i in range(dy.shape[0]):
         for j in range(dy.shape[1]):
