@@ -137,7 +137,7 @@ def _column_sums(dy, out):
     ``dy`` C-contiguous."""
     if dy.shape[1] == 1:
         # One column (a one-channel conv's bias) as a flat sum, which vectorises: the
-        # loop below ran one add per row (128x28x28 rows: 0.33 ms -> 0.02 ms).
+        # loop below ran one add per row (128x28x28 rows: 0.33 ms -> 0.007 ms).
         flat, acc0 = dy.reshape(-1), 0.0
         for i in range(flat.size):
             acc0 += flat[i]
@@ -195,10 +195,6 @@ def all_finite(x):
 # of at most SERIAL_ROWS rows run on one BLAS thread, set and restored inside the
 # kernel; larger batches, where the second thread pays, keep every thread.
 SERIAL_ROWS = 32
-# On one thread OpenBLAS computes dx = dy @ W.T faster as (W @ dy.T).T with a
-# transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
-# "linear_dx", the whole backward: 0.64-0.88 of the time from 8 to 32 rows with 200
-# inputs; at batch 1 or under 100 inputs, as fast or slower).
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
@@ -307,6 +303,10 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
             or not len(x) or not dW.flags.c_contiguous):
         return reference.linear_backward(x, W, dy, dW, db, need_dx)
     one_thread = len(x) <= SERIAL_ROWS
+    # On one thread OpenBLAS computes dx = dy @ W.T faster as (W @ dy.T).T with a
+    # transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
+    # "linear_dx", the whole backward: 0.64-0.88 of the time from 8 to 32 rows with 200
+    # inputs; at batch 1 or under 100 inputs, as fast or slower).
     dx = np.empty(x.shape if need_dx else (0, 0), dtype=x.dtype)
     _linear_backward(np.ascontiguousarray(x), np.ascontiguousarray(W), np.ascontiguousarray(dy), dW, db, dx,
                      1 if one_thread else 0, one_thread and W.shape[0] >= 100)
