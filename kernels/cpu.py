@@ -135,6 +135,8 @@ def _backward_flat(dy, x, y, out, kind, alpha):
 def _column_sums(dy, out):
     """out[j] += sum_i dy[i, j], accumulated in float64 row by row (memory order);
     ``dy`` C-contiguous."""
+    if out.shape[0] != dy.shape[1]:  # every caller's bias gradient; the loops below index it unchecked
+        raise ValueError("db: expected one entry per column (output channel) of dy")
     if dy.shape[1] == 1:
         # One column (a one-channel conv's bias) as a flat sum, which vectorises: the
         # loop below ran one add per row (128x28x28 rows: 0.33 ms -> 0.007 ms).
@@ -287,6 +289,7 @@ def linear_forward(x, W, b):
     are copied to rows first."""
     if _OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == b.dtype or not len(x):
         return reference.linear_forward(x, W, b)
+    reference.check_dense(x, W, b)
     y = np.empty((len(x), W.shape[1]), dtype=x.dtype)
     _linear_forward(np.ascontiguousarray(x), np.ascontiguousarray(W), b, y, 1 if len(x) <= SERIAL_ROWS else 0)
     return y
@@ -302,6 +305,7 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
     if (_OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == dy.dtype == dW.dtype == db.dtype
             or not len(x) or not dW.flags.c_contiguous):
         return reference.linear_backward(x, W, dy, dW, db, need_dx)
+    reference.check_dense(x, W, db, dy, dW)
     one_thread = len(x) <= SERIAL_ROWS
     # On one thread OpenBLAS computes dx = dy @ W.T faster as (W @ dy.T).T with a
     # transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
@@ -359,6 +363,7 @@ def _reparameterize_kl(mean, logvar, std, eps, z, kl):
 
 def reparameterize_kl(mean, logvar, eps):
     """z and the analytic KL in one pass over (mean, logvar, eps); exp(logvar / 2) from NumPy."""
+    reference.check_latent(mean, logvar, eps)
     z, kl = np.empty(eps.shape, dtype=eps.dtype), np.empty(mean.shape, dtype=mean.dtype)
     _reparameterize_kl(mean, logvar, np.exp(0.5 * logvar), eps, z, kl)
     return z, kl
@@ -378,6 +383,7 @@ def _reparameterize_kl_backward(dz, eps, mean, std, dkl, dmean, dlogvar):
 
 def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     """``(dmean, dlogvar)`` in one pass over (dz, eps, mean, logvar, dkl)."""
+    reference.check_latent(mean, logvar, eps, dz)
     dmean, dlogvar = np.empty_like(mean), np.empty_like(logvar)
     _reparameterize_kl_backward(dz, eps, mean, np.exp(0.5 * logvar), np.broadcast_to(dkl, mean.shape), dmean, dlogvar)
     return dmean, dlogvar
@@ -465,6 +471,7 @@ def bernoulli_log_prob_grad(x, logits):
     """log p and its gradient in one fused pass: for float32 with exp and log1p in the
     loop (``benchmarks/kernels.py``, op ``bernoulli_log_prob_grad`` at 128 x 784: 96
     against 163 us with NumPy's ufuncs), for float64 after NumPy's exp and log1p."""
+    reference.check_likelihood(x, logits, names="x, logits")
     log_p, grad = np.empty(len(x), dtype=logits.dtype), np.empty(logits.shape, dtype=logits.dtype)
     if x.dtype == logits.dtype == np.float32:
         _bernoulli_rows_f32(x, logits, log_p, grad)
@@ -489,6 +496,7 @@ def _gaussian_rows(x, mu, logvar, inv_var, log_p, dmu, dlogvar):
 
 def gaussian_log_prob_grad(x, mu, logvar):
     """log p, d/dmu and d/dlogvar in one pass; exp(-logvar) from NumPy."""
+    reference.check_likelihood(x, mu, logvar)
     logvar = np.broadcast_to(logvar, x.shape)
     dmu, dlogvar, log_p = np.empty_like(x), np.empty_like(x), np.empty(len(x), dtype=x.dtype)
     _gaussian_rows(x, mu, logvar, np.exp(-logvar), log_p, dmu, dlogvar)

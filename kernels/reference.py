@@ -32,6 +32,41 @@ def all_finite(x):
         return bool(np.isfinite(x.sum()) or np.isfinite(x).all())
 
 
+def _refuse(names, expected, arrays):
+    shapes = ", ".join(str(a.shape) for a in arrays)
+    raise ValueError(f"{names}: expected shapes {expected}, got {shapes}")
+
+
+def check_dense(x, W, b, dy=None, dW=None):
+    """Raise unless x is (N, in), W (in, out), b (out,), and dy (N, out), dW (in, out)
+    when given. The Numba kernels index every array by these sizes unchecked, and
+    NumPy would broadcast a (1,) bias."""
+    ok = x.ndim == 2 and W.ndim == 2 and x.shape[1] == W.shape[0] and b.shape == W.shape[1:]
+    if dy is None:
+        if not ok:
+            _refuse("x, W, b", "(N, in), (in, out), (out,)", (x, W, b))
+    elif not (ok and dy.shape == (len(x), W.shape[1]) and dW.shape == W.shape):
+        _refuse("x, W, dy, dW, db", "(N, in), (in, out), (N, out), (in, out), (out,)", (x, W, dy, dW, b))
+
+
+def check_latent(mean, logvar, eps, dz=None):
+    """Raise unless mean and logvar are (N, d) and eps (and dz, when given) (N, L, d)."""
+    if not (mean.ndim == 2 and logvar.shape == mean.shape and eps.ndim == 3
+            and (eps.shape[0], eps.shape[2]) == mean.shape and (dz is None or dz.shape == eps.shape)):
+        arrays = (mean, logvar, eps) if dz is None else (mean, logvar, eps, dz)
+        _refuse("mean, logvar, eps" + (", dz" if dz is not None else ""), "(N, d), (N, d), (N, L, d)", arrays)
+
+
+def check_likelihood(x, mean, logvar=None, names="x, mu"):
+    """Raise unless the likelihood's mean (or logits) has the data's shape (N, D), and
+    ``logvar``, when given, is (N, D) or (D,)."""
+    if logvar is None:
+        if not (x.ndim == 2 and mean.shape == x.shape):
+            _refuse(names, "(N, D), (N, D)", (x, mean))
+    elif not (x.ndim == 2 and mean.shape == x.shape and logvar.shape in (x.shape, x.shape[1:])):
+        _refuse(names + ", logvar", "(N, D), (N, D), (N, D) or (D,)", (x, mean, logvar))
+
+
 # --------------------------------------------------------------------------- dense
 
 
@@ -42,6 +77,7 @@ def matmul(a, b):
 
 def linear_forward(x, W, b):
     """``y = x @ W + b`` with ``x`` (N, in), ``W`` (in, out), ``b`` (out,)."""
+    check_dense(x, W, b)
     return x @ W + b
 
 
@@ -50,6 +86,7 @@ def linear_backward(x, W, dy, dW, db, need_dx=True):
     ``sum_n dy[n]`` into ``db`` (in place), and returns ``dx = dy @ W.T``, or None
     when ``need_dx`` is False (the first layer: nothing needs the data's gradient).
     """
+    check_dense(x, W, db, dy, dW)
     dW += x.T @ dy
     db += dy.sum(axis=0)
     return dy @ W.T if need_dx else None
@@ -212,6 +249,7 @@ def reparameterize_kl(mean, logvar, eps):
 
     Returns ``(z, kl)``.
     """
+    check_latent(mean, logvar, eps)
     std = np.exp(0.5 * logvar)
     return mean[:, None] + std[:, None] * eps, 0.5 * (std * std + mean * mean - 1 - logvar)
 
@@ -223,6 +261,7 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
         dmean   = sum_l dz + dkl * mean
         dlogvar = sum_l dz * eps * exp(logvar/2) / 2 + dkl * (exp(logvar) - 1) / 2
     """
+    check_latent(mean, logvar, eps, dz)
     std = np.exp(0.5 * logvar)
     dmean = dz.sum(axis=1) + dkl * mean
     dlogvar = 0.5 * std * np.sum(dz * eps, axis=1) + 0.5 * dkl * (std * std - 1)
@@ -237,6 +276,7 @@ def bernoulli_log_prob_grad(x, logits):
     (log sigmoid(l) = l - softplus(l), log(1 - sigmoid(l)) = -softplus(l)). Returns
     ``(log_p (N,), grad (N, D))``.
     """
+    check_likelihood(x, logits, names="x, logits")
     return np.sum(x * logits - np.logaddexp(0, logits), axis=-1), x - expit(logits)
 
 
@@ -250,6 +290,7 @@ def gaussian_log_prob_grad(x, mu, logvar):
 
     Returns ``(log_p, dmu, dlogvar)``.
     """
+    check_likelihood(x, mu, logvar)
     inv_var = np.exp(-logvar)
     r = x - mu
     half_sq = 0.5 * r * r * inv_var

@@ -176,6 +176,36 @@ def test_adam_update_refuses_mismatched_arrays(backend):
                                 1e-3, 0.9, 0.999, 1e-8, 1)
 
 
+@pytest.mark.parametrize("backend", [cpu, reference], ids=["numba", "numpy"])
+def test_ops_refuse_mismatched_shapes(backend):
+    """Both backends name the arrays and their shapes where the Numba loops would read or
+    write out of bounds, or NumPy would broadcast (a (1,) bias, a one-column mean)."""
+    z = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    x, W, dy = z(2, 3), z(3, 4), z(2, 4)
+    refused = {
+        "x, W, b": [lambda: backend.linear_forward(x, W, z(1)), lambda: backend.linear_forward(x, z(5, 4), z(4))],
+        "x, W, dy, dW, db": [lambda: backend.linear_backward(x, W, z(3, 4), z(3, 4), z(4)),
+                             lambda: backend.linear_backward(x, W, dy, z(3, 4), z(1))],
+        "mean, logvar, eps": [lambda: backend.reparameterize_kl(x, x, z(2, 1, 1)),
+                              lambda: backend.reparameterize_kl(x, z(2, 1), z(2, 1, 3))],
+        "mean, logvar, eps, dz": [lambda: backend.reparameterize_kl_backward(z(2, 5, 3), z(2, 1, 3), x, x, x)],
+        "x, logits": [lambda: backend.bernoulli_log_prob_grad(x, z(2, 1))],
+        "x, mu, logvar": [lambda: backend.gaussian_log_prob_grad(x, x, z(2)),
+                          lambda: backend.gaussian_log_prob_grad(x, z(1, 3), z(3))],
+    }
+    for names, calls in refused.items():
+        for call in calls:
+            with pytest.raises(ValueError, match=f"^{names}: expected shapes"):
+                call()
+
+
+def test_numba_column_sums_refuse_a_bias_of_another_length():
+    """The conv ops' bias gradient is summed by this loop, which indexes it unchecked."""
+    with pytest.raises(ValueError, match="db: expected one entry per column"):
+        cpu.conv2d_backward(np.ones((2, 1, 5, 5)), np.ones((3, 1, 3, 3)), np.ones((2, 3, 3, 3)),
+                            np.zeros((3, 1, 3, 3)), np.zeros(2), (1, 1), (0, 0))
+
+
 @given(seed=seeds, shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), kind=st.sampled_from(sorted(cpu.KINDS)),
        alpha=st.floats(0.01, 1.0), dtype=dtypes, big=st.booleans())
 def test_activations_equal_the_reference(seed, shape, kind, alpha, dtype, big):
