@@ -4,10 +4,11 @@ and the Numba backend's compilation cost (cold cache, then warm).
 
 One JSON line per measurement:
 
-* ``dense``: one training step's dense layers (forward with bias, backward with the
-  weight and bias gradients, no dx for the first layer) through the Numba ops, against
-  the bare BLAS products of the same shapes on all threads: GFLOP/s for both and their
-  ratio (the Numba ops give batches of at most ``cpu.SERIAL_ROWS`` one thread);
+* ``dense``: one training step's dense layers (forward with bias and activation,
+  backward with its derivative and the weight and bias gradients, no dx for the first
+  layer) through the Numba ops, against the bare BLAS products of the same shapes on
+  all threads: GFLOP/s for both and their ratio (the Numba ops give batches of at
+  most ``cpu.SERIAL_ROWS`` one thread);
 * ``small_batch_threads``: IWAE-net training steps at batch 20 with the Numba
   backend's products on one BLAS thread against all threads (its small-batch rule);
 * ``linear_dx``: a dense layer's backward kernel with its input gradient as
@@ -56,17 +57,20 @@ def rand(rng, *shape):
 
 
 def dense(repeats):
-    """The dense layers of one training step, Numba ops vs bare BLAS products."""
+    """The dense layers of one training step with their activations, Numba ops vs bare
+    BLAS products."""
     rng = np.random.default_rng(0)
-    for name, sizes, batch in (("pytorch_example", [(784, 400), (400, 40), (20, 400), (400, 784)], 128),
-                               ("iwae", [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)], 20)):
+    relu, tanh = ("relu", "identity", "relu", "identity"), ("tanh", "tanh", "identity") * 2
+    for name, sizes, kinds, batch in (
+            ("pytorch_example", [(784, 400), (400, 40), (20, 400), (400, 784)], relu, 128),
+            ("iwae", [(784, 200), (200, 200), (200, 100), (50, 200), (200, 200), (200, 784)], tanh, 20)):
         layers = [(rand(rng, batch, i), rand(rng, i, o), rand(rng, o), rand(rng, batch, o)) for i, o in sizes]
         grads = [(np.zeros_like(W), np.zeros_like(b)) for _, W, b, _ in layers]
 
         def ops():  # layer 0 is the encoder's first: it skips dx
-            for k, ((x, W, b, dy), (dW, db)) in enumerate(zip(layers, grads)):
-                cpu.linear_forward(x, W, b)
-                cpu.linear_backward(x, W, dy, dW, db, need_dx=k != 0)
+            for k, ((x, W, b, dy), (dW, db), kind) in enumerate(zip(layers, grads, kinds)):
+                h, y = cpu.linear_forward(x, W, b, kind)
+                cpu.linear_backward(x, W, h, y, dy, dW, db, kind, need_dx=k != 0)
 
         def blas():
             for k, (x, W, b, dy) in enumerate(layers):
@@ -91,7 +95,8 @@ def linear_dx(repeats):
         for batch in (1, 8, 20, 32, 64, 128):
             x, dy, dx = rand(rng, batch, d_in), rand(rng, batch, d_out), np.empty((batch, d_in), F32)
             blas_threads = 1 if batch <= cpu.SERIAL_ROWS else 0
-            t = {by_w: best_time(lambda: cpu._linear_backward(x, W, dy, dW, db, dx, blas_threads, by_w), repeats, 50)
+            t = {by_w: best_time(lambda: cpu._linear_backward(x, W, dy, dy, dy, dW, db, dx, 0, F32(0), blas_threads,
+                                                              by_w), repeats, 50)
                  for by_w in (False, True)}
             common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
                         dy_WT_us=t[False] * 1e6, W_dyT_copied_us=t[True] * 1e6, ratio=t[True] / t[False])
@@ -201,11 +206,11 @@ r = np.random.default_rng(0)
 for dt in (np.float32, np.float64):
     a = lambda *s: r.standard_normal(s).astype(dt)
     x, W, b, dy = a(3, 4), a(4, 5), a(5), a(3, 5)
-    cpu.linear_backward(x, W, dy, W * 0, b * 0)
     cpu.all_finite(x)
     for kind in cpu.KINDS:
-        y = cpu.activation_forward(cpu.linear_forward(x, W, b), kind, 0.1)
-        cpu.activation_backward(dy, y, y, kind, 0.1)
+        h, y = cpu.linear_forward(x, W, b, kind, 0.1)
+        cpu.linear_backward(x, W, h, y, dy, W * 0, b * 0, kind, 0.1)
+        cpu.activation_backward(dy, h, cpu.activation_forward(h, kind, 0.1), kind, 0.1)
     m, lv, e = a(3, 2), a(3, 2), a(3, 1, 2)
     cpu.reparameterize_kl_backward(e, e, m, lv, m)
     cpu.reparameterize_kl(m, lv, e)

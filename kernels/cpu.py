@@ -14,12 +14,14 @@ Where the time goes and what this backend does about it (figures from
 * Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
   128x784 @ 784x400). The kernels call NumPy's own OpenBLAS gemm themselves, so a
-  dense layer's forward or backward is one call: weight gradients accumulate with
-  beta = 1, and small batches take a faster route to ``dx``. The first layer skips
-  ``dx`` (its input is data). Batches of at most 32 rows run
-  their products on one BLAS thread, which keeps a small step's data in one core's
-  cache (:data:`SERIAL_ROWS`: an IWAE-net step at batch 20 took 1.06 ms steadily,
-  against 1.0-2.4 ms on two threads).
+  dense layer's forward or backward is one call, with its activation (or its
+  derivative) inside, except that the forward leaves f of tanh, sigmoid, softplus and
+  ELU to a pass of its own (tanh's is NumPy's, see below). Weight gradients accumulate
+  with beta = 1, small batches take a faster route to ``dx``, and the first layer
+  skips ``dx`` (its input is data). Batches of at most 32 rows run their products on
+  one BLAS thread, which keeps a small step's data in one core's cache
+  (:data:`SERIAL_ROWS`: an IWAE-net step at batch 20 took 1.06 ms steadily, against
+  1.0-2.4 ms on two threads).
 * What NumPy cannot do is fuse: ``x @ W + b``, ``dy * (1 - y * y)``, Adam's ten
   operators, the Bernoulli log-likelihood and its gradient each make several passes
   over memory and a temporary per operator. Here each is one loop.
@@ -252,67 +254,94 @@ def _blas_threads(threads):
     return before
 
 
+# Activations the dense forward kernel applies itself: those without a transcendental
+# function (Numba's are scalar libm calls, NumPy's ufuncs are vectorised: see the top).
+_IN_KERNEL = (KINDS["relu"], KINDS["leaky_relu"])
+
+
 @njit(**JIT)
-def _linear_forward(x, W, b, y, threads):
-    """y = x @ W + b: the product by gemm, the bias added over its rows."""
+def _linear_forward(x, W, b, h, y, kind, alpha, threads):
+    """h = x @ W + b: the product by gemm, then a pass that adds the bias; and y = f(h)
+    for the activations of ``_IN_KERNEL``. (One pass doing both, with the branch on
+    ``kind`` inside, did not vectorise: a forward with 128x400 ReLU outputs took
+    0.06-0.2 ms longer than with the two passes.)"""
     before = _blas_threads(threads)
-    _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, y)
+    _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, h)
     _blas_threads(before)
-    for i in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            y[i, j] += b[j]
+    _add_bias_rows(h, b)
+    if kind == 1 or kind == 2:
+        _activate_flat(h.reshape(-1), y.reshape(-1), kind, alpha)
 
 
 @njit(**JIT)
-def _linear_backward(x, W, dy, dW, db, dx, threads, dx_by_w):
-    """dW += x.T @ dy (gemm, beta = 1); dx = dy @ W.T unless dx is empty, as
-    (W @ dy.T).T when ``dx_by_w``; db += the column sums of dy, in float64."""
+def _linear_backward(x, W, h, y, dy, dW, db, dx, kind, alpha, threads, dx_by_w):
+    """dh = dy * f'(h) (dy itself for the identity); dW += x.T @ dh (gemm, beta = 1);
+    dx = dh @ W.T unless dx is empty, as (W @ dh.T).T when ``dx_by_w``; db += the
+    column sums of dh, in float64."""
+    dh = dy
+    if kind != 0:
+        dh = np.empty_like(dy)
+        _backward_flat(dy.reshape(-1), h.reshape(-1), y.reshape(-1), dh.reshape(-1), kind, alpha)
     before = _blas_threads(threads)
-    _gemm(_TRANS, _NO_TRANS, x, dy, 1, dW)
+    _gemm(_TRANS, _NO_TRANS, x, dh, 1, dW)
     if dx.size and dx_by_w:
         dx_t = np.empty((dx.shape[1], dx.shape[0]), dtype=dx.dtype)
-        _gemm(_NO_TRANS, _TRANS, W, dy, 0, dx_t)
+        _gemm(_NO_TRANS, _TRANS, W, dh, 0, dx_t)
         for i in range(dx.shape[0]):
             for j in range(dx.shape[1]):
                 dx[i, j] = dx_t[j, i]
     elif dx.size:
-        _gemm(_NO_TRANS, _TRANS, dy, W, 0, dx)
+        _gemm(_NO_TRANS, _TRANS, dh, W, 0, dx)
     _blas_threads(before)
-    _column_sums(dy, db)
+    _column_sums(dh, db)
 
 
 _REALS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def linear_forward(x, W, b):
-    """``y = x @ W + b`` in one kernel call (:func:`_linear_forward`); strided inputs
-    are copied to rows first."""
-    if _OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == b.dtype or not len(x):
-        return reference.linear_forward(x, W, b)
+def _dense_fallback(*arrays, c_contiguous=()):
+    """Whether the dense ops leave these arrays to the reference: no OpenBLAS found,
+    dtypes mixed or not float32/64, an empty batch, or an output that must be written
+    in place but is strided."""
+    return (_OPENBLAS is None or arrays[0].dtype not in _REALS or any(a.dtype != arrays[0].dtype for a in arrays)
+            or not len(arrays[0]) or not all(a.flags.c_contiguous for a in c_contiguous))
+
+
+def linear_forward(x, W, b, kind="identity", alpha=0.0):
+    """``h = x @ W + b`` and ``y = f(h)``, returned as ``(h, y)``, in one kernel call
+    (:func:`_linear_forward`) plus, for tanh, sigmoid, softplus and ELU, the activation's
+    own pass; strided inputs are copied to rows first."""
+    if _dense_fallback(x, W, b):
+        return reference.linear_forward(x, W, b, kind, alpha)
     reference.check_dense(x, W, b)
-    y = np.empty((len(x), W.shape[1]), dtype=x.dtype)
-    _linear_forward(np.ascontiguousarray(x), np.ascontiguousarray(W), b, y, 1 if len(x) <= SERIAL_ROWS else 0)
-    return y
+    h = np.empty((len(x), W.shape[1]), dtype=x.dtype)
+    code = KINDS[kind]
+    y = np.empty_like(h) if code in _IN_KERNEL else h
+    _linear_forward(np.ascontiguousarray(x), np.ascontiguousarray(W), b, h, y, code, x.dtype.type(alpha),
+                    1 if len(x) <= SERIAL_ROWS else 0)
+    if code in _IN_KERNEL or kind == "identity":
+        return h, y
+    return h, activation_forward(h, kind, alpha)
 
 
-def linear_backward(x, W, dy, dW, db, need_dx=True):
-    """``dW += x.T @ dy``, ``db += sum_n dy[n]`` and ``dx = dy @ W.T`` (when needed) in
-    one kernel call (:func:`_linear_backward`).
+def linear_backward(x, W, h, y, dy, dW, db, kind="identity", alpha=0.0, need_dx=True):
+    """The activation's ``dh = dy * f'(h)``, ``dW += x.T @ dh``, ``db += sum_n dh[n]``
+    and ``dx = dh @ W.T`` (when needed) in one kernel call (:func:`_linear_backward`).
 
     (SciPy's ``scipy.linalg.blas.sgemm`` accumulates too, but SciPy bundles a second
     OpenBLAS whose threads and NumPy's fought over the 2 cores: an epoch took 5x longer.)
     """
-    if (_OPENBLAS is None or x.dtype not in _REALS or not x.dtype == W.dtype == dy.dtype == dW.dtype == db.dtype
-            or not len(x) or not dW.flags.c_contiguous):
-        return reference.linear_backward(x, W, dy, dW, db, need_dx)
-    reference.check_dense(x, W, db, dy, dW)
+    if _dense_fallback(x, W, h, y, dy, dW, db, c_contiguous=(dW,)):
+        return reference.linear_backward(x, W, h, y, dy, dW, db, kind, alpha, need_dx)
+    reference.check_dense(x, W, db, dy, dW, h, y)
     one_thread = len(x) <= SERIAL_ROWS
-    # On one thread OpenBLAS computes dx = dy @ W.T faster as (W @ dy.T).T with a
+    # On one thread OpenBLAS computes dx = dh @ W.T faster as (W @ dh.T).T with a
     # transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
     # "linear_dx", the whole backward: 0.64-0.88 of the time from 8 to 32 rows with 200
     # inputs; at batch 1 or under 100 inputs, as fast or slower).
     dx = np.empty(x.shape if need_dx else (0, 0), dtype=x.dtype)
-    _linear_backward(np.ascontiguousarray(x), np.ascontiguousarray(W), np.ascontiguousarray(dy), dW, db, dx,
+    c = np.ascontiguousarray
+    _linear_backward(c(x), c(W), c(h), c(y), c(dy), dW, db, dx, KINDS[kind], x.dtype.type(alpha),
                      1 if one_thread else 0, one_thread and W.shape[0] >= 100)
     return dx if need_dx else None
 

@@ -10,6 +10,7 @@ def layers_and_inputs():
     f32 = np.float32
     return [
         (nn.Linear(4, 3), np.zeros((2, 4), f32)),
+        (nn.Linear(4, 3, activation="elu"), np.zeros((2, 4), f32)),
         (nn.Conv2d(2, 3, 3), np.zeros((1, 2, 5, 5), f32)),
         (nn.ConvTranspose2d(2, 3, 3, stride=2), np.zeros((1, 2, 4, 4), f32)),
         (nn.ReLU(), np.zeros((2, 4), f32)),
@@ -53,6 +54,11 @@ def test_linear_wrong_feature_count_and_rank():
         layer.forward(np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match=r"x: expected a 2-D array of shape \(N, 4\), got shape \(4,\)"):
         layer.forward(np.zeros(4, np.float32))
+
+
+def test_linear_refuses_an_unknown_activation():
+    with pytest.raises(ValueError, match=r"activation: expected one of \['elu', .*\], got 'gelu'"):
+        nn.Linear(4, 3, activation="gelu")
 
 
 def test_dtype_must_match_parameters():

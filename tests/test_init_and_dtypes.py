@@ -38,6 +38,19 @@ def test_every_layer_keeps_its_dtype(dtype):
     assert all(g.dtype == dtype for g in net.grads.values())
 
 
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "elu"])
+def test_linear_with_an_activation_is_linear_then_that_activation(activation):
+    """What ``Linear(..., activation=...)`` promises, forward and backward."""
+    rng = np.random.default_rng(0)
+    fused = nn.Linear(5, 4, rng=1, activation=activation).astype(np.float64)
+    apart = nn.Sequential(nn.Linear(5, 4, rng=1), nn.activations.ACTIVATIONS[activation]()).astype(np.float64)
+    x, dy = rng.standard_normal((6, 5)), rng.standard_normal((6, 4))
+    np.testing.assert_allclose(fused.forward(x), apart.forward(x), rtol=1e-12)
+    np.testing.assert_allclose(fused.backward(dy), apart.backward(dy), rtol=1e-12)
+    for name in ("W", "b"):
+        np.testing.assert_allclose(fused.grads[name], apart.grads[f"0.{name}"], rtol=1e-12)
+
+
 def test_sequential_names_and_zero_grad():
     net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Sequential(nn.Linear(3, 1)))
     assert list(net.params) == ["0.W", "0.b", "2.0.W", "2.0.b"]

@@ -35,23 +35,26 @@ def close(a, b, dtype):
 
 
 @given(seed=seeds, n=st.integers(0, 37), d_in=st.integers(1, 40) | st.integers(100, 130), d_out=st.integers(1, 40),
-       dtype=dtypes, layout=layouts)
-def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, dtype, layout):
-    """d_in from 100 with n up to 32 takes the backend's one-thread route to dx; an
-    empty batch leaves the gradients as they were."""
+       kind=st.sampled_from(sorted(cpu.KINDS)), alpha=st.floats(0.01, 1.0), dtype=dtypes, layout=layouts)
+def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, kind, alpha, dtype, layout):
+    """With every activation; d_in from 100 with n up to 32 takes the backend's
+    one-thread route to dx; an empty batch leaves the gradients as they were."""
     rng = np.random.default_rng(seed)
     x, W = draw(rng, (n, d_in), dtype, layout), draw(rng, (d_in, d_out), dtype, layout)
     b, dy = draw(rng, (1, d_out), dtype)[0], draw(rng, (n, d_out), dtype, layout)
-    close(cpu.linear_forward(x, W, b), reference.linear_forward(x, W, b), dtype)
-    # Both accumulate into the gradients they are given (here non-zero, as after an
-    # earlier backward) and skip dx on request.
+    h, y = reference.linear_forward(x, W, b, kind, alpha)
+    for ours, ref in zip(cpu.linear_forward(x, W, b, kind, alpha), (h, y)):
+        close(ours, ref, dtype)
+    # Both backwards get the reference's h and y (so that a ReLU's h near 0 takes one
+    # side in both), accumulate into the gradients they are given (here non-zero, as
+    # after an earlier backward) and skip dx on request.
     dW0, db0 = draw(rng, (d_in, d_out), dtype), draw(rng, (1, d_out), dtype)[0]
     grads = {backend: (dW0.copy(), db0.copy()) for backend in ("cpu", "reference")}
-    dx = cpu.linear_backward(x, W, dy, *grads["cpu"])
-    close(dx, reference.linear_backward(x, W, dy, *grads["reference"]), dtype)
+    dx = cpu.linear_backward(x, W, h, y, dy, *grads["cpu"], kind, alpha)
+    close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
     for ours, ref in zip(grads["cpu"], grads["reference"]):
         close(ours, ref, dtype)
-    assert cpu.linear_backward(x, W, dy, *grads["cpu"], need_dx=False) is None
+    assert cpu.linear_backward(x, W, h, y, dy, *grads["cpu"], kind, alpha, need_dx=False) is None
     close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
 
 
@@ -90,8 +93,8 @@ def test_small_batches_run_blas_on_one_thread_and_restore_the_count():
     rng = np.random.default_rng(0)
     for n in (cpu.SERIAL_ROWS, cpu.SERIAL_ROWS + 1):  # one thread, then all of them
         x, W, dy = rng.normal(size=(n, 100)), rng.normal(size=(100, 3)), rng.normal(size=(n, 3))
-        cpu.linear_forward(x, W, np.zeros(3))
-        cpu.linear_backward(x, W, dy, np.zeros((100, 3)), np.zeros(3))
+        h, y = cpu.linear_forward(x, W, np.zeros(3), "relu")
+        cpu.linear_backward(x, W, h, y, dy, np.zeros((100, 3)), np.zeros(3), "relu")
         assert cpu._blas_threads(0) == before
 
 
@@ -184,8 +187,9 @@ def test_ops_refuse_mismatched_shapes(backend):
     x, W, dy = z(2, 3), z(3, 4), z(2, 4)
     refused = {
         "x, W, b": [lambda: backend.linear_forward(x, W, z(1)), lambda: backend.linear_forward(x, z(5, 4), z(4))],
-        "x, W, dy, dW, db": [lambda: backend.linear_backward(x, W, z(3, 4), z(3, 4), z(4)),
-                             lambda: backend.linear_backward(x, W, dy, z(3, 4), z(1))],
+        "x, W, h, y, dy, dW, db": [lambda: backend.linear_backward(x, W, dy, dy, z(3, 4), z(3, 4), z(4)),
+                                   lambda: backend.linear_backward(x, W, dy, dy, dy, z(3, 4), z(1)),
+                                   lambda: backend.linear_backward(x, W, z(2, 3), dy, dy, z(3, 4), z(4), "relu")],
         "mean, logvar, eps": [lambda: backend.reparameterize_kl(x, x, z(2, 1, 1)),
                               lambda: backend.reparameterize_kl(x, z(2, 1), z(2, 1, 3))],
         "mean, logvar, eps, dz": [lambda: backend.reparameterize_kl_backward(z(2, 5, 3), z(2, 1, 3), x, x, x)],

@@ -20,8 +20,8 @@ def test_vae_api_shapes_and_sampling_modes():
     assert np.all((means > 0) & (means < 1)) and len(np.unique(means)) > 2
     assert model.elbo(x, rng=rng).shape == (5,)
     assert model.log_likelihood(x, k=20, rng=rng).shape == (5,)
-    assert set(model.params) == {"encoder.0.W", "encoder.0.b", "encoder.2.W", "encoder.2.b",
-                                 "decoder.0.W", "decoder.0.b", "decoder.2.W", "decoder.2.b"}
+    assert set(model.params) == {"encoder.0.W", "encoder.0.b", "encoder.1.W", "encoder.1.b",
+                                 "decoder.0.W", "decoder.0.b", "decoder.1.W", "decoder.1.b"}
 
 
 def test_gaussian_learned_variance_is_a_parameter():

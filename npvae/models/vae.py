@@ -20,7 +20,7 @@ class VAE(LatentModel):
 
     ``data_shape`` is the shape of one example (``(784,)`` for an MLP on MNIST,
     ``(1, 28, 28)`` for a conv net). Parameters are named ``"encoder.0.W"``,
-    ``"decoder.2.b"``, ``"likelihood.logvar"``. ELBOs are nats per example.
+    ``"decoder.1.b"``, ``"likelihood.logvar"``. ELBOs are nats per example.
     """
 
     @classmethod
