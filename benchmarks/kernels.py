@@ -16,8 +16,11 @@ One JSON line per measurement:
   Numba backend's rule for batches on one BLAS thread;
 * ``conv``: each convolution op of the conv VAE against one BLAS product of its im2col
   shape (what a perfect im2col would cost): GFLOP/s, ratio;
-* ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against the NumPy reference,
-  in GB/s of the arrays they must read and write, and the speed-up;
+* ``linear_activation``: a dense layer with its activation inside
+  (``Linear(..., activation=...)``) against the same layer followed by the activation
+  module, forward and backward, on the Numba backend: us for each;
+* ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against
+  the NumPy reference, in GB/s of the arrays they must read and write, and the speed-up;
 * ``compile``: seconds to import the backend and call every kernel once, in a fresh
   process with an empty cache and again with the cache filled.
 
@@ -100,6 +103,25 @@ def linear_dx(repeats):
                  for by_w in (False, True)}
             common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
                         dy_WT_us=t[False] * 1e6, W_dyT_copied_us=t[True] * 1e6, ratio=t[True] / t[False])
+
+
+def linear_activation(repeats):
+    """Forward plus backward of ``Linear(d_in, d_out, activation=kind)`` against
+    ``Sequential(Linear(d_in, d_out), <activation>)``, Numba backend, us per pair."""
+    import npvae
+    from npvae import nn
+
+    rng = np.random.default_rng(0)
+    npvae.kernels.use("numba")
+    for batch, d_in, d_out, kind in ((20, 200, 200, "tanh"), (128, 784, 400, "relu"), (128, 20, 400, "relu")):
+        x, dy = rand(rng, batch, d_in), rand(rng, batch, d_out)
+        layers = {"fused": nn.Linear(d_in, d_out, rng=0, activation=kind),
+                  "apart": nn.Sequential(nn.Linear(d_in, d_out, rng=0), nn.activations.ACTIVATIONS[kind]())}
+        t = {name: best_time(lambda: (layer.forward(x), layer.backward(dy)), repeats, 50)
+             for name, layer in layers.items()}
+        common.emit("kernels", threads, kind="linear_activation", activation=kind, batch=batch, d_in=d_in,
+                    d_out=d_out, fused_us=t["fused"] * 1e6, apart_us=t["apart"] * 1e6, ratio=t["fused"] / t["apart"])
+    npvae.kernels.use("numpy")
 
 
 def conv(repeats):
@@ -240,6 +262,7 @@ def main():
     args = parser.parse_args()
     dense(args.repeats)
     linear_dx(args.repeats)
+    linear_activation(args.repeats)
     small_batch_threads(args.repeats)
     conv(args.repeats)
     elementwise(args.repeats)

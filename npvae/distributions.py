@@ -19,7 +19,6 @@ from .kernels.reference import LOG_2PI
 from .nn.module import Module
 
 
-
 # ------------------------------------------------------------------------ q(z|x), p(z)
 
 

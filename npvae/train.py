@@ -7,8 +7,8 @@ import time
 import numpy as np
 
 from . import io
-from .datasets import binarize_dynamic
 from .checks import check_positive_int
+from .datasets import binarize_dynamic
 from .distributions import kl_standard_normal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
