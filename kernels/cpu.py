@@ -2,7 +2,7 @@
 ``npvae.kernels.use("numba")`` or ``NPVAE_BACKEND=numba``.
 
 Where the time goes and what this backend does about it (figures from
-``benchmarks/kernels.py`` and ``benchmarks/mlp_vae.py`` on the 2-core AVX2 machine):
+``benchmarks/kernels.py`` and ``benchmarks/mlp_vae.py`` on the README's 2-core machine):
 
 * Convolutions are im2col + one BLAS product, as in the reference, but channels-last
   inside, where a receptive field is kh runs of kw*C consecutive numbers: im2col
@@ -26,7 +26,7 @@ Where the time goes and what this backend does about it (figures from
   operators, the Bernoulli log-likelihood and its gradient each make several passes
   over memory and a temporary per operator. Here each is one loop.
 * Numba has no vectorised exp/log/tanh here (no Intel SVML), so a scalar libm call
-  costs 5-15 ns per element, where NumPy's AVX2 ufuncs take under 1 ns. The
+  costs 5-15 ns per element, where NumPy's SIMD ufuncs take under 1 ns. The
   kernels therefore take ``exp``/``log1p``/``tanh`` from NumPy's ufuncs (into
   preallocated buffers) and fuse everything around them; only the float32 Bernoulli
   kernel, the hottest, computes its own exp and log1p with polynomials that vectorise.
