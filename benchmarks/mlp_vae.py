@@ -6,6 +6,12 @@ logits on grey MNIST, Adam 1e-3, batch 128, 60,000 images) and the IWAE paper's
 network (784-200-200-50 tanh and back, batch 20 and 128). PyTorch is timed with its
 default Adam and with ``fused=True`` and held to the faster. One JSON line per network.
 
+A fourth side, ``blas_products``, runs only the epoch's dense products (each layer's
+``x @ W``, ``x.T @ dy`` and, but for the first, ``dy @ W.T``) in NumPy's BLAS, the
+library both npvae backends use, on all threads: ``ratio_products``, its time over
+PyTorch's, is the floor for any npvae backend that does these products through this
+BLAS (the Numba backend gives batches of at most 32 rows one thread, see kernels.py).
+
     python benchmarks/mlp_vae.py [--threads N] [--repeats 3] [--networks pytorch_example,iwae20,iwae128]
 """
 
@@ -32,6 +38,29 @@ def npvae_epoch(x, hidden, latent, activation, batch, backend):
         model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0)
         fit(model, x, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch, seed=0, log=None)
         npvae.kernels.use("numpy")
+    return run
+
+
+def blas_products_epoch(n, hidden, latent, batch):
+    """An epoch of only the network's dense products, into preallocated outputs."""
+    import numpy as np
+
+    sizes = [784, *hidden, 2 * latent], [latent, *hidden[::-1], 784]
+    shapes = [(i, o) for layer_sizes in sizes for i, o in zip(layer_sizes[:-1], layer_sizes[1:])]
+    W = [np.ones(shape, np.float32) for shape in shapes]
+    dW = [np.empty(shape, np.float32) for shape in shapes]
+    batches = [batch] * (n // batch) + ([n % batch] if n % batch else [])  # as fit's minibatches
+    # per batch size, each layer's input x, output y, output gradient dy and input gradient dx
+    arrays = {rows: [[np.ones(shape, np.float32) for shape in ((rows, i), (rows, o), (rows, o), (rows, i))]
+                     for i, o in shapes] for rows in set(batches)}
+
+    def run():
+        for rows in batches:
+            for k, (w, dw, (x, y, dy, dx)) in enumerate(zip(W, dW, arrays[rows])):
+                np.matmul(x, w, out=y)
+                np.matmul(x.T, dy, out=dw)
+                if k:  # the encoder's first layer needs no dx: its input is data
+                    np.matmul(dy, w.T, out=dx)
     return run
 
 
@@ -69,6 +98,7 @@ def main():
     for name in args.networks.split(","):
         hidden, latent, activation, batch = NETWORKS[name]
         sides = {f"npvae_{b}": npvae_epoch(x, hidden, latent, activation, batch, b) for b in ("numpy", "numba")}
+        sides["blas_products"] = blas_products_epoch(len(x), hidden, latent, batch)
         if have_torch:
             sides.update({f"torch{'_fused' if f else ''}": torch_epoch(x, hidden, latent, activation, batch, f)
                           for f in (False, True)})
@@ -77,7 +107,8 @@ def main():
         fields = {f"{k}_s": v for k, v in seconds.items()}
         if have_torch:
             best = min(seconds["torch"], seconds["torch_fused"])
-            fields.update(ratio_numpy=seconds["npvae_numpy"] / best, ratio_numba=seconds["npvae_numba"] / best)
+            fields.update(ratio_numpy=seconds["npvae_numpy"] / best, ratio_numba=seconds["npvae_numba"] / best,
+                          ratio_products=seconds["blas_products"] / best)
         common.emit("mlp_vae", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
                     batch=batch, examples=len(x), repeats=args.repeats, **fields, max_other_cores=round(other, 2))
 
