@@ -20,6 +20,8 @@ import common
 threads = common.setup_threads()
 
 
+import numpy as np  # noqa: E402
+
 import npvae  # noqa: E402
 from npvae.datasets import load_mnist  # noqa: E402
 from npvae.models import VAE  # noqa: E402
@@ -43,8 +45,6 @@ def npvae_epoch(x, hidden, latent, activation, batch, backend):
 
 def blas_products_epoch(n, hidden, latent, batch):
     """An epoch of only the network's dense products, into preallocated outputs."""
-    import numpy as np
-
     sizes = [784, *hidden, 2 * latent], [latent, *hidden[::-1], 784]
     shapes = [(i, o) for layer_sizes in sizes for i, o in zip(layer_sizes[:-1], layer_sizes[1:])]
     W = [np.ones(shape, np.float32) for shape in shapes]
