@@ -41,6 +41,17 @@ class Optimizer:
                 f"optimizer state: expected arrays {sorted(expected)[:4]}..., got {sorted(arrays)[:4]}... "
                 f"(a checkpoint of another optimiser or model)"
             )
+        # Everything is checked before anything is written, so a refused state leaves this one whole.
+        for key, own in self.state_dict().items():
+            got = np.asarray(arrays[key])
+            if key == "t":
+                if got.shape != () or not np.issubdtype(got.dtype, np.integer) or got < 0:
+                    raise ValueError(f"optimizer state: t: expected a step count >= 0, got {got!r}")
+            elif got.shape != own.shape or got.dtype != own.dtype:
+                raise ValueError(f"optimizer state: {key}: expected {own.dtype} of shape {own.shape}, "
+                                 f"got {got.dtype} of shape {got.shape}")
+            elif not np.isfinite(got).all():
+                raise ValueError(f"optimizer state: {key}: expected finite values, got NaN or inf")
         for s, d in self.state.items():
             for k in d:
                 d[k][...] = arrays[f"{s}/{k}"]

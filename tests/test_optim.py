@@ -64,6 +64,18 @@ def test_state_dict_round_trip():
     np.testing.assert_array_equal(other.state["m"]["a"], opt.state["m"]["a"])
     with pytest.raises(ValueError, match="optimizer state: expected arrays"):
         SGD(params, grads, momentum=0.5).load_state_dict(opt.state_dict())
+    # a wrong shape (which NumPy would broadcast), dtype, NaN or step count is refused,
+    # and the state is left as it was
+    cases = (("m/a", np.array([0.0]), r"m/a: expected float64 of shape \(3,\), got float64 of shape \(1,\)"),
+             ("v/a", np.zeros(3, np.float32), r"v/a: expected float64 of shape \(3,\), got float32"),
+             ("m/a", np.array([0.0, np.nan, 0.0]), "m/a: expected finite values"),
+             ("t", np.array(-1), "t: expected a step count >= 0"),
+             ("t", np.array(1.5), "t: expected a step count >= 0"))
+    for key, bad, message in cases:
+        with pytest.raises(ValueError, match=f"optimizer state: {message}"):
+            other.load_state_dict({**opt.state_dict(), key: bad})
+        assert other.t == 1
+        np.testing.assert_array_equal(other.state["m"]["a"], opt.state["m"]["a"])
 
 
 def test_clip_by_value_and_by_global_norm():
