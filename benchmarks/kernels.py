@@ -21,6 +21,8 @@ One JSON line per measurement:
   module, forward and backward, on the Numba backend: us for each;
 * ``elementwise``: the fused ELBO-path and Adam kernels, and the finite check, against
   the NumPy reference, in GB/s of the arrays they must read and write, and the speed-up;
+* ``bernoulli_exp_in_loop``: the float32 Bernoulli kernel with its own exp and log1p
+  against the same loop fed by NumPy's exp and log1p ufuncs: us for each;
 * ``compile``: seconds to import the backend and call every kernel once, in a fresh
   process with an empty cache and again with the cache filled.
 
@@ -216,6 +218,19 @@ def elementwise(repeats):
         common.emit("kernels", threads, kind="elementwise", op=name, numba_us=t_numba * 1e6,
                     reference_us=t_ref * 1e6, speedup=t_ref / t_numba, numba_gbs=nbytes / t_numba / 1e9,
                     reference_gbs=nbytes / t_ref / 1e9)
+
+    # The float32 Bernoulli kernel's own exp and log1p against NumPy's ufuncs feeding the
+    # same fused loop (the float64 route), at 128 x 784.
+    log_p, grad = np.empty(len(x), F32), np.empty_like(logits)
+
+    def with_numpy_exp():
+        e = np.exp(-np.abs(logits))
+        cpu._bernoulli_rows(x, logits, e, np.log1p(e), log_p, grad)
+
+    t_own, t_ufuncs = (best_time(fn, repeats, 50) for fn in (lambda: cpu.bernoulli_log_prob_grad(x, logits),
+                                                               with_numpy_exp))
+    common.emit("kernels", threads, kind="bernoulli_exp_in_loop", shape=list(logits.shape), own_exp_us=t_own * 1e6,
+                numpy_exp_us=t_ufuncs * 1e6, ratio=t_own / t_ufuncs)
 
 
 WARM_ALL = """
