@@ -9,6 +9,8 @@ One JSON line per measurement:
   layer) through the Numba ops, against the bare BLAS products of the same shapes on
   all threads: GFLOP/s for both and their ratio (the Numba ops give batches of at
   most ``cpu.SERIAL_ROWS`` one thread);
+* ``blas_threads``: the bare products of one 784-400-20 step on one BLAS thread
+  against all threads: ms for each and the speed-up;
 * ``small_batch_threads``: IWAE-net training steps at batch 20 with the Numba
   backend's products on one BLAS thread against all threads (its small-batch rule);
 * ``linear_dx``: a dense layer's backward kernel with its input gradient as
@@ -61,6 +63,16 @@ def rand(rng, *shape):
     return rng.standard_normal(shape).astype(F32)
 
 
+def products(layers):
+    """The bare BLAS products of a training step's dense layers: x @ W, x.T @ dy, and
+    dy @ W.T except for the first layer."""
+    for k, (x, W, b, dy) in enumerate(layers):
+        x @ W
+        x.T @ dy
+        if k != 0:
+            dy @ W.T
+
+
 def dense(repeats):
     """The dense layers of one training step with their activations, Numba ops vs bare
     BLAS products."""
@@ -77,18 +89,34 @@ def dense(repeats):
                 h, y = cpu.linear_forward(x, W, b, kind)
                 cpu.linear_backward(x, W, h, y, dy, dW, db, kind, need_dx=k != 0)
 
-        def blas():
-            for k, (x, W, b, dy) in enumerate(layers):
-                x @ W
-                x.T @ dy
-                if k != 0:
-                    dy @ W.T
-
         flops = sum(2 * batch * i * o * (3 if k != 0 else 2) for k, (i, o) in enumerate(sizes))
-        t_ops, t_blas = best_time(ops, repeats, 20), best_time(blas, repeats, 20)
+        t_ops, t_blas = best_time(ops, repeats, 20), best_time(lambda: products(layers), repeats, 20)
         common.emit("kernels", threads, kind="dense", network=name, batch=batch, gflop=flops / 1e9,
                     numba_gflops=flops / t_ops / 1e9, blas_gflops=flops / t_blas / 1e9,
                     fraction_of_blas=t_blas / t_ops)
+
+
+def blas_threads(repeats):
+    """The bare products of one 784-400-20 training step (batch 128) on one BLAS thread
+    against ``--threads``, alternated: how much of the second core BLAS already uses
+    (a speed-up near the thread count leaves no idle core to give them)."""
+    rng = np.random.default_rng(0)
+    sizes = [(784, 400), (400, 40), (20, 400), (400, 784)]
+    layers = [(rand(rng, 128, i), rand(rng, i, o), None, rand(rng, 128, o)) for i, o in sizes]
+
+    def on(n):
+        def run():
+            before = cpu._blas_threads(n)
+            for _ in range(20):
+                products(layers)
+            cpu._blas_threads(before)
+        return run
+
+    times, other = common.alternate({"one": on(1), "all": on(threads)}, repeats)
+    ms = {k: common.median(v) / 20 * 1e3 for k, v in times.items()}
+    common.emit("kernels", threads, kind="blas_threads", network="pytorch_example", batch=128,
+                one_thread_ms=ms["one"], all_threads_ms=ms["all"], speedup=ms["one"] / ms["all"],
+                max_other_cores=round(other, 2))
 
 
 def linear_dx(repeats):
@@ -276,6 +304,7 @@ def main():
     parser = common.argument_parser(__doc__, threads, repeats=5)
     args = parser.parse_args()
     dense(args.repeats)
+    blas_threads(args.repeats)
     linear_dx(args.repeats)
     linear_activation(args.repeats)
     small_batch_threads(args.repeats)
