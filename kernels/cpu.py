@@ -561,8 +561,8 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     reference.check_adam_arrays(params, grads, ms, vs)
     groups = (params, grads, ms, vs)
     dtype = params[0].dtype if len(params) else None
-    if not len(params) or not all(a.flags.c_contiguous and a.dtype == dtype for group in groups for a in group):
-        return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # strided or mixed
+    if dtype not in _REALS or not all(a.flags.c_contiguous and a.dtype == dtype for group in groups for a in group):
+        return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # strided, mixed or float16
     f = dtype.type
     _adam(*(tuple(a.reshape(-1) for a in group) for group in groups), f(beta1), f(1 - beta1), f(beta2),
           f(1 - beta2), f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))

@@ -309,8 +309,12 @@ def gaussian_log_prob_grad(x, mu, logvar):
 def check_adam_arrays(params, grads, ms, vs):
     """Raise unless the four lists have one length and matching shapes position by
     position (``zip`` would drop the extra arrays, and NumPy would broadcast a (1,)
-    gradient over its parameter)."""
+    gradient over its parameter), and every array is floating-point (an integer
+    parameter cannot take a step of lr)."""
     groups = (params, grads, ms, vs)
+    not_float = sorted({str(a.dtype) for group in groups for a in group if not np.issubdtype(a.dtype, np.floating)})
+    if not_float:
+        raise TypeError(f"params, grads, ms, vs: expected floating-point arrays, got dtype {', '.join(not_float)}")
     if not len(params) == len(grads) == len(ms) == len(vs) or any(
             not p.shape == g.shape == m.shape == v.shape for p, g, m, v in zip(*groups)):
         raise ValueError(f"params, grads, ms, vs: expected lists of matching length and shapes, got lengths "

@@ -176,12 +176,19 @@ def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
 @pytest.mark.parametrize("backend", [cpu, reference], ids=["numba", "numpy"])
 def test_adam_update_refuses_mismatched_arrays(backend):
     """Both backends: a transposed gradient, a (1,) gradient that NumPy would broadcast,
-    and lists of different lengths that ``zip`` would truncate."""
+    lists of different lengths that ``zip`` would truncate, and integer arrays."""
     a, b, row, one = (np.zeros(s, np.float32) for s in ((2, 3), (3, 2), (3,), (1,)))
     for params, grads in (([a], [b]), ([row], [one]), ([a, a], [a])):
         with pytest.raises(ValueError, match="matching length and shapes"):
             backend.adam_update(params, grads, [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params],
                                 1e-3, 0.9, 0.999, 1e-8, 1)
+    # integer arrays (the Numba loop wrote -2^63 into them) are refused; float16 is stepped as by the reference
+    ints = [np.ones(3, np.int64)]
+    with pytest.raises(TypeError, match="expected floating-point arrays, got dtype int64"):
+        backend.adam_update(ints, ints, [np.zeros(3, np.int64)], [np.zeros(3, np.int64)], 1e-3, 0.9, 0.999, 1e-8, 1)
+    p, g, m, v = ([np.full(3, value, np.float16)] for value in (1, 1, 0, 0))
+    backend.adam_update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1)
+    np.testing.assert_allclose(p[0], 1 - 1e-3, rtol=2e-4)  # from zero moments the first step is lr g / |g|
 
 
 @pytest.mark.parametrize("backend", [cpu, reference], ids=["numba", "numpy"])
