@@ -299,12 +299,18 @@ def _linear_backward(x, W, h, y, dy, dW, db, dx, kind, alpha, threads, dx_by_w):
 _REALS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _mixed(*arrays):
+    """Whether the arrays' dtypes differ or are not float32/64: such calls go to the
+    reference, whose NumPy promotes them (these kernels' outputs take one input's dtype)."""
+    return arrays[0].dtype not in _REALS or any(a.dtype != arrays[0].dtype for a in arrays)
+
+
 def _dense_fallback(*arrays, c_contiguous=()):
     """Whether the dense ops leave these arrays to the reference: no OpenBLAS found,
     dtypes mixed or not float32/64, an empty batch, or an output that must be written
     in place but is strided."""
-    return (_OPENBLAS is None or arrays[0].dtype not in _REALS or any(a.dtype != arrays[0].dtype for a in arrays)
-            or not len(arrays[0]) or not all(a.flags.c_contiguous for a in c_contiguous))
+    return (_OPENBLAS is None or _mixed(*arrays) or not len(arrays[0])
+            or not all(a.flags.c_contiguous for a in c_contiguous))
 
 
 def linear_forward(x, W, b, kind="identity", alpha=0.0):
@@ -392,6 +398,8 @@ def _reparameterize_kl(mean, logvar, std, eps, z, kl):
 
 def reparameterize_kl(mean, logvar, eps):
     """z and the analytic KL in one pass over (mean, logvar, eps); exp(logvar / 2) from NumPy."""
+    if _mixed(mean, logvar, eps):
+        return reference.reparameterize_kl(mean, logvar, eps)
     reference.check_latent(mean, logvar, eps)
     z, kl = np.empty(eps.shape, dtype=eps.dtype), np.empty(mean.shape, dtype=mean.dtype)
     _reparameterize_kl(mean, logvar, np.exp(0.5 * logvar), eps, z, kl)
@@ -412,6 +420,8 @@ def _reparameterize_kl_backward(dz, eps, mean, std, dkl, dmean, dlogvar):
 
 def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     """``(dmean, dlogvar)`` in one pass over (dz, eps, mean, logvar, dkl)."""
+    if _mixed(dz, eps, mean, logvar):
+        return reference.reparameterize_kl_backward(dz, eps, mean, logvar, dkl)
     reference.check_latent(mean, logvar, eps, dz)
     dmean, dlogvar = np.empty_like(mean), np.empty_like(logvar)
     _reparameterize_kl_backward(dz, eps, mean, np.exp(0.5 * logvar), np.broadcast_to(dkl, mean.shape), dmean, dlogvar)
@@ -500,6 +510,8 @@ def bernoulli_log_prob_grad(x, logits):
     """log p and its gradient in one fused pass: for float32 with exp and log1p in the
     loop (``benchmarks/kernels.py``, kind ``bernoulli_exp_in_loop`` at 128 x 784:
     100-104 against 163 us with NumPy's ufuncs), for float64 after NumPy's exp and log1p."""
+    if _mixed(x, logits):
+        return reference.bernoulli_log_prob_grad(x, logits)
     reference.check_likelihood(x, logits, names="x, logits")
     log_p, grad = np.empty(len(x), dtype=logits.dtype), np.empty(logits.shape, dtype=logits.dtype)
     if x.dtype == logits.dtype == np.float32:
@@ -525,6 +537,8 @@ def _gaussian_rows(x, mu, logvar, inv_var, log_p, dmu, dlogvar):
 
 def gaussian_log_prob_grad(x, mu, logvar):
     """log p, d/dmu and d/dlogvar in one pass; exp(-logvar) from NumPy."""
+    if _mixed(x, mu, logvar):
+        return reference.gaussian_log_prob_grad(x, mu, logvar)
     reference.check_likelihood(x, mu, logvar)
     logvar = np.broadcast_to(logvar, x.shape)
     dmu, dlogvar, log_p = np.empty_like(x), np.empty_like(x), np.empty(len(x), dtype=x.dtype)

@@ -215,6 +215,23 @@ def test_ops_refuse_mismatched_shapes(backend):
                 call()
 
 
+def test_elbo_path_kernels_with_mixed_or_integer_dtypes_give_the_references_result():
+    """The Numba kernels write into outputs of one input's dtype: an integer eps or
+    data (0/1 labels), or float32 beside float64, would have been truncated or
+    rounded there, so such calls go to the reference, whose NumPy promotes."""
+    rng = np.random.default_rng(0)
+    mean, logvar, x = rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), rng.integers(0, 2, (2, 3))
+    eps, dz = rng.integers(-2, 3, (2, 1, 3)), rng.normal(size=(2, 1, 3)).astype(np.float32)
+    calls = [lambda k: k.reparameterize_kl(mean, logvar, eps),
+             lambda k: k.reparameterize_kl_backward(dz, eps, mean, logvar, 0.5),
+             lambda k: k.gaussian_log_prob_grad(x, mean, logvar[0]), lambda k: k.bernoulli_log_prob_grad(x, mean),
+             lambda k: k.bernoulli_log_prob_grad(x.astype(np.float64), mean.astype(np.float32))]
+    for call in calls:
+        for ours, ref in zip(call(cpu), call(reference)):
+            assert ours.dtype == ref.dtype
+            np.testing.assert_allclose(ours, ref, rtol=1e-12)
+
+
 def test_numba_column_sums_refuse_a_bias_of_another_length():
     """The conv ops' bias gradient is summed by this loop, which indexes it unchecked."""
     with pytest.raises(ValueError, match="db: expected one entry per column"):
