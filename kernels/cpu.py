@@ -363,6 +363,8 @@ def _channels_last(a):
 
 def activation_forward(x, kind, alpha=0.0):
     """``y = f(x)``, one pass (tanh: NumPy's vectorised ufunc, 20x faster than libm's)."""
+    if _mixed(x):  # not float32/64: NumPy's promotion (an int input's sigmoid is not an int)
+        return reference.activation_forward(x, kind, alpha)
     if _channels_last(x):  # work on the channels-last view, and keep that layout
         return activation_forward(x.transpose(0, 2, 3, 1), kind, alpha).transpose(0, 3, 1, 2)
     if kind == "tanh":
@@ -374,6 +376,8 @@ def activation_forward(x, kind, alpha=0.0):
 
 def activation_backward(dy, x, y, kind, alpha=0.0):
     """``dx = dy * f'(x)`` in one pass (the reference makes up to three temporaries)."""
+    if _mixed(dy, x, y):
+        return reference.activation_backward(dy, x, y, kind, alpha)
     if _channels_last(x):
         to_last = (0, 2, 3, 1)
         dx = activation_backward(dy.transpose(to_last), x.transpose(to_last), y.transpose(to_last), kind, alpha)
@@ -723,6 +727,8 @@ def conv2d_forward(x, W, b, stride, padding):
     """im2col by runs, then one product (BLAS) straight into the output's rows; the
     bias added in place. (Going a few images at a time, for the fields to stay in
     cache, measured no faster.)"""
+    if _mixed(x, W):  # the scratch and outputs take x's dtype: mixed dtypes to NumPy's promotion
+        return reference.conv2d_forward(x, W, b, stride, padding)
     kernel, n = W.shape[2:], x.shape[0]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr = _weight_rows(W)
@@ -736,6 +742,8 @@ def conv2d_forward(x, W, b, stride, padding):
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     """im2col by runs, ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
     ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields)."""
+    if _mixed(x, W, dy):
+        return reference.conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr, dY = _weight_rows(W), _to_rows(dy)
@@ -752,6 +760,8 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     """The rows of x @ Wf (BLAS), added into the output by col2im by runs; the bias in
     the crop's pass."""
+    if _mixed(x, W):
+        return reference.conv_transpose2d_forward(x, W, b, stride, padding, output_padding)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
     ho, wo = (
         conv_output_size(s, k, st, p, op, transposed=True)
@@ -766,6 +776,8 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dX = D @ Wf.T``; ``db`` in one pass."""
+    if _mixed(x, W, dy):
+        return reference.conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
     X, Wr = _to_rows(x), _weight_rows(W)
     D = _fields(_padded_channels_last(dy, padding), kernel, stride, (h, w))

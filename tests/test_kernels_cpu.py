@@ -232,6 +232,31 @@ def test_elbo_path_kernels_with_mixed_or_integer_dtypes_give_the_references_resu
             np.testing.assert_allclose(ours, ref, rtol=1e-12)
 
 
+def test_activation_and_conv_kernels_with_mixed_or_integer_dtypes_give_the_references_result():
+    """As above for the activations (an integer input's sigmoid was written into ints)
+    and the convolutions (float32 images with a float64 kernel, integer images)."""
+    rng = np.random.default_rng(0)
+    ints = rng.integers(-3, 4, (2, 5))
+    for kind in sorted(cpu.KINDS):
+        y = reference.activation_forward(ints, kind, 0.5)
+        for ours, ref in ((cpu.activation_forward(ints, kind, 0.5), y),
+                          (cpu.activation_backward(ints * 0.5, ints, y, kind, 0.5),
+                           reference.activation_backward(ints * 0.5, ints, y, kind, 0.5))):
+            assert ours.dtype == ref.dtype
+            np.testing.assert_allclose(ours, ref, rtol=1e-12)
+    W, b = rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)
+    for x in (rng.normal(size=(2, 2, 5, 5)).astype(np.float32), rng.integers(0, 2, (2, 2, 5, 5))):
+        for op, back, extra in (("conv2d_forward", "conv2d_backward", ()),
+                                ("conv_transpose2d_forward", "conv_transpose2d_backward", ((0, 0),))):
+            Wt = W if op == "conv2d_forward" else W.transpose(1, 0, 2, 3).copy()
+            outs = [getattr(k, op)(x, Wt, b, (2, 2), (1, 1), *extra) for k in (cpu, reference)]
+            grads = [(np.zeros_like(Wt), np.zeros_like(b)) for _ in range(2)]
+            dxs = [getattr(k, back)(x, Wt, outs[1], *g, (2, 2), (1, 1)) for k, g in zip((cpu, reference), grads)]
+            for ours, ref in [outs, dxs, *zip(*grads)]:
+                assert ours.dtype == ref.dtype
+                np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+
+
 def test_numba_column_sums_refuse_a_bias_of_another_length():
     """The conv ops' bias gradient is summed by this loop, which indexes it unchecked."""
     with pytest.raises(ValueError, match="db: expected one entry per column"):
