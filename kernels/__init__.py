@@ -12,7 +12,7 @@ import importlib
 import os
 
 # name -> module implementing the ops.
-BACKENDS = {"numpy": "npvae.kernels.reference", "numba": "npvae.kernels.cpu"}
+BACKENDS = {"numpy": "npvae.kernels.reference", "numba": "npvae.kernels.cpu", "cuda": "npvae.kernels.cuda"}
 
 ops = None  # the active backend module, set by use()
 backend = None  # its name

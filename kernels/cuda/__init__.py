@@ -1,0 +1,45 @@
+"""CUDA backend (numba-cuda): the reference's ops with the same signatures, selected by
+``npvae.kernels.use("cuda")`` or ``NPVAE_BACKEND=cuda``; ``pip install -e '.[cuda]'``
+brings numba-cuda. ``NUMBA_ENABLE_CUDASIM=1`` runs every kernel in numba-cuda's
+simulator on the CPU (slowly: the tests use tiny shapes).
+
+One module per concern, the same names as the Numba CPU backend's:
+
+* ``dense``: the tiled matrix product with the bias and activation in its epilogue;
+  the dense layer's forward and backward.
+* ``activations``: elementwise activations, the finite check, the bias gradient's
+  column sums.
+* ``conv``: im2col / col2im and the four convolution ops on the product.
+* ``elbo``: reparameterisation with the KL, the Bernoulli and Gaussian likelihoods.
+* ``optim``: Adam.
+* ``arrays``: moving arrays between host and device; launch sizes.
+
+Every op takes NumPy arrays or device arrays: given device arrays (``to_device``) its
+results stay on the device; given NumPy arrays it copies them up and its results back.
+The models hold NumPy arrays, so on this backend they train correctly but pay one
+round trip per op; a step with every array on the device is what
+``benchmarks/gpu.py`` times by calling these ops on device arrays.
+"""
+
+try:
+    from numba import cuda
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("backend cuda: numba-cuda is not installed; pip install -e '.[cuda]'") from e
+
+if not cuda.is_available():
+    raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
+                       "use backend 'numba' or 'numpy', or set NUMBA_ENABLE_CUDASIM=1 for the simulator")
+
+from ..reference import (  # noqa: E402,F401  (checks and sizes taken as they are)
+    LOG_2PI, check_adam_arrays, check_dense, check_latent, check_likelihood, conv_output_size,
+)
+from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
+from .arrays import to_device, to_host  # noqa: E402,F401
+from .conv import (  # noqa: E402,F401
+    col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,
+)
+from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
+from .elbo import (  # noqa: E402,F401
+    bernoulli_log_prob_grad, gaussian_log_prob_grad, reparameterize_kl, reparameterize_kl_backward,
+)
+from .optim import adam_update  # noqa: E402,F401

@@ -1,0 +1,187 @@
+"""Elementwise ops on the GPU: the activations and their derivatives, the finite
+check, and column sums (bias gradients).
+
+Layout: one thread per element, ``THREADS`` (256) to a block, over the flattened
+array; consecutive threads touch consecutive elements, so loads coalesce. The
+activation is a device function that the dense kernels call in their epilogue too.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from .. import reference
+from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, zeros
+
+# Activation names as the integer codes the kernels branch on (the branch is the same
+# for every thread, so it costs no divergence).
+KINDS = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "softplus": 5, "elu": 6}
+
+
+@cuda.jit(device=True, inline=True)
+def sigmoid(v):
+    """1 / (1 + e^-v), written so that no exp overflows."""
+    if v >= 0:
+        return 1 / (1 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1 + e)
+
+
+@cuda.jit(device=True, inline=True)
+def activate(v, kind, alpha):
+    """f(v) for the activation coded ``kind`` (see ``KINDS``)."""
+    if kind == 1:
+        return v if v > 0 else v * 0
+    if kind == 2:
+        return v if v > 0 else alpha * v
+    if kind == 3:
+        return math.tanh(v)
+    if kind == 4:
+        return sigmoid(v)
+    if kind == 5:  # log(1 + e^v) = max(v, 0) + log1p(e^-|v|), no overflow
+        return max(v, 0) + math.log1p(math.exp(-abs(v)))
+    if kind == 6:
+        return v if v > 0 else alpha * math.expm1(min(v, 0))
+    return v
+
+
+@cuda.jit(device=True, inline=True)
+def derivative(x, y, kind, alpha):
+    """f'(x), from x or y = f(x), whichever is cheaper (as the reference)."""
+    if kind == 1:
+        return 1.0 if x > 0 else 0.0
+    if kind == 2:
+        return 1.0 if x > 0 else alpha
+    if kind == 3:
+        return 1 - y * y
+    if kind == 4:
+        return y * (1 - y)
+    if kind == 5:
+        return sigmoid(x)
+    if kind == 6:
+        return 1.0 if x > 0 else y + alpha
+    return 1.0
+
+
+@cuda.jit
+def _activation_forward(x, y, kind, alpha):
+    i = cuda.grid(1)
+    if i < x.size:
+        y[i] = activate(x[i], kind, alpha)
+
+
+@cuda.jit
+def _activation_backward(dy, x, y, dx, kind, alpha):
+    i = cuda.grid(1)
+    if i < dx.size:
+        dx[i] = dy[i] * derivative(x[i], y[i], kind, alpha)
+
+
+def _flat(d):
+    return d.reshape(d.size)
+
+
+def activation_forward(x, kind, alpha=0.0):
+    """``y = f(x)``, one thread per element."""
+    if mixed(x) or not x.size:
+        return reference.activation_forward(to_host(x), kind, alpha)
+    host, x = not is_device(x), to_device(x)
+    y = empty(x.shape, x.dtype)
+    _activation_forward[blocks(x.size), THREADS](_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha))
+    return y.copy_to_host() if host else y
+
+
+def activation_backward(dy, x, y, kind, alpha=0.0):
+    """``dx = dy * f'(x)``, one thread per element."""
+    if mixed(dy, x, y) or not dy.size:
+        return reference.activation_backward(to_host(dy), to_host(x), to_host(y), kind, alpha)
+    host = not is_device(dy)
+    dy, x, y = to_device(dy), to_device(x), to_device(y)
+    dx = empty(dy.shape, dy.dtype)
+    _activation_backward[blocks(dx.size), THREADS](_flat(dy), _flat(x), _flat(y), _flat(dx), KINDS[kind],
+                                                   dy.dtype.type(alpha))
+    return dx.copy_to_host() if host else dx
+
+
+# --------------------------------------------------------------------------- finite
+
+
+@cuda.jit
+def _any_not_finite(x, flag):
+    """flag[0] = 1 if some element is NaN or inf. Threads that find one all write the
+    same 1, so the race is harmless."""
+    i = cuda.grid(1)
+    if i < x.size and not math.isfinite(x[i]):
+        flag[0] = 1
+
+
+def all_finite(x):
+    """Whether ``x`` holds no NaN or inf. A NumPy array is checked where it is (a copy
+    to the device would cost more than the check); a device array by a kernel, and
+    only the one flag comes back."""
+    if not is_device(x):
+        return reference.all_finite(x)
+    if x.size == 0:
+        return True
+    flag = zeros(1, np.int32)
+    _any_not_finite[blocks(x.size), THREADS](_flat(x), flag)
+    return not flag.copy_to_host()[0]
+
+
+# ---------------------------------------------------------------------- column sums
+# A bias gradient is the sum of dh over its rows. Each block sums a tile of
+# COLS columns by ROWS row-threads, each thread a strip of ROWS_PER_THREAD rows, into one
+# partial sum per (row block, column); a second kernel adds the partials in order.
+# Two deterministic passes instead of atomics: a seed reproduces a run bit for bit.
+COLS, ROWS, ROWS_PER_THREAD = 32, 8, 32
+
+
+@cuda.jit
+def _partial_column_sums(dy, h, y, dh, kind, alpha, partial):
+    """partial[block row, j] = sum of dh[i, j] over the block's rows, where
+    dh = dy * f'(h) is written out too unless ``kind`` is 0 (then dh is dy)."""
+    acc = cuda.shared.array((ROWS, COLS), np.float64)
+    j = cuda.blockIdx.x * COLS + cuda.threadIdx.x
+    r = cuda.threadIdx.y
+    total = 0.0
+    if j < dy.shape[1]:
+        start = cuda.blockIdx.y * ROWS * ROWS_PER_THREAD
+        for k in range(ROWS_PER_THREAD):
+            i = start + r + k * ROWS
+            if i < dy.shape[0]:
+                g = dy[i, j]
+                if kind != 0:
+                    g = g * derivative(h[i, j], y[i, j], kind, alpha)
+                    dh[i, j] = g
+                total += g
+    acc[r, cuda.threadIdx.x] = total
+    cuda.syncthreads()
+    if r == 0 and j < dy.shape[1]:
+        for k in range(1, ROWS):
+            total += acc[k, cuda.threadIdx.x]
+        partial[cuda.blockIdx.y, j] = total
+
+
+@cuda.jit
+def _add_partials(partial, out):
+    """out[j] += sum_b partial[b, j], one thread per column, in order."""
+    j = cuda.grid(1)
+    if j < out.size:
+        total = 0.0
+        for b in range(partial.shape[0]):
+            total += partial[b, j]
+        out[j] += total
+
+
+def bias_grad(dy, db, h=None, y=None, kind=0, alpha=0.0):
+    """On device arrays: ``db += sum_i dh[i]`` with ``dh = dy * f'(h)`` for the
+    activation coded ``kind`` (0: dh = dy). Returns dh (dy itself for kind 0)."""
+    n, m = dy.shape
+    dh = dy if kind == 0 else empty(dy.shape, dy.dtype)
+    row_blocks = max(1, (n + ROWS * ROWS_PER_THREAD - 1) // (ROWS * ROWS_PER_THREAD))
+    partial = empty((row_blocks, m), np.float64)
+    h, y = (dy, dy) if kind == 0 else (h, y)
+    _partial_column_sums[(blocks(m, COLS), row_blocks), (COLS, ROWS)](dy, h, y, dh, kind, dy.dtype.type(alpha), partial)
+    _add_partials[blocks(m), THREADS](partial, db)
+    return dh

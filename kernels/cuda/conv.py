@@ -1,0 +1,210 @@
+"""Convolutions on the GPU: im2col, the tiled product of ``dense.py``, col2im.
+
+As in the reference, a Conv2d is ``im2col`` (every receptive field as a row, columns
+in (c, p, q) order, so the weight (O, C, kh, kw) flattens to the matching (O, C*kh*kw)
+matrix as it is stored) then one product; its input gradient is a product then
+``col2im``; ConvTranspose2d, the adjoint, uses the two with their roles swapped.
+Products work on rows, (N*H*W, C) channels-last matrices, so images go through
+``to_rows`` / ``from_rows`` transposes on the way in and out.
+
+Layouts: one thread per output element for all four helpers. ``col2im`` is written
+as a gather, each image element summing the (at most ceil(kh/sh) x ceil(kw/sw))
+field entries that cover it, in a fixed order: no atomics, so deterministic.
+(Implicit GEMM, which reads the fields straight from the image inside the product,
+would save the im2col matrix's memory traffic; not built.)
+"""
+
+import numpy as np
+from numba import cuda
+
+from .. import reference
+from ..reference import conv_output_size  # noqa: F401  (taken as it is)
+from .activations import bias_grad
+from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, write_back
+from .dense import gemm
+
+
+@cuda.jit
+def _im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols):
+    """cols[(n, i, j), (c, p, q)] = x[n, c, i sh + p - ph, j sw + q - pw], 0 outside."""
+    e = cuda.grid(1)
+    if e < cols.size:
+        width = cols.shape[1]
+        r, k = e // width, e % width
+        n, ij = r // (ho * wo), r % (ho * wo)
+        i, j = ij // wo, ij % wo
+        c, pq = k // (kh * kw), k % (kh * kw)
+        p, q = pq // kw, pq % kw
+        h, w = i * sh + p - ph, j * sw + q - pw
+        v = x[0, 0, 0, 0] * 0
+        if 0 <= h < x.shape[2] and 0 <= w < x.shape[3]:
+            v = x[n, c, h, w]
+        cols[r, k] = v
+
+
+@cuda.jit
+def _col2im(cols, kh, kw, sh, sw, ph, pw, ho, wo, bias, out):
+    """out[n, c, h, w] = sum of the cols entries im2col took from there (+ bias[c])."""
+    e = cuda.grid(1)
+    if e < out.size:
+        channels, height, width = out.shape[1], out.shape[2], out.shape[3]
+        n, rest = e // (channels * height * width), e % (channels * height * width)
+        c, hw = rest // (height * width), rest % (height * width)
+        h, w = hw // width, hw % width
+        total = cols[0, 0] * 0
+        for p in range(kh):
+            di = h + ph - p  # = i sh for the field row i that takes kernel row p from h
+            if di >= 0 and di % sh == 0 and di // sh < ho:
+                for q in range(kw):
+                    dj = w + pw - q
+                    if dj >= 0 and dj % sw == 0 and dj // sw < wo:
+                        total += cols[(n * ho + di // sh) * wo + dj // sw, (c * kh + p) * kw + q]
+        if bias.size:
+            total += bias[c]
+        out[n, c, h, w] = total
+
+
+@cuda.jit
+def _to_rows(image, rows):
+    """rows[(n, h, w), c] = image[n, c, h, w]."""
+    e = cuda.grid(1)
+    if e < rows.size:
+        channels, height, width = image.shape[1], image.shape[2], image.shape[3]
+        r, c = e // channels, e % channels
+        n, hw = r // (height * width), r % (height * width)
+        rows[r, c] = image[n, c, hw // width, hw % width]
+
+
+@cuda.jit
+def _from_rows(rows, image):
+    """image[n, c, h, w] = rows[(n, h, w), c]."""
+    e = cuda.grid(1)
+    if e < image.size:
+        channels, height, width = image.shape[1], image.shape[2], image.shape[3]
+        n, rest = e // (channels * height * width), e % (channels * height * width)
+        c, hw = rest // (height * width), rest % (height * width)
+        image[n, c, hw // width, hw % width] = rows[n * height * width + hw, c]
+
+
+def _fields(x, kernel, stride, padding, out_hw):
+    cols = empty((x.shape[0] * out_hw[0] * out_hw[1], x.shape[1] * kernel[0] * kernel[1]), x.dtype)
+    _im2col[blocks(cols.size), THREADS](x, *kernel, *stride, *padding, *out_hw, cols)
+    return cols
+
+
+def _add_fields(cols, shape, kernel, stride, padding, field_hw, bias=None):
+    out = empty(shape, cols.dtype)
+    bias = cols[0, :0] if bias is None else bias
+    _col2im[blocks(out.size), THREADS](cols, *kernel, *stride, *padding, *field_hw, bias, out)
+    return out
+
+
+def _rows(image):
+    rows = empty((image.shape[0] * image.shape[2] * image.shape[3], image.shape[1]), image.dtype)
+    _to_rows[blocks(rows.size), THREADS](image, rows)
+    return rows
+
+
+def _image(rows, n, h, w):
+    image = empty((n, rows.shape[1], h, w), rows.dtype)
+    _from_rows[blocks(image.size), THREADS](rows, image)
+    return image
+
+
+def _out_size(hw, kernel, stride, padding):
+    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
+
+
+def _matrix(W):
+    """W (A, B, kh, kw) as the (A, B*kh*kw) matrix it is in memory (on the device)."""
+    return W.reshape(W.shape[0], W.shape[1] * W.shape[2] * W.shape[3])
+
+
+def im2col(x, kernel, stride, padding):
+    """The reference's fields (N, Ho, Wo, C, kh, kw), one thread per entry."""
+    if mixed(x) or not x.size:
+        return reference.im2col(to_host(x), kernel, stride, padding)
+    host, x = not is_device(x), to_device(x)
+    out_hw = _out_size(x.shape[2:], kernel, stride, padding)
+    cols = _fields(x, kernel, stride, padding, out_hw).reshape(x.shape[0], *out_hw, x.shape[1], *kernel)
+    return cols.copy_to_host() if host else cols
+
+
+def col2im(cols, x_shape, kernel, stride, padding):
+    """Adjoint of :func:`im2col`: (N, Ho, Wo, C, kh, kw) fields added into (N, C, H, W)."""
+    if mixed(cols) or not cols.size:
+        return reference.col2im(to_host(cols), x_shape, kernel, stride, padding)
+    host, cols = not is_device(cols), to_device(cols)
+    n, ho, wo = cols.shape[:3]
+    out = _add_fields(cols.reshape(n * ho * wo, cols.size // (n * ho * wo)), tuple(x_shape),
+                      kernel, stride, padding, (ho, wo))
+    return out.copy_to_host() if host else out
+
+
+def conv2d_forward(x, W, b, stride, padding):
+    """im2col, then ``Y = cols @ Wf.T + b`` (bias in the product's epilogue), then the
+    rows back to NCHW: three launches."""
+    if mixed(x, W) or not x.size:
+        return reference.conv2d_forward(to_host(x), to_host(W), None if b is None else to_host(b), stride, padding)
+    host = not is_device(x)
+    x, W, b = to_device(x), to_device(W), None if b is None else to_device(b)
+    kernel, n = W.shape[2:], x.shape[0]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    cols = _fields(x, kernel, stride, padding, (ho, wo))
+    Y = gemm(cols, _matrix(W), empty((len(cols), W.shape[0]), x.dtype), trans_b=True, bias=b)
+    y = _image(Y, n, ho, wo)
+    return y.copy_to_host() if host else y
+
+
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """``dWf += dY.T @ cols``, ``db += sum dY``, and ``dx = col2im(dY @ Wf)``."""
+    if mixed(x, W, dy) or not x.size:
+        return reference.conv2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding, need_dx)
+    host = not is_device(dy)
+    x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
+    kernel = W.shape[2:]
+    ho, wo = dy.shape[2:]
+    cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy)
+    gemm(dY, cols, _matrix(dW_d), trans_a=True, beta=1)
+    bias_grad(dY, db_d)
+    write_back(dW_d, dW)
+    write_back(db_d, db)
+    if not need_dx:
+        return None
+    dcols = gemm(dY, _matrix(W), empty(cols.shape, x.dtype))
+    dx = _add_fields(dcols, x.shape, kernel, stride, padding, (ho, wo))
+    return dx.copy_to_host() if host else dx
+
+
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
+    """``rows = X @ Wf`` then col2im into the output with the bias in the same pass."""
+    if mixed(x, W) or not x.size:
+        return reference.conv_transpose2d_forward(to_host(x), to_host(W), None if b is None else to_host(b),
+                                                  stride, padding, output_padding)
+    host = not is_device(x)
+    x, W, b = to_device(x), to_device(W), None if b is None else to_device(b)
+    (n, _, h, w), kernel = x.shape, W.shape[2:]
+    ho, wo = (conv_output_size(s, k, st, p, op, transposed=True)
+              for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding))
+    rows = gemm(_rows(x), _matrix(W), empty((n * h * w, W.shape[1] * kernel[0] * kernel[1]), x.dtype))
+    y = _add_fields(rows, (n, W.shape[1], ho, wo), kernel, stride, padding, (h, w), b)
+    return y.copy_to_host() if host else y
+
+
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """``D`` = im2col(dy): ``dWf += X.T @ D``, ``db += sum dy``, ``dX = D @ Wf.T``."""
+    if mixed(x, W, dy) or not x.size:
+        return reference.conv_transpose2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding,
+                                                   need_dx)
+    host = not is_device(dy)
+    x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
+    (n, _, h, w), kernel = x.shape, W.shape[2:]
+    D = _fields(dy, kernel, stride, padding, (h, w))
+    gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
+    bias_grad(_rows(dy), db_d)
+    write_back(dW_d, dW)
+    write_back(db_d, db)
+    if not need_dx:
+        return None
+    dx = _image(gemm(D, _matrix(W), empty((n * h * w, W.shape[0]), x.dtype), trans_b=True), n, h, w)
+    return dx.copy_to_host() if host else dx

@@ -1,0 +1,162 @@
+"""The ELBO path on the GPU: reparameterisation with the analytic KL and its
+backward, and the Bernoulli and Gaussian log-likelihoods with their gradients.
+
+Layouts: the latent ops are one thread per element of their largest output (z: one
+per (n, l, j); the backward: one per (n, j), summing over the L samples in order).
+The likelihoods need a sum per row: one block of ROW_THREADS threads per example,
+each thread striding over the row's D values (coalesced) and writing the gradient,
+then a fixed-order tree sum in shared memory, in float64 (deterministic, and as
+accurate as the reference's pairwise sum).
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from .. import reference
+from ..reference import LOG_2PI
+from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host
+
+ROW_THREADS = 128  # a power of two, for the tree sum
+
+
+@cuda.jit
+def _reparameterize_kl(mean, logvar, eps, z, kl):
+    """z[n, l, j] = mean[n, j] + exp(logvar[n, j] / 2) eps[n, l, j]; the thread of
+    l = 0 also writes kl[n, j] = (exp(logvar) + mean^2 - 1 - logvar) / 2."""
+    i = cuda.grid(1)
+    n_samples, d = eps.shape[1], eps.shape[2]
+    if i < eps.size:
+        n, rest = i // (n_samples * d), i % (n_samples * d)
+        s, j = rest // d, rest % d
+        lv, mu = logvar[n, j], mean[n, j]
+        std = math.exp(0.5 * lv)
+        z[n, s, j] = mu + std * eps[n, s, j]
+        if s == 0:
+            kl[n, j] = 0.5 * (std * std + mu * mu - 1 - lv)
+
+
+@cuda.jit
+def _reparameterize_kl_backward(dz, eps, mean, logvar, dkl, dmean, dlogvar):
+    i = cuda.grid(1)
+    d = mean.shape[1]
+    if i < mean.size:
+        n, j = i // d, i % d
+        sum_dz, sum_dz_eps = 0.0, 0.0
+        for s in range(dz.shape[1]):
+            sum_dz += dz[n, s, j]
+            sum_dz_eps += dz[n, s, j] * eps[n, s, j]
+        std = math.exp(0.5 * logvar[n, j])
+        dmean[n, j] = sum_dz + dkl[n, j] * mean[n, j]
+        dlogvar[n, j] = 0.5 * std * sum_dz_eps + 0.5 * dkl[n, j] * (std * std - 1)
+
+
+def reparameterize_kl(mean, logvar, eps):
+    """``(z, kl)`` as the reference's, in one launch."""
+    if mixed(mean, logvar, eps) or not eps.size:
+        return reference.reparameterize_kl(to_host(mean), to_host(logvar), to_host(eps))
+    reference.check_latent(mean, logvar, eps)
+    host = not is_device(eps)
+    mean, logvar, eps = to_device(mean), to_device(logvar), to_device(eps)
+    z, kl = empty(eps.shape, eps.dtype), empty(mean.shape, mean.dtype)
+    _reparameterize_kl[blocks(eps.size), THREADS](mean, logvar, eps, z, kl)
+    return (z.copy_to_host(), kl.copy_to_host()) if host else (z, kl)
+
+
+def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
+    """``(dmean, dlogvar)`` as the reference's, in one launch; ``dkl`` (N, d) or a
+    number (broadcast, as NumPy would)."""
+    if mixed(dz, eps, mean, logvar) or not dz.size:
+        return reference.reparameterize_kl_backward(*map(to_host, (dz, eps, mean, logvar, dkl)))
+    reference.check_latent(mean, logvar, eps, dz)
+    host = not is_device(dz)
+    if not is_device(dkl):
+        dkl = np.broadcast_to(np.asarray(dkl, dtype=mean.dtype), mean.shape)
+    dz, eps, mean, logvar, dkl = map(to_device, (dz, eps, mean, logvar, dkl))
+    dmean, dlogvar = empty(mean.shape, mean.dtype), empty(mean.shape, mean.dtype)
+    _reparameterize_kl_backward[blocks(mean.size), THREADS](dz, eps, mean, logvar, dkl, dmean, dlogvar)
+    return (dmean.copy_to_host(), dlogvar.copy_to_host()) if host else (dmean, dlogvar)
+
+
+@cuda.jit(device=True, inline=True)
+def _row_sum(total, partial):
+    """The sum over the block of each thread's ``total``, by a fixed-order tree in the
+    shared array ``partial``; returned to thread 0."""
+    t = cuda.threadIdx.x
+    partial[t] = total
+    cuda.syncthreads()
+    stride = ROW_THREADS // 2
+    while stride > 0:
+        if t < stride:
+            partial[t] += partial[t + stride]
+        cuda.syncthreads()
+        stride //= 2
+    return partial[0]
+
+
+@cuda.jit
+def _bernoulli(x, logits, log_p, grad):
+    """Row n = blockIdx.x: log p = sum_d x l - softplus(l), grad = x - sigmoid(l),
+    with e = exp(-|l|): softplus(l) = max(l, 0) + log1p(e), sigmoid(l) = 1 / (1 + e)
+    for l >= 0 and e / (1 + e) below."""
+    partial = cuda.shared.array(ROW_THREADS, np.float64)
+    n = cuda.blockIdx.x
+    total = 0.0
+    for d in range(cuda.threadIdx.x, x.shape[1], ROW_THREADS):
+        l, xv = logits[n, d], x[n, d]
+        e = math.exp(-abs(l))
+        total += xv * l - max(l, 0) - math.log1p(e)
+        s = 1 / (1 + e)
+        grad[n, d] = xv - (s if l >= 0 else e * s)
+    total = _row_sum(total, partial)
+    if cuda.threadIdx.x == 0:
+        log_p[n] = total
+
+
+@cuda.jit
+def _gaussian(x, mu, logvar, log_p, dmu, dlogvar):
+    """Row n = blockIdx.x, ``logvar`` (N, D) or (1, D) (shared by every row)."""
+    partial = cuda.shared.array(ROW_THREADS, np.float64)
+    n = cuda.blockIdx.x
+    row = n if logvar.shape[0] > 1 else 0
+    total = 0.0
+    for d in range(cuda.threadIdx.x, x.shape[1], ROW_THREADS):
+        lv = logvar[row, d]
+        r = x[n, d] - mu[n, d]
+        g = r * math.exp(-lv)
+        half_sq = 0.5 * r * g
+        dmu[n, d] = g
+        dlogvar[n, d] = half_sq - 0.5
+        total += lv + 2 * half_sq
+    total = _row_sum(total, partial)
+    if cuda.threadIdx.x == 0:
+        log_p[n] = -0.5 * (x.shape[1] * LOG_2PI + total)
+
+
+def bernoulli_log_prob_grad(x, logits):
+    """``(log_p (N,), grad (N, D))`` as the reference's, one block per row."""
+    if mixed(x, logits) or not x.size:
+        return reference.bernoulli_log_prob_grad(to_host(x), to_host(logits))
+    reference.check_likelihood(x, logits, names="x, logits")
+    host = not is_device(logits)
+    x, logits = to_device(x), to_device(logits)
+    log_p, grad = empty(len(x), x.dtype), empty(x.shape, x.dtype)
+    _bernoulli[len(x), ROW_THREADS](x, logits, log_p, grad)
+    return (log_p.copy_to_host(), grad.copy_to_host()) if host else (log_p, grad)
+
+
+def gaussian_log_prob_grad(x, mu, logvar):
+    """``(log_p, dmu, dlogvar)`` as the reference's, one block per row; ``logvar``
+    (N, D) or (D,)."""
+    if mixed(x, mu, logvar) or not x.size:
+        return reference.gaussian_log_prob_grad(to_host(x), to_host(mu), to_host(logvar))
+    reference.check_likelihood(x, mu, logvar)
+    host = not is_device(mu)
+    x, mu, logvar = to_device(x), to_device(mu), to_device(logvar)
+    if logvar.ndim == 1:  # one row shared by every example
+        logvar = logvar.reshape(1, x.shape[1])
+    log_p, dmu, dlogvar = empty(len(x), x.dtype), empty(x.shape, x.dtype), empty(x.shape, x.dtype)
+    _gaussian[len(x), ROW_THREADS](x, mu, logvar, log_p, dmu, dlogvar)
+    out = (log_p, dmu, dlogvar)
+    return tuple(a.copy_to_host() for a in out) if host else out
