@@ -10,6 +10,7 @@ other backends implement the same signatures and are tested against it.
 
 import importlib
 import os
+import warnings
 
 # name -> module implementing the ops.
 BACKENDS = {"numpy": "npvae.kernels.reference", "numba": "npvae.kernels.cpu", "cuda": "npvae.kernels.cuda"}
@@ -19,7 +20,9 @@ backend = None  # its name
 
 
 def use(name):
-    """Select the backend ``name`` (one of ``BACKENDS``) for every later op call."""
+    """Select the backend ``name`` (one of ``BACKENDS``) for every later op call.
+    "cuda" raises ImportError without numba-cuda and RuntimeError without a GPU (set
+    ``NUMBA_ENABLE_CUDASIM=1`` to run it in numba-cuda's simulator)."""
     global ops, backend
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {name!r}")
@@ -28,4 +31,10 @@ def use(name):
     return ops
 
 
-use(os.environ.get("NPVAE_BACKEND", "numpy"))
+use("numpy")
+if os.environ.get("NPVAE_BACKEND", "numpy") != "numpy":
+    try:
+        use(os.environ["NPVAE_BACKEND"])
+    except (ValueError, ImportError, RuntimeError) as e:
+        # An import must not fail on a variable: say so and keep NumPy (the CLI refuses it).
+        warnings.warn(f"NPVAE_BACKEND: {e}; using the numpy backend", RuntimeWarning, stacklevel=2)

@@ -122,7 +122,7 @@ def train(args):
                                                 args.likelihood, lik_kwargs, rng=args.seed, **extra)
     print(f"npvae train: {MODEL_NAMES[args.model]} {x.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
           f"({args.activation}, {args.likelihood}), {args.optimizer} lr {args.lr}, {args.epochs} epochs of "
-          f"{len(x_train):,} {args.dataset} examples; output in {args.out}")
+          f"{len(x_train):,} {args.dataset} examples on the {args.backend} backend; output in {args.out}")
     os.makedirs(args.out, exist_ok=True)
     io.save_json(os.path.join(args.out, "run.json"), settings)
     kl_args = {} if args.model == "autoencoder" else {"beta": args.beta, "anneal": args.anneal,
@@ -253,6 +253,15 @@ def _config_file(path):
     return config
 
 
+def _backend_flag(p):
+    from .kernels import BACKENDS
+
+    default = os.environ.get("NPVAE_BACKEND", "numpy")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default=default,
+                   help=f"the kernels: numpy (the reference), numba (CPU) or cuda (a GPU, with the cuda extra) "
+                        f"(default: NPVAE_BACKEND or numpy, here {default})")
+
+
 def build_parser():
     from .distributions import LIKELIHOODS
     from .nn.activations import ACTIVATIONS
@@ -273,6 +282,7 @@ def build_parser():
     p.add_argument("--n-test-ll", type=int, default=1000, help="test digits for log p(x) (default: 1000)")
     p.add_argument("--train-size", type=int, default=50000, help="training digits, at most 50,000 (default: 50000)")
     p.add_argument("--seed", type=int, default=0)
+    _backend_flag(p)
     p.set_defaults(run=demo)
 
     p = sub.add_parser("train", help="train a model from flags or a JSON/TOML config file",
@@ -298,6 +308,7 @@ def build_parser():
     p.add_argument("--train-size", type=int, default=None, help="use only the first N training examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    _backend_flag(p)
     p.set_defaults(run=train)
 
     for name, fn, helptext in (("eval", evaluate, "test ELBO and importance-sampled log-likelihood"),
@@ -306,6 +317,7 @@ def build_parser():
         p = sub.add_parser(name, help=helptext, description=fn.__doc__)
         p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.npz written by train or demo")
         p.add_argument("--seed", type=int, default=0)
+        _backend_flag(p)
         p.set_defaults(run=fn)
         if name == "eval":
             p.add_argument("--k", type=int, default=1000, help="importance samples per example (default: 1000)")
@@ -327,6 +339,13 @@ def main(argv=None):
         sub = parser._subparsers._group_actions[0].choices[args.command]
         sub.set_defaults(**args.config)
         args = parser.parse_args(argv)
+    from . import kernels
+
+    try:
+        kernels.use(args.backend)
+    except (ValueError, ImportError, RuntimeError) as e:  # an unknown name, no numba-cuda, no GPU
+        print(f"npvae {args.command}: error: {e}", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, TypeError, KeyError) as e:

@@ -1,0 +1,317 @@
+"""The CUDA backend against the NumPy reference: every op on tiny hypothesis-drawn
+shapes in float32 and float64, on NumPy and on device arrays; one training step of an
+MLP VAE and of a conv VAE; every model trained by ``fit``; checkpoints that move
+between backends. In numba-cuda's simulator unless NPVAE_TEST_GPU=1 (tests/conftest.py):
+the simulator runs each GPU thread as a Python thread, so shapes stay small and the
+examples few."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npvae
+from helpers import seeds
+from npvae.kernels import cuda as gpu
+from npvae.kernels import reference
+from npvae.kernels.cuda import arrays, dense
+from npvae.models import VAE
+from test_kernels_cpu import close, conv_cases, draw
+
+dtypes = st.sampled_from([np.float64, np.float32])
+layouts = st.sampled_from(["contiguous", "transposed", "strided"])
+few = settings(max_examples=6)
+
+
+def both(op, *args, **kwargs):
+    """``op`` on NumPy arrays, and on the same arrays moved to the device with its
+    results brought back: both must give the same numbers."""
+    host = op(*args, **kwargs)
+    on_device = op(*(gpu.to_device(a) if isinstance(a, np.ndarray) else a for a in args), **kwargs)
+    if isinstance(host, tuple):
+        on_device = tuple(gpu.to_host(a) for a in on_device)
+        for a, b in zip(host, on_device):
+            np.testing.assert_array_equal(a, b)
+    else:
+        on_device = gpu.to_host(on_device)
+        np.testing.assert_array_equal(host, on_device)
+    return host
+
+
+@few
+@given(seed=seeds, m=st.integers(1, 9), k=st.integers(1, 20), n=st.integers(1, 9), dtype=dtypes,
+       trans_a=st.booleans(), trans_b=st.booleans(), tile=st.sampled_from(sorted(dense.TILES)),
+       beta=st.sampled_from([0.0, 1.0, -0.5]))
+def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, tile, beta):
+    """Both tile shapes, either operand transposed, beta accumulating into c; K past
+    one strip of the small tile (16)."""
+    rng = np.random.default_rng(seed)
+    a = draw(rng, (k, m) if trans_a else (m, k), dtype)
+    b = draw(rng, (n, k) if trans_b else (k, n), dtype)
+    c0 = draw(rng, (m, n), dtype)
+    op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+    c = gpu.to_device(c0)
+    dense.gemm(gpu.to_device(a), gpu.to_device(b), c, trans_a, trans_b, beta, tile=tile)
+    close(c.copy_to_host(), (op_a @ op_b + dtype(beta) * c0).astype(dtype), dtype)
+    close(both(gpu.matmul, op_a, op_b), op_a @ op_b, dtype)
+
+
+@few
+@given(seed=seeds, n=st.integers(0, 9), d_in=st.integers(1, 20), d_out=st.integers(1, 12),
+       kind=st.sampled_from(sorted(reference.ACTIVATIONS)), alpha=st.floats(0.01, 1.0), dtype=dtypes,
+       layout=layouts)
+def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, kind, alpha, dtype, layout):
+    rng = np.random.default_rng(seed)
+    x, W = draw(rng, (n, d_in), dtype, layout), draw(rng, (d_in, d_out), dtype, layout)
+    b, dy = draw(rng, (1, d_out), dtype)[0], draw(rng, (n, d_out), dtype, layout)
+    h, y = reference.linear_forward(x, W, b, kind, alpha)
+    ours_h, ours_y = both(gpu.linear_forward, x, W, b, kind, alpha)
+    close(ours_h, h, dtype)
+    close(ours_y, y, dtype, like=h)
+    dW0, db0 = draw(rng, (d_in, d_out), dtype), draw(rng, (1, d_out), dtype)[0]
+    grads = {backend: (dW0.copy(), db0.copy()) for backend in ("gpu", "reference")}
+    dx = gpu.linear_backward(x, W, h, y, dy, *grads["gpu"], kind, alpha)
+    close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
+    for ours, ref in zip(grads["gpu"], grads["reference"]):
+        close(ours, ref, dtype)
+    # On device arrays the gradients accumulate in place on the device.
+    dW, db = gpu.to_device(grads["gpu"][0]), gpu.to_device(grads["gpu"][1])
+    args = [gpu.to_device(a) for a in (x, W, h, y, dy)]
+    assert gpu.linear_backward(*args, dW, db, kind, alpha, need_dx=False) is None
+    close(dW.copy_to_host(), dW0 + 2 * (grads["reference"][0] - dW0), dtype)
+    close(db.copy_to_host(), db0 + 2 * (grads["reference"][1] - db0), dtype)
+
+
+@few
+@given(seed=seeds, shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+       kind=st.sampled_from(sorted(reference.ACTIVATIONS)), alpha=st.floats(0.01, 2.0), dtype=dtypes,
+       big=st.booleans())
+def test_activations_equal_the_reference(seed, shape, kind, alpha, dtype, big):
+    rng = np.random.default_rng(seed)
+    x, dy = draw(rng, (1, *shape), dtype)[0] * (50 if big else 1), draw(rng, (1, *shape), dtype)[0]
+    y = both(gpu.activation_forward, x, kind, alpha)
+    close(y, reference.activation_forward(x, kind, alpha), dtype)
+    close(both(gpu.activation_backward, dy, x, y, kind, alpha), reference.activation_backward(dy, x, y, kind, alpha),
+          dtype)
+
+
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_all_finite_on_device_arrays(bad):
+    x = np.arange(12.0).reshape(3, 4)
+    if bad is not None:
+        x[2, 1] = bad
+    assert gpu.all_finite(gpu.to_device(x)) is (bad is None)
+    assert gpu.all_finite(x) is (bad is None)
+
+
+@few
+@given(seed=seeds, n=st.integers(1, 5), n_samples=st.integers(1, 3), d=st.integers(1, 5), dtype=dtypes,
+       layout=layouts, scalar_dkl=st.booleans())
+def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout, scalar_dkl):
+    rng = np.random.default_rng(seed)
+    mean, logvar = draw(rng, (n, d), dtype, layout), draw(rng, (n, d), dtype, layout)
+    eps, dz = draw(rng, (n, n_samples, d), dtype), draw(rng, (n, n_samples, d), dtype)
+    dkl = dtype(0.5) if scalar_dkl else draw(rng, (n, d), dtype)
+    for ours, ref in zip(both(gpu.reparameterize_kl, mean, logvar, eps), reference.reparameterize_kl(mean, logvar, eps)):
+        close(ours, ref, dtype)
+    ref = reference.reparameterize_kl_backward(dz, eps, mean, logvar, dkl)
+    for ours, expected in zip(gpu.reparameterize_kl_backward(dz, eps, mean, logvar, dkl), ref):
+        close(ours, expected, dtype)
+
+
+@few
+@given(seed=seeds, n=st.integers(1, 4), d=st.integers(1, 140), dtype=dtypes, scale=st.sampled_from([1.0, 30.0]),
+       per_row_logvar=st.booleans())
+def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, scale, per_row_logvar):
+    """Rows longer than a block's 128 threads; logits far into both tails."""
+    rng = np.random.default_rng(seed)
+    x, logits = rng.random((n, d)).astype(dtype), draw(rng, (n, d), dtype) * dtype(scale)
+    for ours, ref in zip(both(gpu.bernoulli_log_prob_grad, x, logits), reference.bernoulli_log_prob_grad(x, logits)):
+        close(ours, ref, dtype)
+    logvar = draw(rng, (n, d) if per_row_logvar else (1, d), dtype)
+    logvar = logvar if per_row_logvar else logvar[0]
+    for ours, ref in zip(both(gpu.gaussian_log_prob_grad, x, logits, logvar),
+                         reference.gaussian_log_prob_grad(x, logits, logvar)):
+        close(ours, ref, dtype)
+
+
+@few
+@given(seed=seeds, shapes=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=2), min_size=1, max_size=3),
+       dtype=dtypes, t=st.integers(1, 1000), on_device=st.booleans())
+def test_adam_update_equals_the_reference(seed, shapes, dtype, t, on_device):
+    rng = np.random.default_rng(seed)
+    groups = [[draw(rng, (1, *shape), dtype)[0] for shape in shapes] for _ in range(4)]
+    for v in groups[3]:
+        np.abs(v, out=v)
+    ref = [[a.copy() for a in g] for g in groups]
+    ours = [[gpu.to_device(a) if on_device else a.copy() for a in g] for g in groups]
+    reference.adam_update(*ref, 1e-2, 0.9, 0.999, 1e-8, t)
+    gpu.adam_update(*ours, 1e-2, 0.9, 0.999, 1e-8, t)
+    for group_ours, group_ref in zip(ours, ref):
+        for a, b in zip(group_ours, group_ref):
+            close(gpu.to_host(a), b, dtype)
+
+
+small_convs = conv_cases.filter(lambda c: c["n"] * c["c_in"] * c["h"] * c["w"] <= 80)
+
+
+@few
+@given(seed=seeds, cfg=small_convs, dtype=dtypes, output_padding=st.integers(0, 2))
+def test_convolutions_equal_the_reference(seed, cfg, dtype, output_padding):
+    """Conv2d and ConvTranspose2d, forward and both backwards (accumulating into
+    non-zero gradients), and im2col / col2im."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(rng.normal(size=(cfg["n"], cfg["c_in"], cfg["h"], cfg["w"])), dtype=dtype)
+    kernel, stride, padding = cfg["kernel"], cfg["stride"], cfg["padding"]
+    ho, wo = (reference.conv_output_size(s, k, st_, p) for s, k, st_, p in zip(x.shape[2:], kernel, stride, padding))
+    if min(ho, wo) >= 1:
+        close(both(gpu.im2col, x, kernel, stride, padding), np.ascontiguousarray(reference.im2col(x, kernel, stride, padding)), dtype)
+        cols = np.asarray(rng.normal(size=(cfg["n"], ho, wo, cfg["c_in"], *kernel)), dtype=dtype)
+        close(gpu.col2im(cols, x.shape, kernel, stride, padding), reference.col2im(cols, x.shape, kernel, stride, padding),
+              dtype)
+        W, b = np.asarray(rng.normal(size=(cfg["c_out"], cfg["c_in"], *kernel)), dtype=dtype), x[0, 0, 0, :1] * 0 + 1
+        b = np.asarray(rng.normal(size=cfg["c_out"]), dtype=dtype)
+        close(both(gpu.conv2d_forward, x, W, b, stride, padding), reference.conv2d_forward(x, W, b, stride, padding), dtype)
+        dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
+        _compare_backward("conv2d_backward", x, W, b, dy, dtype, stride, padding)
+    op = tuple(min(output_padding, s - 1) for s in stride)
+    W = np.asarray(rng.normal(size=(cfg["c_in"], cfg["c_out"], *kernel)), dtype=dtype)
+    b = np.asarray(rng.normal(size=cfg["c_out"]), dtype=dtype)
+    ho, wo = (reference.conv_output_size(s, k, st_, p, o, transposed=True)
+              for s, k, st_, p, o in zip(x.shape[2:], kernel, stride, padding, op))
+    if min(ho, wo) >= 1:
+        close(both(gpu.conv_transpose2d_forward, x, W, b, stride, padding, op),
+              reference.conv_transpose2d_forward(x, W, b, stride, padding, op), dtype)
+        dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
+        _compare_backward("conv_transpose2d_backward", x, W, b, dy, dtype, stride, padding)
+
+
+def _compare_backward(name, x, W, b, dy, dtype, stride, padding):
+    results = []
+    for backend in (gpu, reference):
+        dW, db = W * 0.5, b * 0.5  # as after an earlier backward: the op must add to them
+        dx = getattr(backend, name)(x, W, dy, dW, db, stride, padding)
+        results.append((dx, dW, db))
+    for ours, ref in zip(*results):
+        close(ours, ref, dtype)
+    assert getattr(gpu, name)(x, W, dy, W * 0, b * 0, stride, padding, need_dx=False) is None
+
+
+def test_ops_refuse_mismatched_shapes():
+    x, W, b = np.ones((3, 4)), np.ones((5, 2)), np.ones(2)
+    with pytest.raises(ValueError, match="x, W, b"):
+        gpu.linear_forward(x, W, b)
+    with pytest.raises(ValueError, match="mean, logvar, eps"):
+        gpu.reparameterize_kl(np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1, 4)))
+    with pytest.raises(ValueError, match="x, logits"):
+        gpu.bernoulli_log_prob_grad(np.ones((3, 2)), np.ones((3, 4)))
+    with pytest.raises(TypeError, match="floating-point"):
+        gpu.adam_update([np.ones(2, dtype=np.int64)], [np.ones(2)], [np.ones(2)], [np.ones(2)], 0.1, 0.9, 0.99, 1e-8, 1)
+
+
+# ------------------------------------------------------------------ whole models
+
+
+@pytest.fixture
+def cuda_backend():
+    npvae.kernels.use("cuda")
+    yield
+    npvae.kernels.use("numpy")
+
+
+def _on(backend, fn):
+    npvae.kernels.use(backend)
+    try:
+        return fn()
+    finally:
+        npvae.kernels.use("numpy")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_mlp_vae_training_step_is_the_same_on_the_gpu(dtype):
+    x = (np.random.default_rng(1).random((6, 10)) < 0.3).astype(dtype)
+    eps = np.random.default_rng(2).standard_normal((6, 2, 3)).astype(dtype)
+
+    def step():
+        model = VAE.mlp(10, (7,), 3, "tanh", "bernoulli", rng=3, dtype=dtype)
+        loss, _ = model.loss_and_grad(x, eps=eps, n_samples=2, objective="iwae")
+        return loss, {k: g.copy() for k, g in model.grads.items()}
+
+    (loss, grads), (ref_loss, ref_grads) = _on("cuda", step), _on("numpy", step)
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(loss, ref_loss, **tol)
+    for name, g in ref_grads.items():
+        np.testing.assert_allclose(grads[name], g, **tol, err_msg=name)
+
+
+def test_a_conv_vae_training_step_is_the_same_on_the_gpu():
+    from npvae import nn
+    from npvae.distributions import Bernoulli
+
+    x = np.random.default_rng(0).random((2, 1, 4, 4))
+    eps = np.random.default_rng(1).standard_normal((2, 1, 2))
+
+    def step():
+        rng = np.random.default_rng(2)
+        encoder = nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4, rng=rng))
+        decoder = nn.Sequential(nn.Linear(2, 8, rng=rng), nn.Reshape((2, 2, 2)), nn.ConvTranspose2d(2, 1, 4, 2, 1, rng=rng))
+        model = VAE(encoder, decoder, Bernoulli(), 2, (1, 4, 4)).astype(np.float64)
+        loss, _ = model.loss_and_grad(x, eps=eps)
+        return loss, {k: g.copy() for k, g in model.grads.items()}
+
+    (loss, grads), (ref_loss, ref_grads) = _on("cuda", step), _on("numpy", step)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
+    for name, g in ref_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_every_model_trains_on_the_gpu_with_the_references_numbers(tmp_path):
+    """fit for one epoch: VAE (Bernoulli, Gaussian decoder variance), conditional VAE,
+    autoencoder; the same history as on NumPy; and a checkpoint written on the GPU
+    evaluates the same on the CPU backends."""
+    from npvae import io
+    from npvae.models import Autoencoder, ConditionalVAE
+    from npvae.train import fit
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, 6)) < 0.5).astype(np.float64)
+    builders = {
+        "vae": lambda: VAE.mlp(6, (4,), 2, rng=0, dtype="float64"),
+        "gaussian": lambda: VAE.mlp(6, (4,), 2, activation="relu", likelihood="gaussian_decoder_var", rng=0,
+                                    dtype="float64"),
+        "cvae": lambda: ConditionalVAE.mlp(6, (4,), 2, rng=0, n_classes=3, dtype="float64"),
+        "autoencoder": lambda: Autoencoder.mlp(6, (4,), 2, rng=0, dtype="float64"),
+    }
+    for name, build in builders.items():
+        labels = {"y": np.arange(8) % 3} if name == "cvae" else {}
+
+        def train(backend):
+            model = build()
+            history = fit(model, x, epochs=1, batch_size=8, log=None, checkpoint_dir=str(tmp_path / backend), **labels)
+            return history["train_elbo"][0], {k: p.copy() for k, p in model.params.items()}
+
+        (elbo, params), (ref_elbo, ref_params) = _on("cuda", lambda: train("cuda")), _on("numpy", lambda: train("numpy"))
+        np.testing.assert_allclose(elbo, ref_elbo, rtol=1e-10, err_msg=name)
+        for k, p in ref_params.items():
+            np.testing.assert_allclose(params[k], p, rtol=1e-9, atol=1e-12, err_msg=f"{name} {k}")
+        reloaded = io.load_model(str(tmp_path / "cuda" / "checkpoint.npz"))
+        for k, p in params.items():
+            np.testing.assert_array_equal(reloaded.params[k], p)
+
+
+def test_the_cuda_backend_without_a_gpu_is_refused_with_one_clear_line():
+    """Outside the simulator, on a machine without a GPU: RuntimeError from use(), a
+    warning (not a crash) for NPVAE_BACKEND at import, and exit 2 on the CLI."""
+    if os.environ.get("NPVAE_TEST_GPU") == "1":
+        pytest.skip("this machine has a GPU")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    code = "import npvae.kernels as k\ntry:\n    k.use('cuda')\nexcept RuntimeError as e:\n    print(e)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "no CUDA GPU is available" in out.stdout, out.stderr
+    cli = subprocess.run([sys.executable, "-m", "npvae", "eval", "missing.npz", "--backend", "cuda"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and "no CUDA GPU" in cli.stderr, cli.stderr
