@@ -315,3 +315,20 @@ def test_the_cuda_backend_without_a_gpu_is_refused_with_one_clear_line():
     cli = subprocess.run([sys.executable, "-m", "npvae", "eval", "missing.npz", "--backend", "cuda"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and "no CUDA GPU" in cli.stderr, cli.stderr
+
+
+# The simulator runs the random streams' set-up as plain Python: object-mode notices, and
+# uint64 arithmetic that wraps (as it must) reported by NumPy.
+@pytest.mark.filterwarnings("ignore::Warning")
+def test_the_device_glue_equals_numpy():
+    rng = np.random.default_rng(0)
+    x, idx = rng.standard_normal((7, 3)), np.array([4, 0, 4, 6])
+    dx, didx = gpu.to_device(x), gpu.to_device(idx)
+    np.testing.assert_array_equal(arrays.take_rows(dx, didx).copy_to_host(), x[idx])
+    np.testing.assert_array_equal(arrays.scale(dx, -0.5).copy_to_host(), -0.5 * x)
+    np.testing.assert_array_equal(arrays.concat_columns(dx, dx[:, :2]).copy_to_host(), np.concatenate([x, x[:, :2]], 1))
+    np.testing.assert_array_equal(arrays.zeros((2, 3), np.float32).copy_to_host(), np.zeros((2, 3), np.float32))
+    stream = arrays.NormalStream(seed=1, threads=256)
+    draws = stream.draw((300, 2), np.float32).copy_to_host()
+    assert draws.dtype == np.float32 and np.isfinite(draws).all() and abs(draws.mean()) < 0.2 and 0.8 < draws.std() < 1.2
+    assert not np.array_equal(draws, stream.draw((300, 2), np.float32).copy_to_host())  # the streams move on

@@ -10,6 +10,7 @@ backend, one transfer per op.
 
 import numpy as np
 from numba import cuda
+from numba.cuda.random import create_xoroshiro128p_states, xoroshiro128p_normal_float64
 
 THREADS = 256  # threads per block of the one-dimensional (elementwise) kernels
 
@@ -68,3 +69,77 @@ def mixed(*arrays):
     """Whether the arrays' dtypes differ or are not float32/64: such calls (NumPy
     arrays only) go to the reference, whose NumPy promotes them."""
     return arrays[0].dtype not in _REALS or any(a.dtype != arrays[0].dtype for a in arrays)
+
+
+# ------------------------------------------------ device-array glue for a whole step
+# What a training step does to arrays besides the op table (picking the minibatch,
+# scaling a gradient, joining dmean and dlogvar, drawing the noise), for arrays that
+# stay on the device. Each is one launch, one thread per output element.
+
+
+@cuda.jit
+def _take_rows(x, idx, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        r, c = e // out.shape[1], e % out.shape[1]
+        out[r, c] = x[idx[r], c]
+
+
+def take_rows(x, idx):
+    """``x[idx]`` for a device matrix ``x`` (N, D) and device int index array ``idx``."""
+    out = empty((idx.size, x.shape[1]), x.dtype)
+    _take_rows[blocks(out.size), THREADS](x, idx, out)
+    return out
+
+
+@cuda.jit
+def _scale(a, s, out):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = s * a[i]
+
+
+def scale(a, s):
+    """``s * a`` for a contiguous device array ``a``, as a new array."""
+    out = empty(a.shape, a.dtype)
+    _scale[blocks(a.size), THREADS](a.reshape(a.size), a.dtype.type(s), out.reshape(out.size))
+    return out
+
+
+@cuda.jit
+def _concat_columns(a, b, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        r, c = e // out.shape[1], e % out.shape[1]
+        width = a.shape[1]
+        out[r, c] = a[r, c] if c < width else b[r, c - width]
+
+
+def concat_columns(a, b):
+    """``np.concatenate([a, b], axis=1)`` for device matrices."""
+    out = empty((a.shape[0], a.shape[1] + b.shape[1]), a.dtype)
+    _concat_columns[blocks(out.size), THREADS](a, b, out)
+    return out
+
+
+@cuda.jit
+def _standard_normal(states, out):
+    """Thread t draws out[t], out[t + T], ... from its own xoroshiro128+ stream."""
+    t = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(t, out.size, stride):
+        out[i] = xoroshiro128p_normal_float64(states, t)
+
+
+class NormalStream:
+    """Standard normal draws made on the device: ``draw(shape, dtype)``. ``threads``
+    independent xoroshiro128+ streams from ``seed`` (their states are made once on the
+    host and uploaded); a draw is one launch."""
+
+    def __init__(self, seed, threads=4096):
+        self.states, self.threads = create_xoroshiro128p_states(threads, seed=seed), threads
+
+    def draw(self, shape, dtype):
+        out = empty(shape, dtype)
+        _standard_normal[self.threads // THREADS, THREADS](self.states, out.reshape(out.size))
+        return out
