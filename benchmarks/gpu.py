@@ -83,10 +83,10 @@ def product(repeats):
             sides[f"npvae_{tile}"] = (lambda tile=tile: [dense.gemm(a, b, c, ta, tb, tile=tile) for _ in range(inner)])
         seconds = {name: timed(fn, repeats) / inner for name, fn in sides.items()}
         err = float(np.abs(c.copy_to_host() - (op_a @ op_b).cpu().numpy()).max())
-        gflops = {f"{k}_gflops": round(2 * m * n * k / s / 1e9, 1) for k, s in seconds.items()}
+        gflops = {f"{side}_gflops": round(2 * m * n * k / s / 1e9, 1) for side, s in seconds.items()}
         best = min(seconds["npvae_large"], seconds["npvae_small"])
         common.emit("gpu_product", threads, shape=[m, k, n], trans=[ta, tb], **gflops,
-                    **{f"{k}_us": round(s * 1e6, 2) for k, s in seconds.items()},
+                    **{f"{side}_us": round(s * 1e6, 2) for side, s in seconds.items()},
                     fraction_of_cublas=round(seconds["torch"] / best, 3), max_abs_error=err)
 
 
@@ -233,7 +233,8 @@ def mlp_epoch(x, repeats):
                                                                repeats) for f in (False, True)})
         best = min(seconds["torch"], seconds["torch_fused"])
         common.emit("gpu_mlp_epoch", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
-                    batch=batch, examples=len(x), repeats=repeats, **{f"{k}_s": round(v, 4) for k, v in seconds.items()},
+                    batch=batch, examples=len(x), repeats=repeats,
+                    **{f"{side}_s": round(v, 4) for side, v in seconds.items()},
                     ratio=round(seconds["npvae"] / best, 3), launches_per_step=launches,
                     first_step_loss=device_loss, first_step_loss_reference=float(reference_loss))
 

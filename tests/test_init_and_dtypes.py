@@ -75,6 +75,6 @@ def test_backward_accumulates():
 def test_backend_switch():
     assert npvae.kernels.backend == "numpy"
     assert npvae.kernels.use("numpy") is npvae.kernels.ops
-    with pytest.raises(ValueError, match=r"backend: expected one of \['numba', 'numpy'\], got 'tpu'"):
+    with pytest.raises(ValueError, match=r"backend: expected one of \['cuda', 'numba', 'numpy'\], got 'tpu'"):
         npvae.kernels.use("tpu")
     assert npvae.kernels.backend == "numpy"
