@@ -30,9 +30,7 @@ if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
                        "use backend 'numba' or 'numpy', or set NUMBA_ENABLE_CUDASIM=1 for the simulator")
 
-from ..reference import (  # noqa: E402,F401  (checks and sizes taken as they are)
-    LOG_2PI, check_adam_arrays, check_dense, check_latent, check_likelihood, conv_output_size,
-)
+from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu.py)
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
 from .arrays import to_device, to_host  # noqa: E402,F401
 from .conv import (  # noqa: E402,F401
