@@ -113,6 +113,7 @@ class DeviceVAE:
                        for m in layers]
         self.params = [a for W, b, _, _ in self.layers for a in (W, b)]
         self.grads, self.ms, self.vs = ([arrays.zeros(p.shape, p.dtype) for p in self.params] for _ in range(3))
+        self.dkl = {}
 
     def _forward(self, a, layers, cache):
         for W, b, kind, alpha in layers:
@@ -141,28 +142,17 @@ class DeviceVAE:
         logits = self._forward(z.reshape(n, d), dec, dec_cache)
         log_px, dlog_px = ops.bernoulli_log_prob_grad(xb, logits)
         for g in self.grads:
-            arrays.fill[arrays.blocks(g.size), arrays.THREADS](g.reshape(g.size), 0)
+            arrays.clear(g)
         k = 2 * self.n_encoder
         dz = self._backward(arrays.scale(dlog_px, -1.0 / n), dec, dec_cache, self.grads[k:])
-        dkl = arrays.scale(_ones(kl), 1.0 / n)  # d loss / d kl: the batch mean
+        if n not in self.dkl:  # d loss / d kl: 1/n everywhere (the batch mean), made once per batch size
+            self.dkl[n] = arrays.to_device(np.full(kl.shape, 1.0 / n, dtype=kl.dtype))
+        dkl = self.dkl[n]
         dmean, dlogvar = ops.reparameterize_kl_backward(dz.reshape(n, 1, d), eps, mean, logvar, dkl)
         self._backward(arrays.concat_columns(dmean, dlogvar), enc, enc_cache, self.grads[:k], first_needs_dx=False)
         self.t += 1
         ops.adam_update(self.params, self.grads, self.ms, self.vs, self.lr, 0.9, 0.999, 1e-8, self.t)
         return log_px, kl
-
-
-_ONES = {}
-
-
-def _ones(like):
-    """A device array of ones shaped as ``like``, made once per shape."""
-    from npvae.kernels.cuda import arrays
-
-    key = (like.shape, like.dtype.str)
-    if key not in _ONES:
-        _ONES[key] = arrays.to_device(np.ones(like.shape, like.dtype))
-    return _ONES[key]
 
 
 def count_launches(fn):

@@ -215,6 +215,35 @@ def test_ops_refuse_mismatched_shapes():
         gpu.adam_update([np.ones(2, dtype=np.int64)], [np.ones(2)], [np.ones(2)], [np.ones(2)], 0.1, 0.9, 0.99, 1e-8, 1)
 
 
+
+def test_kernels_refuse_shapes_they_would_read_out_of_bounds():
+    """Where the reference stops on NumPy's shape errors, these would read or write past
+    an array on the GPU (or return wrong numbers): each stops with a ValueError."""
+    d = gpu.to_device
+    with pytest.raises(ValueError, match="a, b, c"):
+        gpu.matmul(np.ones((3, 4)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match="a, b, c"):  # a conv's channels against its weight's
+        gpu.conv2d_forward(np.ones((1, 2, 5, 5)), np.ones((3, 1, 3, 3)), np.ones(3), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="dy, x, y"):
+        gpu.activation_backward(np.ones((2, 3)), np.ones((2, 2)), np.ones((2, 2)), "tanh")
+    with pytest.raises(ValueError, match="db"):
+        gpu.conv2d_backward(np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), np.ones((1, 2, 2, 2)), np.zeros((2, 1, 3, 3)),
+                            np.zeros(3), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="dy"):  # dy of another spatial size than the forward's output
+        gpu.conv2d_backward(np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), np.ones((1, 2, 3, 3)), np.zeros((2, 1, 3, 3)),
+                            np.zeros(2), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="dy's fields"):
+        gpu.conv_transpose2d_backward(np.ones((1, 2, 3, 3)), np.ones((2, 1, 3, 3)), np.ones((1, 1, 4, 4)),
+                                      np.zeros((2, 1, 3, 3)), np.zeros(1), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="cols"):
+        gpu.col2im(np.ones((1, 2, 2, 1, 3, 3)), (1, 1, 5, 5), (3, 3), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="dkl"):
+        gpu.reparameterize_kl_backward(d(np.ones((2, 1, 3))), d(np.ones((2, 1, 3))), d(np.ones((2, 3))),
+                                       d(np.ones((2, 3))), d(np.ones((1, 3))))
+    with pytest.raises(ValueError, match="a, b"):
+        arrays.concat_columns(d(np.ones((2, 3))), d(np.ones((3, 3))))
+
+
 # ------------------------------------------------------------------ whole models
 
 

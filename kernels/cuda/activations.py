@@ -96,6 +96,8 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     """``dx = dy * f'(x)``, one thread per element."""
     if mixed(dy, x, y) or not dy.size:
         return reference.activation_backward(to_host(dy), to_host(x), to_host(y), kind, alpha)
+    if not dy.shape == x.shape == y.shape:  # the kernel indexes x and y by dy's size
+        raise ValueError(f"dy, x, y: expected one shape, got {dy.shape}, {x.shape}, {y.shape}")
     host = not is_device(dy)
     dy, x, y = to_device(dy), to_device(x), to_device(y)
     dx = empty(dy.shape, dy.dtype)
@@ -117,9 +119,9 @@ def _any_not_finite(x, flag):
 
 
 def all_finite(x):
-    """Whether ``x`` holds no NaN or inf. A NumPy array is checked where it is (a copy
-    to the device would cost more than the check); a device array by a kernel, and
-    only the one flag comes back."""
+    """Whether ``x`` holds no NaN or inf. A NumPy array is checked where it is, by the
+    reference (a copy to the device reads every number too, and then sends it); a device
+    array by a kernel, and only the one flag comes back."""
     if not is_device(x):
         return reference.all_finite(x)
     if x.size == 0:
@@ -178,6 +180,8 @@ def bias_grad(dy, db, h=None, y=None, kind=0, alpha=0.0):
     """On device arrays: ``db += sum_i dh[i]`` with ``dh = dy * f'(h)`` for the
     activation coded ``kind`` (0: dh = dy). Returns dh (dy itself for kind 0)."""
     n, m = dy.shape
+    if db.shape != (m,):  # _add_partials indexes the partial sums by db's size
+        raise ValueError(f"db: expected one entry per column of dy, shape {(m,)}, got {db.shape}")
     dh = dy if kind == 0 else empty(dy.shape, dy.dtype)
     row_blocks = max(1, (n + ROWS * ROWS_PER_THREAD - 1) // (ROWS * ROWS_PER_THREAD))
     partial = empty((row_blocks, m), np.float64)

@@ -31,10 +31,14 @@ def empty(shape, dtype):
 
 def zeros(shape, dtype):
     """A zeroed device array, filled on the device (no host copy)."""
-    out = empty(shape, dtype)
-    if out.size:
-        fill[blocks(out.size), THREADS](out.reshape(-1), 0)
-    return out
+    return clear(empty(shape, dtype))
+
+
+def clear(a):
+    """Zero the contiguous device array ``a`` in place, one launch; returns it."""
+    if a.size:
+        fill[blocks(a.size), THREADS](a.reshape(a.size), 0)
+    return a
 
 
 def to_host(a):
@@ -86,7 +90,8 @@ def _take_rows(x, idx, out):
 
 
 def take_rows(x, idx):
-    """``x[idx]`` for a device matrix ``x`` (N, D) and device int index array ``idx``."""
+    """``x[idx]`` for a device matrix ``x`` (N, D) and a device int array ``idx`` whose
+    entries the caller keeps in [0, N) (checking them would copy them back)."""
     out = empty((idx.size, x.shape[1]), x.dtype)
     _take_rows[blocks(out.size), THREADS](x, idx, out)
     return out
@@ -117,6 +122,8 @@ def _concat_columns(a, b, out):
 
 def concat_columns(a, b):
     """``np.concatenate([a, b], axis=1)`` for device matrices."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"a, b: expected matrices with one number of rows, got {a.shape}, {b.shape}")
     out = empty((a.shape[0], a.shape[1] + b.shape[1]), a.dtype)
     _concat_columns[blocks(out.size), THREADS](a, b, out)
     return out

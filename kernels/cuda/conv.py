@@ -111,6 +111,13 @@ def _image(rows, n, h, w):
     return image
 
 
+def _check_shape(name, shape, expected):
+    """The kernels index by the shapes they are given: a wrong one must stop here, as
+    NumPy's own shape errors stop the reference."""
+    if tuple(shape) != tuple(expected):
+        raise ValueError(f"{name}: expected shape {tuple(expected)}, got {tuple(shape)}")
+
+
 def _out_size(hw, kernel, stride, padding):
     return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
 
@@ -136,6 +143,7 @@ def col2im(cols, x_shape, kernel, stride, padding):
         return reference.col2im(to_host(cols), x_shape, kernel, stride, padding)
     host, cols = not is_device(cols), to_device(cols)
     n, ho, wo = cols.shape[:3]
+    _check_shape("cols", cols.shape, (x_shape[0], *_out_size(x_shape[2:], kernel, stride, padding), x_shape[1], *kernel))
     out = _add_fields(cols.reshape(n * ho * wo, cols.size // (n * ho * wo)), tuple(x_shape),
                       kernel, stride, padding, (ho, wo))
     return out.copy_to_host() if host else out
@@ -163,7 +171,8 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     host = not is_device(dy)
     x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
     kernel = W.shape[2:]
-    ho, wo = dy.shape[2:]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    _check_shape("dy", dy.shape, (x.shape[0], W.shape[0], ho, wo))
     cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy)
     gemm(dY, cols, _matrix(dW_d), trans_a=True, beta=1)
     bias_grad(dY, db_d)
@@ -199,6 +208,8 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     host = not is_device(dy)
     x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
     (n, _, h, w), kernel = x.shape, W.shape[2:]
+    _check_shape("dy's fields", (dy.shape[0], dy.shape[1], *_out_size(dy.shape[2:], kernel, stride, padding)),
+                 (n, W.shape[1], h, w))
     D = _fields(dy, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
     bias_grad(_rows(dy), db_d)

@@ -32,7 +32,24 @@ TILES = {"large": (128, 128, 8, 8, 8), "small": (64, 64, 16, 4, 4)}  # BM, BN, B
 def _make_gemm(real, BM, BN, BK, TM, TN):
     TY, TX = BM // TM, BN // TN
     NT = TY * TX
-    A_LOADS, B_LOADS = BM * BK // NT, BK * BN // NT
+
+    @cuda.jit(device=True, inline=True)
+    def copy_strip(src, dst, k_major, r0, k0, r_size, k_size, tid):
+        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for a ``dst`` of
+        BK x R (R = BM or BN). ``src`` is (K, R-side) when ``k_major``, else (R-side, K);
+        consecutive threads take consecutive addresses of ``src`` as it is stored."""
+        width = dst.shape[1]
+        for load in range(BK * width // NT):
+            e = tid + load * NT
+            if k_major:
+                kk, rr = e // width, e % width
+            else:
+                rr, kk = e // BK, e % BK
+            gr, gk = r0 + rr, k0 + kk
+            v = real(0)
+            if gr < r_size and gk < k_size:
+                v = src[gk, gr] if k_major else src[gr, gk]
+            dst[kk, rr] = v
 
     @cuda.jit
     def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha):
@@ -50,30 +67,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
             for j in range(TN):
                 acc[i, j] = 0
         for k0 in range(0, k_size, BK):
-            # Copy the strips; consecutive threads read consecutive addresses of the
-            # array as it is stored (transposed or not).
-            for load in range(A_LOADS):
-                e = tid + load * NT
-                if trans_a:  # a is (K, M)
-                    kk, mm = e // BM, e % BM
-                else:  # a is (M, K)
-                    mm, kk = e // BK, e % BK
-                gm, gk = row0 + mm, k0 + kk
-                v = real(0)
-                if gm < m_size and gk < k_size:
-                    v = a[gk, gm] if trans_a else a[gm, gk]
-                a_s[kk, mm] = v
-            for load in range(B_LOADS):
-                e = tid + load * NT
-                if trans_b:  # b is (N, K)
-                    nn, kk = e // BK, e % BK
-                else:  # b is (K, N)
-                    kk, nn = e // BN, e % BN
-                gn, gk = col0 + nn, k0 + kk
-                v = real(0)
-                if gn < n_size and gk < k_size:
-                    v = b[gn, gk] if trans_b else b[gk, gn]
-                b_s[kk, nn] = v
+            copy_strip(a, a_s, trans_a, row0, k0, m_size, k_size, tid)
+            copy_strip(b, b_s, not trans_b, col0, k0, n_size, k_size, tid)
             cuda.syncthreads()
             for kk in range(BK):
                 for i in range(TM):
@@ -109,8 +104,16 @@ _GEMMS = {}
 def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0,
          tile="small"):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
-    code ``kind`` != 0, ``y = f(c)``. ``tile`` ("small" or "large") picks the tile shape."""
+    code ``kind`` != 0, ``y = f(c)``. ``tile`` ("small" or "large") picks the tile shape.
+    Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    op_a, op_b = (a.shape[::-1] if trans_a else a.shape), (b.shape[::-1] if trans_b else b.shape)
+    if op_a != (m, k) or op_b != (k, n) or (bias is not None and bias.shape != (n,)) or (
+            y is not None and y.shape != c.shape):
+        raise ValueError(f"a, b, c: expected op(a) (M, K), op(b) (K, N), c (M, N), bias (N,), y as c, got "
+                         f"{op_a}, {op_b}, {c.shape}, {None if bias is None else bias.shape}, "
+                         f"{None if y is None else y.shape}")
     key = (c.dtype.str, tile)
     if key not in _GEMMS:
         _GEMMS[key] = _make_gemm(float32 if c.dtype.itemsize == 4 else float64, *TILES[key[1]])
@@ -126,8 +129,6 @@ def matmul(a, b):
     """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N) by the tiled kernel."""
     if mixed(a, b) or a.ndim != 2 or b.ndim != 2 or not a.size or not b.size:
         return reference.matmul(to_host(a), to_host(b))
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(f"a, b: expected shapes (M, K), (K, N), got {a.shape}, {b.shape}")
     host = not is_device(a)
     a, b = to_device(a), to_device(b)
     c = gemm(a, b, empty((a.shape[0], b.shape[1]), a.dtype))

@@ -73,6 +73,8 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     host = not is_device(dz)
     if not is_device(dkl):
         dkl = np.broadcast_to(np.asarray(dkl, dtype=mean.dtype), mean.shape)
+    elif dkl.shape != mean.shape:  # the kernel indexes dkl as mean
+        raise ValueError(f"dkl: expected shape {mean.shape} (or a number), got {dkl.shape}")
     dz, eps, mean, logvar, dkl = map(to_device, (dz, eps, mean, logvar, dkl))
     dmean, dlogvar = empty(mean.shape, mean.dtype), empty(mean.shape, mean.dtype)
     _reparameterize_kl_backward[blocks(mean.size), THREADS](dz, eps, mean, logvar, dkl, dmean, dlogvar)
