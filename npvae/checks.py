@@ -53,6 +53,17 @@ def check_positive_int(value, name, minimum=1):
     return int(value)
 
 
+def check_float_dtype(dtype, name="dtype"):
+    """``dtype`` as a ``np.dtype``, float32 or float64 (what every kernel computes in)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.type not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype!r}")
+    return dt
+
+
 def as_rng(rng):
     """A ``np.random.Generator`` from ``None`` (fresh entropy), an int seed or a Generator."""
     if rng is None or isinstance(rng, (int, np.integer)):

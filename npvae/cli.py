@@ -49,8 +49,9 @@ def run_settings(checkpoint):
     if os.path.isfile(path):
         with open(path) as f:
             return json.load(f)
-    model = load_checkpoint(checkpoint)[2]["model"] or {}
-    return {"dataset": "mnist", "likelihood": model.get("likelihood", "bernoulli"), "seed": 0}
+    meta = load_checkpoint(checkpoint)[2]
+    likelihood = (meta.get("spec") or {}).get("likelihood", {}).get("name") or (meta.get("model") or {}).get("likelihood")
+    return {"dataset": "mnist", "likelihood": likelihood or "bernoulli", "seed": 0}
 
 
 # ----------------------------------------------------------------------------- commands
@@ -95,19 +96,47 @@ def demo(args):
     return 0
 
 
-TRAIN_KEYS = ("model", "dataset", "data_path", "likelihood", "sigma", "latent", "hidden", "activation", "optimizer",
-              "lr", "beta", "anneal", "anneal_steps", "epochs", "batch_size", "train_size", "seed", "out")
+TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "latent", "hidden", "encoder_hidden",
+              "decoder_hidden", "channels", "kernel", "activation", "optimizer", "lr", "beta", "anneal", "anneal_steps",
+              "epochs", "batch_size", "train_size", "seed", "out")
+
+
+def build_model(args, image_shape, input_dim):
+    """The model the flags describe, and a one-line description of it."""
+    from .models import MODELS
+
+    cls = MODELS[MODEL_NAMES[args.model]]
+    common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood,
+                  likelihood_kwargs={"sigma": args.sigma} if args.likelihood == "gaussian" else {}, rng=args.seed,
+                  **({"n_classes": 10} if args.model == "cvae" else {}))
+    if args.arch == "conv":
+        model = cls.conv((1, *image_shape), args.channels, args.kernel, **common)
+        return model, f"conv 1x{image_shape[0]}x{image_shape[1]}-{'-'.join(map(str, args.channels))} (kernel " \
+                      f"{args.kernel})-{args.latent}"
+    enc, dec = args.encoder_hidden or args.hidden, args.decoder_hidden or args.hidden
+    model = cls.mlp(input_dim, latent_dim=args.latent, encoder_hidden=enc, decoder_hidden=dec,
+                    **{k: v for k, v in common.items() if k != "latent_dim"})
+    join = lambda sizes: "-".join(map(str, sizes))  # noqa: E731
+    if enc == dec:
+        return model, join([input_dim, *enc, args.latent])
+    return model, f"encoder {join([input_dim, *enc, args.latent])}, decoder {join([args.latent, *dec, input_dim])}"
+
+
+def as_model_input(model, x):
+    """Flat data (N, D) as the model takes it: (N, 1, H, W) for a conv model."""
+    return x.reshape(len(x), *model.data_shape)
 
 
 def train(args):
     """Train a model from flags or a config file; write checkpoint, history and curves."""
     from . import io, plots
     from .datasets import binarize_static
-    from .models import MODELS
     from .train import fit
 
+    if args.activation is None:
+        args.activation = "relu" if args.arch == "conv" else "tanh"
     settings = {k: getattr(args, k) for k in TRAIN_KEYS}
-    x, y, _ = load_data(args.dataset, "train", args.data_path)
+    x, y, image_shape = load_data(args.dataset, "train", args.data_path)
     if args.model == "cvae" and y is None:
         raise ValueError(f"--model: cvae needs labels and {args.dataset} has none")
     n_val = min(10000, len(x) // 10)
@@ -116,11 +145,9 @@ def train(args):
     bernoulli = args.likelihood == "bernoulli"
     if bernoulli:
         x_val = binarize_static(x_val, seed=1)
-    lik_kwargs = {"sigma": args.sigma} if args.likelihood == "gaussian" else {}
-    extra = {"n_classes": 10} if args.model == "cvae" else {}
-    model = MODELS[MODEL_NAMES[args.model]].mlp(x.shape[1], tuple(args.hidden), args.latent, args.activation,
-                                                args.likelihood, lik_kwargs, rng=args.seed, **extra)
-    print(f"npvae train: {MODEL_NAMES[args.model]} {x.shape[1]}-{'-'.join(map(str, args.hidden))}-{args.latent} "
+    model, description = build_model(args, image_shape, x.shape[1])
+    x_train, x_val = as_model_input(model, x_train), as_model_input(model, x_val)
+    print(f"npvae train: {MODEL_NAMES[args.model]} {description} "
           f"({args.activation}, {args.likelihood}), {args.optimizer} lr {args.lr}, {args.epochs} epochs of "
           f"{len(x_train):,} {args.dataset} examples on the {args.backend} backend; output in {args.out}")
     os.makedirs(args.out, exist_ok=True)
@@ -140,12 +167,14 @@ def evaluate(args):
     """Test ELBO and importance-sampled log-likelihood of a checkpoint."""
     from .io import load_model, save_json
 
+    from .models import VAE, ConditionalVAE
+
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
-    if model.config.get("model") == "Autoencoder":
+    if not isinstance(model, VAE):
         raise ValueError("CHECKPOINT: an Autoencoder has no ELBO or likelihood; expected a VAE checkpoint")
     x, y, _ = eval_data(settings)
-    y = y if model.config.get("model") == "ConditionalVAE" else None
+    x, y = as_model_input(model, x), y if isinstance(model, ConditionalVAE) else None
     n = min(args.n, len(x))
     rng = np.random.default_rng(args.seed)
     labels = {} if y is None else {"y": y[:n]}
@@ -159,7 +188,9 @@ def evaluate(args):
     return 0
 
 
-def _image_shape(settings):
+def _image_shape(settings, model):
+    if len(model.data_shape) == 3:
+        return model.data_shape[1:]
     return (28, 20) if settings.get("dataset") == "frey" else (28, 28)
 
 
@@ -167,16 +198,17 @@ def sample(args):
     """A grid of samples: ancestral x ~ p(x|z) by default, the decoder mean with --mean."""
     from . import plots
     from .io import load_model
+    from .models import VAE, ConditionalVAE
 
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
-    if not hasattr(model, "sample"):
+    if not isinstance(model, VAE):
         raise ValueError("CHECKPOINT: an Autoencoder has no prior to sample from; expected a VAE checkpoint")
     rng = np.random.default_rng(args.seed)
-    y = np.repeat(np.arange(10), -(-args.n // 10))[: args.n] if model.config.get("model") == "ConditionalVAE" else None
+    y = np.repeat(np.arange(10), -(-args.n // 10))[: args.n] if isinstance(model, ConditionalVAE) else None
     x = model.sample(args.n, rng, mean=args.mean, y=y)
     title = "decoder means E[x|z], z ~ p(z)" if args.mean else "ancestral samples x ~ p(x|z)"
-    print(f"wrote {plots.image_grid(x, args.out, title=title, image_shape=_image_shape(settings))}")
+    print(f"wrote {plots.image_grid(x, args.out, title=title, image_shape=_image_shape(settings, model))}")
     return 0
 
 
@@ -186,18 +218,20 @@ def plot(args):
     from . import plots
     from .distributions import GaussianDecoderVar, GaussianLearnedVar
     from .io import load_model
+    from .models import VAE, ConditionalVAE
 
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
-    x, y, shape = eval_data(settings)
-    conditional = model.config.get("model") == "ConditionalVAE"
+    x, y, _ = eval_data(settings)
+    x, shape = as_model_input(model, x), _image_shape(settings, model)
+    conditional = isinstance(model, ConditionalVAE)
     labels = {"y": y[:5000]} if conditional else {}
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
     written = [plots.reconstructions(x[:10], model.reconstruct(x[:10], **{k: v[:10] for k, v in labels.items()}),
                                      out("reconstructions.png"), image_shape=shape)]
-    if hasattr(model, "sample"):
+    if isinstance(model, VAE):
         ys = {"y": np.repeat(np.arange(10), 10)} if conditional else {}
         written.append(plots.image_grid(model.sample(100, rng, mean=True, **ys), out("samples_mean.png"),
                                         title="decoder means E[x|z], z ~ p(z)", image_shape=shape))
@@ -253,6 +287,14 @@ def _config_file(path):
     return config
 
 
+def _int_list(text):
+    """'32,64' -> [32, 64]"""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
+
+
 def _backend_flag(p):
     from .kernels import BACKENDS
 
@@ -295,9 +337,15 @@ def build_parser():
     p.add_argument("--data-path", help="folder holding the dataset's files")
     p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli", help="the decoder p(x|z)")
     p.add_argument("--sigma", type=float, default=1.0, help="the fixed sigma of --likelihood gaussian")
+    p.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
+                   help="mlp: fully connected networks; conv: stride-2 convolutions and their mirror (default: mlp)")
     p.add_argument("--latent", type=int, default=20, help="latent dimensions (default: 20)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[500], help="hidden layer sizes (default: 500)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    p.add_argument("--hidden", type=int, nargs="+", default=[500], help="mlp: hidden layer sizes (default: 500)")
+    p.add_argument("--encoder-hidden", type=int, nargs="+", help="mlp: the encoder's own sizes (default: --hidden)")
+    p.add_argument("--decoder-hidden", type=int, nargs="+", help="mlp: the decoder's own sizes (default: --hidden)")
+    p.add_argument("--channels", type=_int_list, default=[32, 64], help="conv: channels per layer (default: 32,64)")
+    p.add_argument("--kernel", type=int, default=4, help="conv: kernel size (default: 4)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="default: tanh for mlp, relu for conv")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")

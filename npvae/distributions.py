@@ -123,9 +123,6 @@ class Likelihood(Module):
         """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""
         return weight[:, None] * grad
 
-    def config(self):
-        return {"name": self.name}
-
 
 class Bernoulli(Likelihood):
     """p(x|z) = prod_d p_d^x_d (1 - p_d)^(1 - x_d) with p = sigmoid(logits), x in [0, 1]
@@ -195,7 +192,7 @@ class _GaussianBase(Likelihood):
         return mu + self.std(out) * rng.standard_normal(mu.shape).astype(mu.dtype)
 
     def config(self):
-        return {"name": self.name, "logvar_floor": self.logvar_floor}
+        return {"logvar_floor": self.logvar_floor}
 
 
 class Gaussian(_GaussianBase):
@@ -221,7 +218,7 @@ class Gaussian(_GaussianBase):
         return dmu
 
     def config(self):
-        return {"name": self.name, "sigma": self.sigma}
+        return {"sigma": self.sigma}
 
 
 class GaussianLearnedVar(_GaussianBase):
@@ -251,7 +248,7 @@ class GaussianLearnedVar(_GaussianBase):
         return weight[:, None] * dmu
 
     def config(self):
-        return {"name": self.name, "dim": int(self.params["logvar"].shape[0]), "logvar_floor": self.logvar_floor}
+        return {"dim": int(self.params["logvar"].shape[0]), "logvar_floor": self.logvar_floor}
 
 
 class GaussianDecoderVar(_GaussianBase):

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-FORMAT = "npvae-checkpoint-1"
+FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a spec) still loads
 
 
 def atomic_write(path, write):
@@ -34,12 +34,20 @@ def save_json(path, obj):
 
 
 def save_checkpoint(path, model, optimizer=None, state=None):
-    """Write the model's parameters, the optimiser's state and ``state`` (a JSON-able
-    dict: epoch, history, random generator state) to one ``.npz`` file."""
+    """Write the model's parameters, its architecture (``npvae.spec``), the optimiser's
+    state and ``state`` (a JSON-able dict: epoch, history, random generator state) to
+    one ``.npz`` file. A model with a layer of the user's own is saved with its
+    parameters only: ``load_params`` restores them, ``load_model`` says why it cannot."""
+    from .spec import model_spec
+
     arrays = {f"param/{k}": v for k, v in model.params.items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    meta = {"format": FORMAT, "model": model.config, "state": state or {},
+    try:
+        spec, spec_error = model_spec(model), None
+    except TypeError as e:
+        spec, spec_error = None, str(e)
+    meta = {"format": FORMAT, "spec": spec, "spec_error": spec_error, "state": state or {},
             "optimizer": None if optimizer is None else type(optimizer).__name__}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -57,7 +65,7 @@ def load_checkpoint(path):
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
         raise ValueError(f"checkpoint: {path} is truncated or not an npvae checkpoint ({type(e).__name__}: {e})") from e
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in (FORMAT, "npvae-checkpoint-1"):
         raise ValueError(f"checkpoint: {path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
     optim = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
@@ -85,13 +93,24 @@ def load_params(model, params, source="checkpoint"):
 
 
 def load_model(path):
-    """Rebuild a model made by a builder (``VAE.mlp`` ...) from its checkpoint."""
+    """Rebuild the model a checkpoint describes, with its parameters; a ValueError
+    naming what is wrong (an unknown layer, a bad argument, arrays that do not match
+    the architecture), and no model, if it cannot."""
     from .models import MODELS
+    from .spec import build_model
 
     params, _, meta = load_checkpoint(path)
-    config = dict(meta["model"] or {})
-    name = config.pop("model", None)
-    if name not in MODELS:
-        raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got config {meta['model']!r}")
-    model = MODELS[name].mlp(**config)
+    if meta["format"] == "npvae-checkpoint-1":  # the arguments of an MLP builder
+        config = dict(meta.get("model") or {})
+        name = config.pop("model", None)
+        if name not in MODELS:
+            raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got {meta['model']!r}")
+        model = MODELS[name].mlp(**config)
+    elif meta.get("spec") is None:
+        raise ValueError(f"checkpoint: {path} holds parameters only: {meta.get('spec_error')}")
+    else:
+        try:
+            model = build_model(meta["spec"], rng=0)
+        except ValueError as e:
+            raise ValueError(f"checkpoint: {path}: {e}") from None
     return load_params(model, params, f"checkpoint {path}")

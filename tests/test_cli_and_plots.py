@@ -65,6 +65,36 @@ def test_train_eval_sample_plot_from_a_json_config(tmp_path, capsys):
     assert "test ELBO" in capsys.readouterr().out
 
 
+def test_conv_models_train_eval_sample_and_plot_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "conv"
+    assert main(["train", "--arch", "conv", "--channels", "4,8", "--kernel", "3", "--latent", "2", "--epochs", "1",
+                 "--train-size", "200", "--dataset", "frey", "--likelihood", "gaussian_decoder_var",
+                 "--out", str(run)]) == 0
+    assert "VAE conv 1x28x20-4-8 (kernel 3)-2 (relu, gaussian_decoder_var)" in capsys.readouterr().out
+    ckpt = str(run / "checkpoint.npz")
+    assert main(["eval", ckpt, "--k", "3", "--n", "10", "--json", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["examples"] == 10
+    assert main(["sample", ckpt, "--n", "10", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["plot", ckpt, "--out", str(tmp_path / "figs")]) == 0
+    for name in ("reconstructions", "samples_mean", "samples_ancestral", "manifold", "mean_and_sigma", "curves"):
+        assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 0, name
+    config = tmp_path / "cvae.toml"
+    config.write_text('model = "cvae"\narch = "conv"\nchannels = [4]\nlatent = 3\nepochs = 1\ntrain_size = 100\n')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "cvae")]) == 0
+    assert main(["plot", str(tmp_path / "cvae" / "checkpoint.npz"), "--out", str(tmp_path / "cfigs")]) == 0
+    assert (tmp_path / "cfigs" / "latent.png").stat().st_size > 0
+
+
+def test_mlp_encoder_and_decoder_sizes_from_the_command_line(tmp_path, capsys):
+    assert main(["train", "--encoder-hidden", "16", "8", "--decoder-hidden", "12", "--latent", "2", "--epochs", "1",
+                 "--train-size", "100", "--out", str(tmp_path)]) == 0
+    assert "VAE encoder 784-16-8-2, decoder 2-12-784" in capsys.readouterr().out
+    from npvae.io import load_model
+
+    model = load_model(tmp_path / "checkpoint.npz")
+    assert [m.out_features for m in model.encoder] == [16, 8, 4] and [m.out_features for m in model.decoder] == [12, 784]
+
+
 def test_train_frey_faces_from_toml_gives_manifold_and_sigma_panels(tmp_path):
     config = tmp_path / "frey.toml"
     config.write_text('dataset = "frey"\nlikelihood = "gaussian_learned_var"\nlatent = 2\nhidden = [16]\n'

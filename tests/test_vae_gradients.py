@@ -83,3 +83,15 @@ def test_estimator_a_expectation_equals_estimator_b():
     se = diff.std(axis=1) / np.sqrt(20000)
     assert np.all(np.abs(a - b) < 4 * se)
     assert np.all(se < 0.05)
+
+
+@given(likelihoods, st.sampled_from([3, 4]), st.booleans(), seeds)
+def test_conv_builder_models_loss_gradients(likelihood, kernel_size, conditional, seed):
+    """Builder-made conv models on odd-sized images (the decoder's output_padding), the
+    conditional one with its labels as constant input channels."""
+    rng = np.random.default_rng(seed)
+    cls, extra = (ConditionalVAE, {"n_classes": 2}) if conditional else (VAE, {})
+    model = cls.conv((1, 5, 4), (2,), kernel_size, 2, "tanh", likelihood, rng=rng, dtype="float64", **extra)
+    x = data(rng, likelihood, 2, 20).reshape(2, 1, 5, 4)
+    labels = {"y": rng.integers(0, 2, 2)} if conditional else {}
+    assert_loss_gradients(model, x=x, eps=rng.standard_normal((2, 1, 2)), **labels)

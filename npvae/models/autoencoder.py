@@ -1,12 +1,12 @@
 """The deterministic autoencoder: the VAE's baseline with the same networks and losses."""
 
+import math
+
 import numpy as np
 
-from ..checks import as_rng, check_array
-from ..distributions import make_likelihood
+from ..checks import check_array
 from ..objectives import weight_decay
 from .base import LatentModel
-from .networks import mlp
 
 
 class Autoencoder(LatentModel):
@@ -15,26 +15,17 @@ class Autoencoder(LatentModel):
     Trained by maximising log p(x | code) with the same likelihood as a VAE (so the
     reconstruction losses are the same), with no KL and no noise: the code is a
     point, not a distribution, and nothing makes the code space fit a prior.
+    Built by ``Autoencoder.mlp`` / ``.conv`` with ``VAE``'s arguments, the encoder
+    giving d outputs (a code) instead of 2 d (a mean and a log-variance).
     """
 
-    @classmethod
-    def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
-            likelihood_kwargs=None, rng=None, dtype="float32"):
-        """The networks of ``VAE.mlp`` with the same arguments, the encoder giving d
-        outputs (a code) instead of 2 d (a mean and a log-variance)."""
-        rng = as_rng(rng)
-        config = cls.mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs, dtype)
-        lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
-        encoder = mlp([input_dim, *hidden, latent_dim], activation, rng)
-        decoder = mlp([latent_dim, *hidden, lik.out_features(input_dim)], activation, rng)
-        return cls(encoder, decoder, lik, latent_dim, (input_dim,), config).astype(dtype)
-
     def encode(self, x):
-        return self.encoder.forward(self.check_x(x))
+        return self._check_output("encoder", self.encoder.forward(self.check_x(x)), self.latent_dim)
 
     def decode(self, z):
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
-        return self.decoder.forward(z).reshape(len(z), -1)
+        out = self.decoder.forward(z).reshape(len(z), -1)
+        return self._check_output("decoder", out, self.likelihood.out_features(math.prod(self.data_shape)))
 
     def reconstruct(self, x):
         return self.likelihood.mean(self.decode(self.encode(x))).reshape(x.shape)

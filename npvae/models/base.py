@@ -1,22 +1,26 @@
-"""What the VAE and the plain autoencoder share: an encoder, a decoder, a likelihood."""
+"""What the VAE and the plain autoencoder share: an encoder, a decoder, a likelihood,
+and the builders that make the networks (``mlp``, ``conv``)."""
 
-import numpy as np
+import math
 
-from ..checks import check_array, check_positive_int
+from ..checks import as_rng, check_array, check_float_dtype, check_positive_int
+from ..distributions import make_likelihood
 from ..nn.module import Container
+from .networks import conv_decoder, conv_encoder, mlp
 
 
 class LatentModel(Container):
     """``encoder`` maps x to the latent side, ``decoder`` maps z to the parameters of
-    ``likelihood`` p(x|z). ``data_shape`` is one example's shape. ``config`` records
-    how a builder made the model, so that a checkpoint can rebuild it."""
+    ``likelihood`` p(x|z). ``data_shape`` is one example's shape. ``codes_per_latent``:
+    encoder outputs per latent dimension (a VAE's mean and log-variance: 2)."""
 
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None):
+    codes_per_latent = 1
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
         super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})
         self.encoder, self.decoder, self.likelihood = encoder, decoder, likelihood
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.data_shape = tuple(data_shape)
-        self.config = config
+        self.data_shape = tuple(check_positive_int(s, "data_shape") for s in data_shape)
 
     @property
     def dtype(self):
@@ -28,8 +32,49 @@ class LatentModel(Container):
         check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype, finite=False)
         return self.likelihood.check_data(x)  # finiteness, and the support
 
-    @staticmethod
-    def mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs, dtype, **extra):
-        return dict(model=cls.__name__, input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim,
-                    activation=activation, likelihood=likelihood, likelihood_kwargs=likelihood_kwargs or {},
-                    dtype=str(np.dtype(dtype)), **extra)
+    def _check_output(self, name, out, features):
+        if out.shape[1:] != (features,):
+            raise ValueError(f"{name}: expected {features} outputs per example, got shape {out.shape}")
+        return out
+
+    # ---------------------------------------------------------------- builders
+    @classmethod
+    def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
+            likelihood_kwargs=None, rng=None, dtype="float32", encoder_hidden=None, decoder_hidden=None, **extra):
+        """MLP encoder input-hidden...-(2 x) latent and decoder latent-hidden...-output,
+        ``activation`` between layers; ``encoder_hidden`` / ``decoder_hidden`` give
+        each its own sizes (default: ``hidden`` for both). Kingma & Welling's MNIST
+        net is ``VAE.mlp(784, (500,), 20, "tanh", "bernoulli")``. ``extra``:
+        ``n_classes`` for a ConditionalVAE (one-hot labels join both inputs)."""
+        dtype, rng = check_float_dtype(dtype), as_rng(rng)
+        input_dim = check_positive_int(input_dim, "input_dim")
+        enc = tuple(hidden if encoder_hidden is None else encoder_hidden)
+        dec = tuple(hidden if decoder_hidden is None else decoder_hidden)
+        lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
+        n_labels = extra.get("n_classes", 0)
+        encoder = mlp([input_dim + n_labels, *enc, cls.codes_per_latent * latent_dim], activation, rng)
+        decoder = mlp([latent_dim + n_labels, *dec, lik.out_features(input_dim)], activation, rng)
+        return cls(encoder, decoder, lik, latent_dim, (input_dim,), **extra).astype(dtype)
+
+    @classmethod
+    def conv(cls, image_shape=(1, 28, 28), channels=(32, 64), kernel_size=4, latent_dim=20, activation="relu",
+             likelihood="bernoulli", likelihood_kwargs=None, rng=None, dtype="float32", **extra):
+        """Conv encoder: one Conv2d per ``channels`` entry (stride 2, padding
+        (k-1)//2, ``activation`` after each), then Linear to (2 x) ``latent_dim``.
+        Decoder, its mirror: Linear (with ``activation``), Reshape, ConvTranspose2d
+        back to ``image_shape`` (C, H, W), any size the strides leave at least 1 x 1
+        (odd sizes come back exactly through output_padding). The default is the
+        network of ``benchmarks/conv_vae.py``: Conv 1-32-64, kernel 4, stride 2, pad 1.
+        ``kernel_size``: one for all, or one per layer. A ConditionalVAE's labels enter
+        the encoder as ``n_classes`` constant channels and the decoder beside z."""
+        dtype, rng = check_float_dtype(dtype), as_rng(rng)
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
+        c, h, w = image_shape = tuple(check_positive_int(s, "image_shape") for s in image_shape)
+        lik = make_likelihood(likelihood, math.prod(image_shape), **(likelihood_kwargs or {}))
+        n_labels = extra.get("n_classes", 0)
+        encoder = conv_encoder((c + n_labels, h, w), tuple(channels), kernel_size, activation,
+                               cls.codes_per_latent * latent_dim, rng)
+        decoder = conv_decoder(latent_dim + n_labels, image_shape, tuple(channels), kernel_size, activation,
+                               lik.out_features(c), rng)
+        return cls(encoder, decoder, lik, latent_dim, image_shape, **extra).astype(dtype)

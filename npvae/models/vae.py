@@ -1,14 +1,13 @@
 """The variational autoencoder, and its conditional variant."""
 
+import math
+
 import numpy as np
 
 from ..checks import as_rng, check_array, check_positive_int
-from ..distributions import (
-    gaussian_log_prob, make_likelihood, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob,
-)
+from ..distributions import gaussian_log_prob, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob
 from ..objectives import importance_weights, kl_penalty, log_mean_exp, weight_decay
 from .base import LatentModel
-from .networks import mlp
 
 ESTIMATORS = ("A", "B")
 OBJECTIVES = ("elbo", "iwae")
@@ -23,21 +22,7 @@ class VAE(LatentModel):
     ``"decoder.1.b"``, ``"likelihood.logvar"``. ELBOs are nats per example.
     """
 
-    @classmethod
-    def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
-            likelihood_kwargs=None, rng=None, dtype="float32", **extra):
-        """MLP encoder input-hidden...-2*latent and decoder latent-hidden...-output,
-        ``activation`` between layers; Kingma & Welling's MNIST net is
-        ``VAE.mlp(784, (500,), latent_dim, "tanh", "bernoulli")``."""
-        rng = as_rng(rng)
-        config = cls.mlp_config(cls, input_dim, hidden, latent_dim, activation, likelihood, likelihood_kwargs,
-                                dtype, **extra)
-        lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
-        n_labels = extra.get("n_classes", 0)
-        encoder = mlp([input_dim + n_labels, *hidden, 2 * latent_dim], activation, rng)
-        decoder = mlp([latent_dim + n_labels, *hidden, lik.out_features(input_dim)], activation, rng)
-        model = cls(encoder, decoder, lik, latent_dim, (input_dim,), config=config, **extra)
-        return model.astype(dtype)
+    codes_per_latent = 2
 
     # ---------------------------------------------------------------- labels
 
@@ -58,10 +43,18 @@ class VAE(LatentModel):
         self.check_x(x)
         return self._encode(x, self._labels(y, len(x)))
 
+    def _encoder_input(self, x, onehot):
+        """x with the labels appended: as features of flat data, as ``n_classes``
+        constant channels of images (N, C, H, W)."""
+        if onehot is None:
+            return x
+        if len(self.data_shape) == 3:
+            planes = np.broadcast_to(onehot[:, :, None, None], (len(x), onehot.shape[1], *self.data_shape[1:]))
+            return np.concatenate([x, planes], axis=1)
+        return np.concatenate([x.reshape(len(x), -1), onehot], axis=1)
+
     def _encode(self, x, onehot):
-        h = self.encoder.forward(self._with(x.reshape(len(x), -1) if onehot is not None else x, onehot))
-        if h.shape != (len(x), 2 * self.latent_dim):
-            raise ValueError(f"encoder: expected output shape {(len(x), 2 * self.latent_dim)}, got {h.shape}")
+        h = self._check_output("encoder", self.encoder.forward(self._encoder_input(x, onehot)), 2 * self.latent_dim)
         return h[:, : self.latent_dim], h[:, self.latent_dim :]
 
     def decode(self, z, y=None):
@@ -70,7 +63,8 @@ class VAE(LatentModel):
         return self._decode(z, self._labels(y, len(z)))
 
     def _decode(self, z, onehot):
-        return self.decoder.forward(self._with(z, onehot)).reshape(len(z), -1)
+        out = self.decoder.forward(self._with(z, onehot)).reshape(len(z), -1)
+        return self._check_output("decoder", out, self.likelihood.out_features(math.prod(self.data_shape)))
 
     def reconstruct(self, x, y=None):
         """The likelihood's mean at z = the posterior mean: x -> E[x | z = mean(x)]."""
@@ -127,14 +121,18 @@ class VAE(LatentModel):
             return np.mean(t["log_px"] + t["log_pz"] - t["log_qz"], axis=1)
         return np.mean(t["log_px"], axis=1) - t["kl"].sum(axis=1)
 
-    def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=500):
+    def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None):
         """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
         log (1/k) sum_l p(x|z_l) p(z_l) / q(z_l|x). Its expectation is a lower bound
         that tightens to log p(x) as k grows (Burda et al.). Evaluated ``batch_size``
-        examples and ``chunk`` samples at a time."""
+        examples and ``chunk`` samples at a time, so memory stays bounded: by default
+        50,000 decoder passes at once for flat data, 2,000 for images (a conv net's
+        feature maps are far larger than an MLP's hidden layers)."""
         self.check_x(x)
-        k = check_positive_int(k, "k")
-        rng = as_rng(rng)
+        k, batch_size = check_positive_int(k, "k"), check_positive_int(batch_size, "batch_size")
+        if chunk is None:
+            chunk = max(1, (2_000 if len(self.data_shape) == 3 else 50_000) // batch_size)
+        chunk, rng = check_positive_int(chunk, "chunk"), as_rng(rng)
         result = np.empty(len(x))
         for s in range(0, len(x), batch_size):
             xb = x[s : s + batch_size]
@@ -216,8 +214,8 @@ class ConditionalVAE(VAE):
     decoder's input: q(z|x, y), p(x|z, y). Every method takes ``y`` (N,) ints in
     [0, n_classes). Build MLP ones with ``ConditionalVAE.mlp(..., n_classes=10)``."""
 
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, config=None, n_classes=10):
-        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape, config)
+    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_classes=10):
+        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
         self.n_classes = check_positive_int(n_classes, "n_classes", 2)
 
     def _labels(self, y, n):

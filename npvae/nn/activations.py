@@ -47,6 +47,9 @@ class LeakyReLU(Activation):
     def __init__(self, negative_slope=0.01):
         super().__init__(negative_slope)
 
+    def config(self):
+        return {"negative_slope": self.alpha}
+
 
 class Tanh(Activation):
     """``y = tanh x``; backward: ``dx = dy * (1 - y^2)`` since tanh' = 1 - tanh^2."""
@@ -86,6 +89,9 @@ class ELU(Activation):
 
     def __init__(self, alpha=1.0):
         super().__init__(alpha)
+
+    def config(self):
+        return {"alpha": self.alpha}
 
 
 # name -> class, for building networks from a config string ("tanh", "relu", ...).

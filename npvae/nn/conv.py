@@ -41,6 +41,10 @@ class _ConvBase(Module):
                 f"stride {self.stride}, padding {self.padding} (output would be {out})"
             )
 
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+
     def __repr__(self):
         return (
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -105,6 +109,13 @@ class ConvTranspose2d(_ConvBase):
         self.output_padding = _pair(output_padding, "output_padding", 0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"output_padding: expected each < stride {self.stride}, got {self.output_padding}")
+
+    def config(self):
+        return {**super().config(), "output_padding": list(self.output_padding)}
+
+    def __repr__(self):
+        extra = f", output_padding={self.output_padding})" if any(self.output_padding) else ")"
+        return super().__repr__()[:-1] + extra
 
     def output_shape(self, hw):
         return tuple(

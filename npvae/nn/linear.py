@@ -55,6 +55,9 @@ class Linear(Module):
         return kernels.ops.linear_backward(x, self.params["W"], h, y, dy, self.grads["W"], self.grads["b"],
                                            self.activation, self.alpha, need_dx)
 
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "activation": self.activation}
+
     def __repr__(self):
         act = "" if self.activation == "identity" else f", activation={self.activation!r}"
         return f"Linear({self.in_features}, {self.out_features}{act})"

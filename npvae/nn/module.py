@@ -26,6 +26,11 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def config(self):
+        """The constructor arguments that rebuild this module's architecture (not its
+        weights), as JSON values: what a checkpoint stores (see ``npvae.spec``)."""
+        return {}
+
     def zero_grad(self):
         for g in self.grads.values():
             g[...] = 0

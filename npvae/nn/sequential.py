@@ -15,8 +15,12 @@ class Sequential(Container):
         self.layers = list(modules)
 
     def forward(self, x):
-        for m in self.layers:
-            x = m.forward(x)
+        """Each layer in turn; an input a layer refuses is reported with its index."""
+        for i, m in enumerate(self.layers):
+            try:
+                x = m.forward(x)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"layer {i} ({type(m).__name__}): {e}") from None
         return x
 
     def backward(self, dy, need_dx=True):

@@ -38,5 +38,8 @@ class Reshape(Module):
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._check_backward(dy)) if need_dx else None
 
+    def config(self):
+        return {"shape": list(self.shape)}
+
     def __repr__(self):
         return f"Reshape({self.shape})"
