@@ -1,12 +1,14 @@
 """Seconds per training step of a convolutional VAE: npvae (NumPy backend), npvae
 (Numba backend) and PyTorch CPU, side by side in one process.
 
-Encoder Conv(1->32, 4, stride 2, pad 1)-ReLU-Conv(32->64, 4, 2, 1)-ReLU-Linear(3136->2x20);
-decoder Linear(20->3136)-ConvT(64->32, 4, 2, 1)-ReLU-ConvT(32->1, 4, 2, 1), Bernoulli
-logits on grey MNIST, Adam 1e-3, batch 128. Each timed run is ``--steps`` steps on
-consecutive batches; PyTorch is held to the faster of its default and fused Adam.
+The network of ``VAE.conv()``: encoder Conv(1->32, 4, stride 2, pad 1)-ReLU-Conv(32->64,
+4, 2, 1)-ReLU-Linear(3136->2x20); decoder Linear(20->3136)-ReLU-ConvT(64->32, 4, 2,
+1)-ReLU-ConvT(32->1, 4, 2, 1), Bernoulli logits on grey MNIST, Adam 1e-3, batch 128.
+Each timed run is ``--steps`` steps on consecutive batches; PyTorch is held to the
+faster of its default and fused Adam. On the Numba backend the network runs twice,
+built by ``VAE.conv`` and by hand from layers, which must take the same time.
 
-    python benchmarks/conv_vae.py [--threads N] [--repeats 3] [--steps 20]
+    python benchmarks/conv_vae.py [--threads N] [--repeats 3] [--steps 20] [--tuned-allocator]
 """
 
 import common
@@ -25,21 +27,25 @@ from npvae.optim import Adam  # noqa: E402
 LATENT, BATCH = 20, 128
 
 
-def npvae_model():
+def hand_built_model():
     rng = np.random.default_rng(0)
     encoder = nn.Sequential(
         nn.Conv2d(1, 32, 4, 2, 1, rng=rng), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1, rng=rng), nn.ReLU(),
         nn.Flatten(), nn.Linear(3136, 2 * LATENT, rng=rng))
     decoder = nn.Sequential(
-        nn.Linear(LATENT, 3136, rng=rng), nn.Reshape((64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng),
+        nn.Linear(LATENT, 3136, rng=rng, activation="relu"), nn.Reshape((64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng),
         nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
     return VAE(encoder, decoder, Bernoulli(), LATENT, (1, 28, 28))
 
 
-def npvae_steps(x, steps, backend):
+def builder_model():
+    return VAE.conv((1, 28, 28), (32, 64), 4, LATENT, "relu", "bernoulli", rng=0)
+
+
+def npvae_steps(x, steps, backend, make_model):
     def run():
         npvae.kernels.use(backend)
-        model = npvae_model()
+        model = make_model()
         opt, rng = Adam(model.params, model.grads, 1e-3), np.random.default_rng(0)
         for s in range(steps):
             model.loss_and_grad(x[s * BATCH : (s + 1) * BATCH], rng=rng)
@@ -61,7 +67,7 @@ def torch_steps(x, steps, fused):
             tnn.Conv2d(1, 32, 4, 2, 1), tnn.ReLU(), tnn.Conv2d(32, 64, 4, 2, 1), tnn.ReLU(), tnn.Flatten(),
             tnn.Linear(3136, 2 * LATENT))
         decoder = tnn.Sequential(
-            tnn.Linear(LATENT, 3136), tnn.Unflatten(1, (64, 7, 7)), tnn.ConvTranspose2d(64, 32, 4, 2, 1), tnn.ReLU(),
+            tnn.Linear(LATENT, 3136), tnn.ReLU(), tnn.Unflatten(1, (64, 7, 7)), tnn.ConvTranspose2d(64, 32, 4, 2, 1), tnn.ReLU(),
             tnn.ConvTranspose2d(32, 1, 4, 2, 1))
         opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=fused)
         for s in range(steps):
@@ -72,14 +78,17 @@ def torch_steps(x, steps, fused):
 def main():
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--steps", type=int, default=20)
-    args = parser.parse_args()
+    args = common.parse(parser)
     x = load_mnist("train")[0][: args.steps * BATCH].reshape(-1, 1, 28, 28)
-    sides = {f"npvae_{b}": npvae_steps(x, args.steps, b) for b in ("numpy", "numba")}
+    sides = {"npvae_numpy": npvae_steps(x, args.steps, "numpy", builder_model),
+             "npvae_numba": npvae_steps(x, args.steps, "numba", builder_model),
+             "npvae_numba_hand_built": npvae_steps(x, args.steps, "numba", hand_built_model)}
     if common.have_torch():
         sides.update({f"torch{'_fused' if f else ''}": torch_steps(x, args.steps, f) for f in (False, True)})
     times, other = common.alternate(sides, args.repeats)
     per_step = {k: common.median(v) / args.steps for k, v in times.items()}
     fields = {f"{k}_s_per_step": v for k, v in per_step.items()}
+    fields["ratio_builder_to_hand_built"] = per_step["npvae_numba"] / per_step["npvae_numba_hand_built"]
     if "torch" in per_step:
         best = min(per_step["torch"], per_step["torch_fused"])
         fields.update(ratio_numpy=per_step["npvae_numpy"] / best, ratio_numba=per_step["npvae_numba"] / best)

@@ -76,7 +76,7 @@ def bench_ppca(repeats, q=50):
 def main():
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--iterations", type=int, default=100)
-    args = parser.parse_args()
+    args = common.parse(parser)
     X = mixture_data()
     for covariance_type in ("full", "diag"):
         bench_gmm(X, covariance_type, args.iterations, args.repeats)

@@ -255,7 +255,7 @@ def model_api_step(x, repeats, steps=20):
 def main():
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--kinds", default="product,mlp_epoch,model_api_step")
-    args = parser.parse_args()
+    args = common.parse(parser)
     if not common.have_torch():
         raise SystemExit("benchmarks/gpu.py needs PyTorch with CUDA as its peer")
     npvae.kernels.use("cuda")  # fails here, with its message, without a GPU

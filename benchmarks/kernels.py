@@ -305,7 +305,7 @@ def compile_cost():
 
 def main():
     parser = common.argument_parser(__doc__, threads, repeats=5)
-    args = parser.parse_args()
+    args = common.parse(parser)
     dense(args.repeats)
     blas_threads(args.repeats)
     linear_dx(args.repeats)

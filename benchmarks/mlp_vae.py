@@ -92,7 +92,7 @@ def torch_epoch(x, hidden, latent, activation, batch, fused):
 def main():
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--networks", default=",".join(NETWORKS))
-    args = parser.parse_args()
+    args = common.parse(parser)
     x = load_mnist("train")[0]  # grey levels in [0, 1], as the PyTorch example feeds its BCE
     have_torch = common.have_torch()
     for name in args.networks.split(","):

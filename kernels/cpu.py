@@ -587,43 +587,67 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
 
 
 # --------------------------------------------------------------------- convolution
-# Inside this backend images are channels-last. A receptive field of the zero-padded
-# image xp (N, Hp, Wp, C) is then kh runs of kw*C consecutive numbers,
-#   cols[(n, i, j), (p, q, c)] = xp[n, i sh + p, j sw + q, c],
+# Inside this backend images are channels-last. A receptive field of the image x
+# (N, H, W, C) is then kh runs of kw*C consecutive numbers,
+#   cols[(n, i, j), (p, q, c)] = x[n, i sh + p - ph, j sw + q - pw, c]   (0 outside x),
 # so im2col copies runs and col2im adds runs, loops that vectorise; in NCHW order the
-# runs are kw (4) numbers long. The fields' columns come in (p, q, c) order, so the
-# weight is permuted to match (a copy of a few thousand numbers per call).
+# runs are kw (4) numbers long. The padding is never materialised: a run that crosses
+# the border is copied (or added) number by number, and one wholly outside is zeros
+# (or skipped). The fields' columns come in (p, q, c) order, so the weight is
+# permuted to match (a copy of a few thousand numbers per call).
 
 
 @njit(**JIT)
-def _im2col_runs(xp, channels, kh, kw, sh, sw, ho, wo, cols):
-    """cols[(n, i, j), (p, q, c)] = xp[n, i sh + p, (j sw + q) C + c]; xp is (N, Hp, Wp*C)."""
-    run = kw * channels
+def _im2col_runs(x, channels, kh, kw, sh, sw, ph, pw, ho, wo, cols):
+    """cols[(n, i, j), (p, q, c)] = x[n, i sh + p - ph, (j sw + q - pw) C + c], zero
+    outside the image; x is (N, H, W*C)."""
+    h, w, run = x.shape[1], x.shape[2] // channels, kw * channels
     r = 0
-    for n in range(xp.shape[0]):
+    for n in range(x.shape[0]):
         for i in range(ho):
             for j in range(wo):
+                left = j * sw - pw
                 for p in range(kh):
-                    src = xp[n, i * sh + p, j * sw * channels : j * sw * channels + run]
                     dst = cols[r, p * run : (p + 1) * run]
-                    for k in range(run):
-                        dst[k] = src[k]
+                    row = i * sh + p - ph
+                    if row < 0 or row >= h:
+                        dst[:] = 0
+                    elif left >= 0 and left + kw <= w:
+                        src = x[n, row, left * channels : left * channels + run]
+                        for k in range(run):
+                            dst[k] = src[k]
+                    else:
+                        for q in range(kw):
+                            inside = 0 <= left + q < w
+                            for c in range(channels):
+                                dst[q * channels + c] = x[n, row, (left + q) * channels + c] if inside else 0
                 r += 1
 
 
 @njit(**JIT)
-def _col2im_runs(cols, channels, kh, kw, sh, sw, ho, wo, out):
-    """The adjoint of :func:`_im2col_runs`: each run of ``cols`` added back into ``out``."""
-    run = kw * channels
+def _col2im_runs(cols, channels, kh, kw, sh, sw, ph, pw, ho, wo, out):
+    """The adjoint of :func:`_im2col_runs`: each run of ``cols`` added back into ``out``
+    (N, H, W*C), the parts that fall in the padding dropped."""
+    h, w, run = out.shape[1], out.shape[2] // channels, kw * channels
     r = 0
     for n in range(out.shape[0]):
         for i in range(ho):
             for j in range(wo):
+                left = j * sw - pw
                 for p in range(kh):
                     src = cols[r, p * run : (p + 1) * run]
-                    dst = out[n, i * sh + p, j * sw * channels : j * sw * channels + run]
-                    for k in range(run):
-                        dst[k] += src[k]
+                    row = i * sh + p - ph
+                    if row < 0 or row >= h:
+                        continue
+                    if left >= 0 and left + kw <= w:
+                        dst = out[n, row, left * channels : left * channels + run]
+                        for k in range(run):
+                            dst[k] += src[k]
+                    else:
+                        for q in range(kw):
+                            if 0 <= left + q < w:
+                                for c in range(channels):
+                                    out[n, row, (left + q) * channels + c] += src[q * channels + c]
                 r += 1
 
 
@@ -647,41 +671,28 @@ def _out_size(hw, kernel, stride, padding):
     return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
 
 
-def _padded_channels_last(x, padding):
-    """``x`` (N, C, H, W) zero-padded and channels-last, (N, Hp, Wp, C), in scratch."""
-    (n, c, h, w), (ph, pw) = x.shape, padding
-    xp = _buffer("padded", (n, h + 2 * ph, w + 2 * pw, c), x.dtype)
-    xp[:, :ph], xp[:, ph + h :], xp[:, :, :pw], xp[:, :, pw + w :] = 0, 0, 0, 0
-    xp[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
-    return xp
+def _channels_last_rows(x):
+    """``x`` (N, C, H, W) as a contiguous (N, H, W*C) array: a view of this backend's
+    channels-last conv outputs (and of one-channel images), a copy of other NCHW data."""
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n, h, w * c)
 
 
-def _zero_padded(shape, padding, dtype):
-    """A zeroed scratch (N, H + 2 ph, W + 2 pw, C) to add fields into, for NCHW ``shape``."""
-    (n, c, h, w), (ph, pw) = shape, padding
-    xp = _buffer("zero_padded", (n, h + 2 * ph, w + 2 * pw, c), dtype)
-    xp.fill(0)
-    return xp
-
-
-def _crop(xp, padding, hw, b=None):
-    """The (N, C, H, W) image inside the padded channels-last ``xp``, as a new array (+ ``b``)."""
-    (ph, pw), (h, w) = padding, hw
-    return _to_image(xp[:, ph : ph + h, pw : pw + w], b)
-
-
-def _fields(xp, kernel, stride, out_hw, cols=None):
-    """im2col: the receptive fields of ``xp`` (N, Hp, Wp, C) as rows (N*Ho*Wo, kh*kw*C),
+def _fields(x, kernel, stride, padding, out_hw, cols=None):
+    """im2col: the receptive fields of ``x`` (N, C, H, W) as rows (N*Ho*Wo, kh*kw*C),
     into ``cols`` if given, else into scratch (for the op's own use only)."""
-    shape = (len(xp) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * xp.shape[3])
-    cols = _buffer("fields", shape, xp.dtype) if cols is None else cols
-    _im2col_runs(xp.reshape(len(xp), xp.shape[1], -1), xp.shape[3], *kernel, *stride, *out_hw, cols)
+    shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+    cols = _buffer("fields", shape, x.dtype) if cols is None else cols
+    _im2col_runs(_channels_last_rows(x), x.shape[1], *kernel, *stride, *padding, *out_hw, cols)
     return cols
 
 
-def _add_fields(cols, kernel, stride, out_hw, xp):
-    """col2im, the adjoint: ``xp`` += each row of ``cols`` where :func:`_fields` took it from."""
-    _col2im_runs(cols, xp.shape[3], *kernel, *stride, *out_hw, xp.reshape(len(xp), xp.shape[1], -1))
+def _add_fields(cols, kernel, stride, padding, out_hw, out):
+    """col2im, the adjoint: ``out`` (N, H, W, C) += each row of ``cols`` where
+    :func:`_fields` took it from; returns ``out`` as an (N, C, H, W) view."""
+    n, h, w, c = out.shape
+    _col2im_runs(cols, c, *kernel, *stride, *padding, *out_hw, out.reshape(n, h, w * c))
+    return out.transpose(0, 3, 1, 2)
 
 
 def im2col(x, kernel, stride, padding):
@@ -689,14 +700,13 @@ def im2col(x, kernel, stride, padding):
     reference's fields with the channel axis last (columns in (p, q, c) order)."""
     out_hw = _out_size(x.shape[2:], kernel, stride, padding)
     cols = np.empty((x.shape[0] * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1]), dtype=x.dtype)
-    return _fields(_padded_channels_last(x, padding), kernel, stride, out_hw, cols)
+    return _fields(x, kernel, stride, padding, out_hw, cols)
 
 
 def col2im(cols, x_shape, kernel, stride, padding):
     """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array."""
-    xp = _zero_padded(x_shape, padding, cols.dtype)
-    _add_fields(np.ascontiguousarray(cols), kernel, stride, _out_size(x_shape[2:], kernel, stride, padding), xp)
-    return _crop(xp, padding, x_shape[2:])
+    (n, c, h, w), out_hw = x_shape, _out_size(x_shape[2:], kernel, stride, padding)
+    return _add_fields(np.ascontiguousarray(cols), kernel, stride, padding, out_hw, np.zeros((n, h, w, c), cols.dtype))
 
 
 def _weight_rows(W):
@@ -714,15 +724,6 @@ def _to_rows(image):
     return np.ascontiguousarray(image.transpose(0, 2, 3, 1)).reshape(-1, image.shape[1])
 
 
-def _to_image(channels_last, b=None):
-    """(N, H, W, C) -> a new (N, C, H, W) array, plus the bias ``b`` in the same pass. Its
-    memory stays channels-last (as PyTorch's ``channels_last`` format): the next conv
-    layer, the activations and the backward pass read it in that order without a
-    transposing copy (only an NCHW-contiguous input, such as the data, needs one)."""
-    image = channels_last.copy() if b is None else channels_last + b
-    return image.transpose(0, 3, 1, 2)
-
-
 def conv2d_forward(x, W, b, stride, padding):
     """im2col by runs, then one product (BLAS) straight into the output's rows; the
     bias added in place. (Going a few images at a time, for the fields to stay in
@@ -732,7 +733,7 @@ def conv2d_forward(x, W, b, stride, padding):
     kernel, n = W.shape[2:], x.shape[0]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr = _weight_rows(W)
-    cols = _fields(_padded_channels_last(x, padding), kernel, stride, (ho, wo))
+    cols = _fields(x, kernel, stride, padding, (ho, wo))
     y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
     if b is not None:
         _add_bias_rows(y.reshape(-1, W.shape[0]), b)
@@ -747,19 +748,18 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr, dY = _weight_rows(W), _to_rows(dy)
-    cols = _fields(_padded_channels_last(x, padding), kernel, stride, (ho, wo))
+    cols = _fields(x, kernel, stride, padding, (ho, wo))
     _add_weight_grad(dW, dY.T @ cols)
     _column_sums(dY, db)
     if not need_dx:
         return None
-    dxp = _zero_padded(x.shape, padding, x.dtype)
-    _add_fields(np.matmul(dY, Wr, out=cols), kernel, stride, (ho, wo), dxp)
-    return _crop(dxp, padding, x.shape[2:])
+    (n, c, h, w) = x.shape
+    return _add_fields(np.matmul(dY, Wr, out=cols), kernel, stride, padding, (ho, wo), np.zeros((n, h, w, c), x.dtype))
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
-    """The rows of x @ Wf (BLAS), added into the output by col2im by runs; the bias in
-    the crop's pass."""
+    """The rows of x @ Wf (BLAS), added by col2im by runs into an output that starts
+    as the bias."""
     if _mixed(x, W):
         return reference.conv_transpose2d_forward(x, W, b, stride, padding, output_padding)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
@@ -769,9 +769,9 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     )
     X, Wr = _to_rows(x), _weight_rows(W)
     rows = np.matmul(X, Wr, out=_buffer("fields", (len(X), Wr.shape[1]), x.dtype))
-    yp = _zero_padded((n, W.shape[1], ho, wo), padding, x.dtype)
-    _add_fields(rows, kernel, stride, (h, w), yp)
-    return _crop(yp, padding, (ho, wo), b)
+    y = np.empty((n, ho, wo, W.shape[1]), x.dtype)
+    y[...] = 0 if b is None else b  # the bias first, then every field added onto it
+    return _add_fields(rows, kernel, stride, padding, (h, w), y)
 
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
@@ -780,7 +780,7 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
         return reference.conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
     X, Wr = _to_rows(x), _weight_rows(W)
-    D = _fields(_padded_channels_last(dy, padding), kernel, stride, (h, w))
+    D = _fields(dy, kernel, stride, padding, (h, w))
     _add_weight_grad(dW, X.T @ D)
     _column_sums(_to_rows(dy), db)
     return (D @ Wr.T).reshape(n, h, w, -1).transpose(0, 3, 1, 2) if need_dx else None

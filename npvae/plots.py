@@ -43,6 +43,21 @@ def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
     return save(fig, path)
 
 
+def image_panels(panels, path, n_cols=10, title=None, image_shape=(28, 28)):
+    """Image grids side by side, one per ``(title, images)``, for comparing models."""
+    n_rows = max(-(-len(images) // n_cols) for _, images in panels)
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(len(panels) * n_cols * 0.6 * image_shape[1] / 28, n_rows * 0.6 + 0.6))
+    for ax, (name, images) in zip(axes[0], panels):
+        ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def reconstructions(x, x_rec, path, n=10, image_shape=(28, 28)):
     """Inputs on the top row, their reconstructions beneath."""
     both = np.concatenate([np.asarray(x[:n]).reshape(n, -1), np.asarray(x_rec[:n]).reshape(n, -1)])
