@@ -550,6 +550,70 @@ def gaussian_log_prob_grad(x, mu, logvar):
     return log_p, dmu, dlogvar
 
 
+# ------------------------------------------------------------- the MAE regulariser
+
+
+@njit(**JIT)
+def _pairwise_kl_sums(mean, logvar, var, inv_var, m, k):
+    """m[d] = sum_{i != j} kl[i, j, d] and k[i, j] = sum_d kl[i, j, d], never storing kl."""
+    b, d = mean.shape
+    for i in range(b):
+        for j in range(b):
+            if i == j:
+                continue
+            total = 0.0
+            for c in range(d):
+                diff = mean[i, c] - mean[j, c]
+                kl = 0.5 * ((var[i, c] + diff * diff) * inv_var[j, c] - 1 - logvar[i, c] + logvar[j, c])
+                m[c] += kl
+                total += kl
+            k[i, j] = total
+
+
+@njit(**JIT)
+def _mae_backward(mean, var, inv_var, a, c_pair, dmean, dlogvar):
+    """Accumulate the gradient for G[i, j, d] = a[d] + c_pair[i, j] (the reference's formulas)."""
+    b, d = mean.shape
+    for i in range(b):
+        for j in range(b):
+            if i == j:
+                continue
+            for c in range(d):
+                g = a[c] + c_pair[i, j]
+                diff = mean[i, c] - mean[j, c]
+                t = g * diff * inv_var[j, c]
+                ratio = var[i, c] * inv_var[j, c]
+                dmean[i, c] += t
+                dmean[j, c] -= t
+                dlogvar[i, c] += 0.5 * g * (ratio - 1)
+                dlogvar[j, c] -= 0.5 * g * (ratio + diff * diff * inv_var[j, c] - 1)
+
+
+def mae_penalty(mean, logvar, eta, gamma):
+    """The reference's regulariser in two passes over the pairs, in float64, without the
+    (B, B, d) arrays: the sums first, then the gradient, whose coefficient G[i, j, d]
+    splits into a per-dimension part (diversity) and a per-pair part (smoothness)."""
+    b = mean.shape[0]
+    if b < 2 or mean.ndim != 2 or logvar.shape != mean.shape:
+        return reference.mae_penalty(mean, logvar, eta, gamma)  # its checks and messages
+    mean64, logvar64 = mean.astype(np.float64), logvar.astype(np.float64)
+    var, inv_var = np.exp(logvar64), np.exp(-logvar64)
+    pairs = b * (b - 1)
+    m, k = np.zeros(mean.shape[1]), np.zeros((b, b))
+    _pairwise_kl_sums(mean64, logvar64, var, inv_var, m, k)
+    m /= pairs
+    dev = (k - k.sum() / pairs) * (1.0 - np.eye(b))
+    s = math.sqrt((dev * dev).sum() / (pairs - 1)) if pairs > 1 else 0.0
+    value, a = gamma * s, np.zeros_like(m)
+    if eta > 0:
+        value += eta * float(np.sum(np.logaddexp(0.0, -m / eta)))
+        a = -0.5 * (1 - np.tanh(0.5 * m / eta)) / pairs  # -sigmoid(-m / eta) / P
+    c_pair = gamma * dev / ((pairs - 1) * s) if gamma and s > 0 else np.zeros((b, b))
+    dmean, dlogvar = np.zeros(mean.shape), np.zeros(mean.shape)
+    _mae_backward(mean64, var, inv_var, a, c_pair, dmean, dlogvar)
+    return float(value), dmean.astype(mean.dtype), dlogvar.astype(mean.dtype), m, s
+
+
 # ----------------------------------------------------------------------- optimiser
 
 

@@ -303,6 +303,70 @@ def gaussian_log_prob_grad(x, mu, logvar):
     return log_p, r * inv_var, half_sq - 0.5
 
 
+# ------------------------------------------------------------- the MAE regulariser
+
+
+def pairwise_kl(mean, logvar):
+    """KL(q_i || q_j) per latent dimension for every pair of the batch's posteriors
+    q_i = N(mean_i, diag exp(logvar_i)), as a (B, B, d) array (zero on the diagonal)::
+
+        kl[i, j, d] = 1/2 [v_i / v_j + (mean_i - mean_j)^2 / v_j - 1 - logvar_i + logvar_j]
+    """
+    if mean.ndim != 2 or logvar.shape != mean.shape:
+        _refuse("mean, logvar", "(B, d), (B, d)", (mean, logvar))
+    diff = mean[:, None] - mean[None]
+    inv_var_j = np.exp(-logvar)[None]
+    return 0.5 * (np.exp(logvar)[:, None] * inv_var_j + diff * diff * inv_var_j - 1 - logvar[:, None] + logvar[None])
+
+
+def mae_penalty(mean, logvar, eta, gamma):
+    """The MAE regulariser of a batch (Ma et al. 2019) and its gradient. With
+    ``kl = pairwise_kl(mean, logvar)`` over the P = B (B - 1) ordered pairs i != j::
+
+        M_d  = (1/P) sum_{i != j} kl[i, j, d]            (diversity, per dimension)
+        K_ij = sum_d kl[i, j, d],  S = std_{i != j} K_ij (smoothness; unbiased: / (P - 1))
+        R    = -eta sum_d log sigmoid(M_d / eta) + gamma S     (R = gamma S when eta = 0)
+
+    Backward, with G[i, j, d] = dR / dkl[i, j, d] for i != j::
+
+        G = -sigmoid(-M_d / eta) / P + gamma (K_ij - mean K) / ((P - 1) S)   (0 when S = 0)
+        dR/dmean_i   = sum_j G[i, j] (mean_i - mean_j) / v_j - sum_j G[j, i] (mean_j - mean_i) / v_i
+        dR/dlogvar_i = sum_j G[i, j] (v_i / v_j - 1) / 2
+                     - sum_j G[j, i] (v_j / v_i + (mean_j - mean_i)^2 / v_i - 1) / 2
+
+    (q_i appears in kl[i, j] as the first argument and in kl[j, i] as the second).
+    Computed in float64. Returns ``(R, dmean, dlogvar, M (d,), S)``, the gradients in
+    the inputs' dtype.
+    """
+    b = mean.shape[0]
+    if b < 2:
+        raise ValueError(f"mean: the MAE regulariser compares pairs of examples, expected a batch of >= 2, got {b}")
+    mean64, logvar64 = mean.astype(np.float64), logvar.astype(np.float64)
+    kl = pairwise_kl(mean64, logvar64)
+    off = 1.0 - np.eye(b)[..., None]
+    kl *= off
+    pairs = b * (b - 1)
+    m = kl.sum(axis=(0, 1)) / pairs
+    k = kl.sum(axis=2)
+    k_mean = k.sum() / pairs
+    dev = (k - k_mean) * off[..., 0]
+    s = math.sqrt((dev * dev).sum() / (pairs - 1)) if pairs > 1 else 0.0
+    value = gamma * s
+    g = np.zeros(kl.shape)
+    if eta > 0:
+        value -= eta * float(np.sum(-np.logaddexp(0.0, -m / eta)))
+        g += -expit(-m / eta) / pairs
+    if gamma and s > 0:
+        g += (gamma * dev / ((pairs - 1) * s))[..., None]
+    g *= off
+    diff, inv_var = mean64[:, None] - mean64[None], np.exp(-logvar64)
+    ratio = np.exp(logvar64)[:, None] * inv_var[None]  # v_i / v_j
+    t = g * diff * inv_var[None]
+    dmean = t.sum(axis=1) - t.sum(axis=0)
+    dlogvar = 0.5 * np.sum(g * (ratio - 1), axis=1) - 0.5 * np.sum(g * (ratio + diff * diff * inv_var[None] - 1), axis=0)
+    return float(value), dmean.astype(mean.dtype), dlogvar.astype(mean.dtype), m, s
+
+
 # ----------------------------------------------------------------------- optimiser
 
 

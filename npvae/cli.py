@@ -98,7 +98,7 @@ def demo(args):
 
 TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "latent", "hidden", "encoder_hidden",
               "decoder_hidden", "channels", "kernel", "activation", "optimizer", "lr", "beta", "anneal", "anneal_steps",
-              "epochs", "batch_size", "train_size", "seed", "out")
+              "mae_eta", "mae_gamma", "epochs", "batch_size", "train_size", "seed", "out")
 
 
 def build_model(args, image_shape, input_dim):
@@ -153,7 +153,8 @@ def train(args):
     os.makedirs(args.out, exist_ok=True)
     io.save_json(os.path.join(args.out, "run.json"), settings)
     kl_args = {} if args.model == "autoencoder" else {"beta": args.beta, "anneal": args.anneal,
-                                                       "anneal_steps": args.anneal_steps}
+                                                       "anneal_steps": args.anneal_steps, "mae_eta": args.mae_eta,
+                                                       "mae_gamma": args.mae_gamma}
     history = fit(model, x_train, x_val, y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr,
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=bernoulli,
                   checkpoint_dir=args.out, checkpoint_every=5, **kl_args)
@@ -164,9 +165,10 @@ def train(args):
 
 
 def evaluate(args):
-    """Test ELBO and importance-sampled log-likelihood of a checkpoint."""
+    """Test ELBO, importance-sampled log-likelihood, and the posterior-collapse
+    diagnostics (active units, KL per dimension, mutual information) of a checkpoint."""
+    from .diagnostics import collapse_report
     from .io import load_model, save_json
-
     from .models import VAE, ConditionalVAE
 
     settings = run_settings(args.checkpoint)
@@ -180,9 +182,13 @@ def evaluate(args):
     labels = {} if y is None else {"y": y[:n]}
     results = {"checkpoint": args.checkpoint, "examples": n, "k": args.k,
                "test_elbo": float(model.elbo(x[:n], rng=rng, **labels).mean()),
-               "test_log_likelihood": float(model.log_likelihood(x[:n], k=args.k, rng=rng, **labels).mean())}
+               "test_log_likelihood": float(model.log_likelihood(x[:n], k=args.k, rng=rng, **labels).mean()),
+               **collapse_report(model, x[:n], rng=rng, **labels)}
     print(f"test ELBO {results['test_elbo']:.2f} nats; importance-sampled log p(x) "
           f"{results['test_log_likelihood']:.2f} nats (k={args.k}, {n} test examples)")
+    print(f"active units {results['active_units']}/{model.latent_dim}; KL {sum(results['kl_per_dimension']):.2f} "
+          f"nats (largest dimension {max(results['kl_per_dimension']):.2f}); mutual information I_q(x; z) "
+          f"{results['mutual_information']:.2f} nats (at most log {n} = {np.log(n):.2f})")
     if args.json:
         save_json(args.json, results)
     return 0
@@ -351,6 +357,8 @@ def build_parser():
     p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
     p.add_argument("--anneal", choices=sorted(SCHEDULES), default="constant", help="schedule of beta")
     p.add_argument("--anneal-steps", type=int, default=0, help="warm-up length or cycle period in steps")
+    p.add_argument("--mae-eta", type=float, default=0.0, help="MAE regulariser: weight of the diversity term")
+    p.add_argument("--mae-gamma", type=float, default=0.0, help="MAE regulariser: weight of the smoothness term")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--train-size", type=int, default=None, help="use only the first N training examples")

@@ -11,6 +11,8 @@ together in ``VAE.loss_and_grad``, which says per term where its gradient goes:
 
 import numpy as np
 
+from . import kernels
+
 
 def log_mean_exp(a, axis=-1):
     """log(mean(exp(a))) along ``axis`` without overflow: m + log mean exp(a - m)."""
@@ -40,6 +42,38 @@ def kl_penalty(kl, free_bits=0.0):
     penalty = float(np.sum(np.where(active, per_dim, free_bits)))
     dkl = np.broadcast_to(active / kl.shape[0], kl.shape).astype(kl.dtype)
     return penalty, dkl
+
+
+def mae_regularizer(mean, logvar, eta, gamma):
+    """The MAE regulariser (Ma, Zhou & Hovy, "MAE: Mutual Posterior-Divergence
+    Regularization for Variational AutoEncoders", ICLR 2019) on a batch's posteriors
+    q_i = N(mean_i, diag exp(logvar_i)), added to the loss (a minimised quantity)::
+
+        R = -eta sum_d log sigmoid(M_d / eta) + gamma S
+
+    M_d is the mean over the batch's ordered pairs i != j of KL(q_i || q_j) in latent
+    dimension d: the *diversity* of the posteriors, rewarded, through a log-sigmoid
+    that saturates (the paper's L_diversity, weight eta); S is the standard deviation
+    over pairs of the whole KL(q_i || q_j): its *smoothness* term, penalised (weight
+    gamma). This is the form of the authors' code (XuezheMax/mae: the posterior-KL
+    statistics of its Gaussian encoder and the loss ``recon + beta KL - eta *
+    logsigmoid(M / eta).sum() + gamma * S``): the mean over pairs is taken with
+    B (B - 1) pairs and S is the unbiased standard deviation over them; eta = 0 turns
+    the diversity term off. A posterior collapsed onto the prior has every KL(q_i ||
+    q_j) = 0, so M_d = 0 and the term pays eta log 2 per dimension.
+
+    The gradient, derived in ``kernels.reference.mae_penalty``, is O(B^2 d): B = 100
+    is 10^4 pairs. Returns ``(R, dR/dmean, dR/dlogvar, M, S)``.
+    """
+    check_mae_weights(eta, gamma)
+    return kernels.ops.mae_penalty(mean, logvar, float(eta), float(gamma))
+
+
+def check_mae_weights(eta, gamma):
+    for name, v in (("mae_eta", eta), ("mae_gamma", gamma)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not v >= 0 \
+                or not np.isfinite(v):
+            raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
 
 
 def linear_warmup(step, warmup_steps):

@@ -43,12 +43,14 @@ def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
     return save(fig, path)
 
 
-def image_panels(panels, path, n_cols=10, title=None, image_shape=(28, 28)):
-    """Image grids side by side, one per ``(title, images)``, for comparing models."""
+def image_panels(panels, path, n_cols=10, title=None, image_shape=(28, 28), panels_per_row=3):
+    """Image grids side by side, one per ``(title, images)``, ``panels_per_row`` to a
+    row, for comparing models."""
     n_rows = max(-(-len(images) // n_cols) for _, images in panels)
-    fig, axes = plt.subplots(1, len(panels), squeeze=False,
-                             figsize=(len(panels) * n_cols * 0.6 * image_shape[1] / 28, n_rows * 0.6 + 0.6))
-    for ax, (name, images) in zip(axes[0], panels):
+    fig, axes = _panel_grid(len(panels), panels_per_row, 1.0)
+    rows, cols = axes.reshape(-1, min(panels_per_row, len(panels))).shape
+    fig.set_size_inches(cols * n_cols * 0.6 * image_shape[1] / 28, rows * (n_rows * 0.6 + 0.5) + 0.4)
+    for ax, (name, images) in zip(axes, panels):
         ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name)
         ax.axis("off")
@@ -146,16 +148,34 @@ def scatter_panels(panels, path, n_cols=3, cmap="tab10"):
 
 
 def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False):
-    """One panel per ``(title, {label: (x, y)})``, a line per label."""
+    """One panel per ``(title, {label: (x, y)})``, a line per label; ``ylabel`` one
+    for all panels or a list, one per panel."""
     fig, axes = _panel_grid(len(panels), n_cols, 4.0)
-    for ax, (title, lines) in zip(axes, panels):
+    ylabels = ylabel if isinstance(ylabel, (list, tuple)) else [ylabel] * len(panels)
+    for ax, (title, lines), ylabel in zip(axes, panels, ylabels):
         for label, (x, y) in lines.items():
-            ax.plot(x, y, label=label)
+            ax.plot(x, y, label=label, marker="." if len(x) < 30 else None)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if logx:
             ax.set_xscale("log")
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def bar_panels(panels, path, xlabel, ylabel, n_cols=3, title=None):
+    """One bar chart per ``(title, heights)``, on a shared y axis so panels compare."""
+    fig, axes = _panel_grid(len(panels), n_cols, 4.0)
+    top = max(float(np.max(h)) for _, h in panels) * 1.05 or 1.0
+    for ax, (name, heights) in zip(axes, panels):
+        ax.bar(np.arange(1, len(heights) + 1), heights, width=0.8)
+        ax.set_ylim(0, top)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)

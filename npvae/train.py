@@ -9,8 +9,9 @@ import numpy as np
 from . import io
 from .checks import check_positive_int
 from .datasets import binarize_dynamic
+from .diagnostics import collapse_report
 from .distributions import kl_standard_normal
-from .objectives import SCHEDULES
+from .objectives import SCHEDULES, check_mae_weights
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
 
 
@@ -41,15 +42,20 @@ def evaluate(model, x, y=None, batch_size=500, seed=0):
 
 def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, optimizer_kwargs=None,
         epochs=10, batch_size=100, seed=0, estimator="B", objective="elbo", n_samples=1, beta=1.0,
-        anneal="constant", anneal_steps=0, free_bits=0.0, weight_decay=0.0, clip_value=None, clip_norm=None,
-        binarize=False, callbacks=(), checkpoint_dir=None, checkpoint_every=0, resume=None, log=print):
+        anneal="constant", anneal_steps=0, free_bits=0.0, weight_decay=0.0, mae_eta=0.0, mae_gamma=0.0,
+        clip_value=None, clip_norm=None, binarize=False, diagnostics_every=0, callbacks=(), checkpoint_dir=None,
+        checkpoint_every=0, resume=None, log=print):
     """Train ``model`` in place and return the history (lists per epoch).
 
     optimizer: a key of ``OPTIMIZERS`` with learning rate ``lr``; beta: the KL weight,
     multiplied by the ``anneal`` schedule ("constant", "linear" warm-up over
     ``anneal_steps`` steps, or "cyclical" with period ``anneal_steps``);
     binarize: draw every pixel as Bernoulli(grey level) afresh each epoch (dynamic
-    binarisation). ``callbacks``: functions ``f(epoch, history)``; one returning True
+    binarisation). ``mae_eta``, ``mae_gamma``: the MAE regulariser's weights
+    (``objectives.mae_regularizer``). ``diagnostics_every`` = k > 0: every k epochs (and
+    at the last) the history gets the active units and the mutual information of q on
+    ``x_val`` (``npvae.diagnostics``; None in the other epochs). ``callbacks``:
+    functions ``f(epoch, history)``; one returning True
     stops training. Checkpoints go to ``checkpoint_dir/checkpoint.npz`` every
     ``checkpoint_every`` epochs and at the end; ``resume`` is a checkpoint to go on
     from (``epochs`` counts from the start of the original run). The same seed and
@@ -63,10 +69,16 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     model.check_x(x)
     if x_val is not None:
         model.check_x(x_val)
+    check_mae_weights(mae_eta, mae_gamma)
+    diagnostics_every = check_positive_int(diagnostics_every, "diagnostics_every", 0)
+    if diagnostics_every and (x_val is None or not hasattr(model, "elbo")):
+        raise ValueError("diagnostics_every: the diagnostics need a VAE and x_val (the data they are measured on)")
     opt = OPTIMIZERS[optimizer](model.params, model.grads, lr, **(optimizer_kwargs or {}))
     schedule = SCHEDULES[anneal]
     history = {k: [] for k in ("epoch", "beta", "train_elbo", "train_log_px", "train_kl",
                                "val_elbo", "val_log_px", "val_kl", "seconds")}
+    if diagnostics_every:
+        history.update(active_units=[], mutual_information=[])
     rng, start = np.random.default_rng(seed), 0
     if resume is not None:
         params, optim_state, meta = io.load_checkpoint(resume)
@@ -93,7 +105,8 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             beta_t = beta * (schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
             loss, stats = model.loss_and_grad(
                 xb, **({} if y is None else {"y": y[idx]}), rng=rng, estimator=estimator, objective=objective,
-                n_samples=n_samples, beta=beta_t, free_bits=free_bits, weight_decay_lambda=weight_decay)
+                n_samples=n_samples, beta=beta_t, free_bits=free_bits, weight_decay_lambda=weight_decay,
+                **({"mae_eta": mae_eta, "mae_gamma": mae_gamma} if mae_eta or mae_gamma else {}))
             if not np.isfinite(loss):
                 where = f"; the last good checkpoint is {path}" if path and os.path.exists(path) else ""
                 raise FloatingPointError(f"loss became non-finite ({loss}) at epoch {epoch}, step {step + 1}{where}")
@@ -110,6 +123,11 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
                      ("train_kl", train[2]), ("val_elbo", val["elbo"]), ("val_log_px", val["log_px"]),
                      ("val_kl", val["kl"]), ("seconds", elapsed)):
             history[k].append(v if v is None or k == "epoch" else float(v))
+        if diagnostics_every:
+            due = epoch % diagnostics_every == 0 or epoch == epochs
+            report = collapse_report(model, x_val, y_val, rng=seed) if due else None
+            history["active_units"].append(report and report["active_units"])
+            history["mutual_information"].append(report and report["mutual_information"])
         if log:
             eta = elapsed / (epoch - start) * (epochs - epoch)
             val_text = "" if val["elbo"] is None else f"  val elbo {val['elbo']:9.3f}"

@@ -73,7 +73,10 @@ def test_conv_models_train_eval_sample_and_plot_from_the_command_line(tmp_path, 
     assert "VAE conv 1x28x20-4-8 (kernel 3)-2 (relu, gaussian_decoder_var)" in capsys.readouterr().out
     ckpt = str(run / "checkpoint.npz")
     assert main(["eval", ckpt, "--k", "3", "--n", "10", "--json", str(tmp_path / "eval.json")]) == 0
-    assert json.loads((tmp_path / "eval.json").read_text())["examples"] == 10
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert results["examples"] == 10 and 0 <= results["active_units"] <= 2 and len(results["kl_per_dimension"]) == 2
+    assert 0 <= results["mutual_information"] <= np.log(10) + 1e-9
+    assert "mutual information I_q(x; z)" in capsys.readouterr().out
     assert main(["sample", ckpt, "--n", "10", "--out", str(tmp_path / "s.png")]) == 0
     assert main(["plot", ckpt, "--out", str(tmp_path / "figs")]) == 0
     for name in ("reconstructions", "samples_mean", "samples_ancestral", "manifold", "mean_and_sigma", "curves"):

@@ -19,6 +19,7 @@ OUTPUTS = {
     "conditional_vae": ["samples_per_digit.png", "latent_all_digits.png", "latent_digit_3.png"],
     "vae_vs_autoencoder": ["reconstructions.png", "decoded_prior_codes.png"],
     "conv_vae": ["reconstructions.png", "samples.png"],
+    "posterior_collapse": ["kl_per_dimension.png", "au_mi.png", "samples.png"],
     "manifold": ["manifold.png", "latent.png"],
     "gmm_em": ["ellipses.png", "curves.png"],
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],

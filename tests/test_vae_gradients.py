@@ -95,3 +95,18 @@ def test_conv_builder_models_loss_gradients(likelihood, kernel_size, conditional
     x = data(rng, likelihood, 2, 20).reshape(2, 1, 5, 4)
     labels = {"y": rng.integers(0, 2, 2)} if conditional else {}
     assert_loss_gradients(model, x=x, eps=rng.standard_normal((2, 1, 2)), **labels)
+
+
+@given(st.sampled_from([(1.0, 0.5), (0.0, 2.0), (3.0, 0.0)]), st.booleans(), seeds)
+def test_loss_gradients_with_the_mae_regulariser(eta_gamma, conv, seed):
+    """MAE on, with beta and free bits, in an MLP VAE and a conv VAE."""
+    rng = np.random.default_rng(seed)
+    if conv:
+        model = VAE.conv((1, 5, 4), (2,), 3, 2, "tanh", "bernoulli", rng=rng, dtype="float64")
+        x = rng.random((3, 1, 5, 4))
+    else:
+        model = VAE.mlp(5, (4,), 3, "tanh", "bernoulli", rng=rng, dtype="float64")
+        x = rng.random((4, 5))
+    eps = rng.standard_normal((len(x), 1, model.latent_dim))
+    assert_loss_gradients(model, x=x, eps=eps, beta=0.7, free_bits=0.01, mae_eta=eta_gamma[0],
+                          mae_gamma=eta_gamma[1])

@@ -32,7 +32,7 @@ if not cuda.is_available():
 
 from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu.py)
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
-from .arrays import to_device, to_host  # noqa: E402,F401
+from .arrays import is_device, to_device, to_host  # noqa: E402,F401
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,
 )
@@ -41,3 +41,13 @@ from .elbo import (  # noqa: E402,F401
     bernoulli_log_prob_grad, gaussian_log_prob_grad, reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: E402,F401
+from .. import reference  # noqa: E402
+
+
+def mae_penalty(mean, logvar, eta, gamma):
+    """The reference's, on the host: O(B^2 d) numbers for one batch, small beside a
+    step's products; device gradients for device inputs."""
+    value, dmean, dlogvar, m, s = reference.mae_penalty(to_host(mean), to_host(logvar), eta, gamma)
+    if is_device(mean):
+        dmean, dlogvar = to_device(dmean), to_device(dlogvar)
+    return value, dmean, dlogvar, m, s

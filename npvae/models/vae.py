@@ -6,7 +6,7 @@ import numpy as np
 
 from ..checks import as_rng, check_array, check_positive_int
 from ..distributions import gaussian_log_prob, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob
-from ..objectives import importance_weights, kl_penalty, log_mean_exp, weight_decay
+from ..objectives import importance_weights, kl_penalty, log_mean_exp, check_mae_weights, mae_regularizer, weight_decay
 from .base import LatentModel
 
 ESTIMATORS = ("A", "B")
@@ -146,7 +146,7 @@ class VAE(LatentModel):
         return result
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
-                      beta=1.0, free_bits=0.0, weight_decay_lambda=0.0):
+                      beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0):
         """The training loss (a scalar: minus the objective, averaged over the batch)
         after zeroing and filling every parameter's gradient. Returns ``(loss, stats)``
         with ``stats`` the batch means of the ELBO (analytic KL, beta = 1), log p(x|z)
@@ -163,13 +163,19 @@ class VAE(LatentModel):
 
         where a = c = 1/L (estimator A; c = beta/L), a = 1/L, c = 0 (estimator B), and
         a = c = softmax_l(log w_nl) for the IWAE bound.
+
+        ``mae_eta``, ``mae_gamma`` > 0 add the MAE regulariser of the batch's posteriors
+        (``objectives.mae_regularizer``), its gradient joining (dmean, dlogvar); it
+        composes with beta, free bits and annealing, not with the IWAE bound.
         """
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         if objective not in OBJECTIVES:
             raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-        if objective == "iwae" and (beta != 1 or free_bits):
-            raise ValueError(f"beta, free_bits: the IWAE bound takes neither, got beta={beta}, free_bits={free_bits}")
+        check_mae_weights(mae_eta, mae_gamma)
+        if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
+            raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
+                             f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
         self.check_x(x)
         n = len(x)
         onehot = self._labels(y, n)
@@ -196,6 +202,11 @@ class VAE(LatentModel):
         loss = -objective_value
         if weight_decay_lambda:  # (building the flat dicts costs 1% of a small step)
             loss += weight_decay(self.params, self.grads, weight_decay_lambda)
+        mae = None
+        if mae_eta or mae_gamma:
+            mae = mae_regularizer(t["mean"], t["logvar"], mae_eta, mae_gamma)
+            loss += mae[0]
+            stats.update(mae=mae[0], posterior_kl_mean=float(mae[3].sum()), posterior_kl_std=mae[4])
 
         dout = self.likelihood.backward(t["dlog_px"], (-a / n).astype(self.dtype).ravel())
         dz = self.decoder.backward(dout.reshape(self.decoder.out_shape))[:, : self.latent_dim].reshape(t["z"].shape)
@@ -205,6 +216,8 @@ class VAE(LatentModel):
             w = (-c / n).astype(self.dtype)[..., None]
             dmean, dlogvar = reparameterize_kl_backward(dz - w * t["z"], eps, t["mean"], t["logvar"], 0.0)
             dlogvar += 0.5 * w.sum(axis=1)
+        if mae is not None:
+            dmean, dlogvar = dmean + mae[1], dlogvar + mae[2]
         self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1), need_dx=False)
         return loss, stats
 
