@@ -36,7 +36,7 @@ def main():
             seen = [e * len(x) for e in history["epoch"]]
             runs[f"latent={latent},estimator={estimator}"] = {
                 "examples_seen": seen, "train_lower_bound": history["train_elbo"], "test_lower_bound": test,
-                "seconds": history["seconds"][-1]}
+                "seconds": history["seconds"][-1], **common.collapse(model, x_test, seed=args.seed)}
             lines[f"{estimator} train"] = (seen, history["train_elbo"])
             lines[f"{estimator} test"] = (seen, test)
             print(f"latent {latent:3d}, estimator {estimator}: train {history['train_elbo'][-1]:.2f}, "

@@ -30,7 +30,8 @@ def main():
         kl_per_dim = 0.5 * (mean**2 + np.exp(logvar) - 1 - logvar).mean(axis=0)
         results[f"beta={beta}"] = {"test_elbo": history["val_elbo"][-1], "test_kl": history["val_kl"][-1],
                                    "kl_per_dim": kl_per_dim.tolist(), "active_dims": int((kl_per_dim > 0.01).sum()),
-                                   "posterior_mean_std": mean.std(axis=0).tolist()}
+                                   "posterior_mean_std": mean.std(axis=0).tolist(),
+                                   **common.collapse(model, x_test, seed=args.seed)}
         panels.append((f"beta = {beta}: KL {history['val_kl'][-1]:.2f} nats", mean, y_test))
         decode_mean = lambda z, model=model: model.likelihood.mean(model.decode(z))  # noqa: E731
         plots.manifold(decode_mean, common.out(args, f"manifold_beta_{beta}.png"), n=15)

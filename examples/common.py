@@ -11,6 +11,7 @@ import json
 import os
 
 from npvae.datasets import binarize_static, load_mnist
+from npvae.diagnostics import collapse_report
 from npvae.io import save_json
 
 
@@ -41,6 +42,14 @@ def mnist(n_train, n_test, binarize=True):
     x_test, y_test = load_mnist("test")
     x_test = binarize_static(x_test[:n_test], seed=2) if binarize else x_test[:n_test]
     return x[: min(n_train, 50000)], y[: min(n_train, 50000)], x_test, y_test[:n_test]
+
+
+def collapse(model, x, y=None, seed=0):
+    """The posterior-collapse diagnostics of ``model`` on ``x`` for results.json: active
+    units, KL per latent dimension, mutual information (``npvae.diagnostics``)."""
+    report = collapse_report(model, x, y, rng=seed)
+    return {"active_units": report["active_units"], "mutual_information": report["mutual_information"],
+            "kl_per_dimension": report["kl_per_dimension"]}
 
 
 def finish(args, results):

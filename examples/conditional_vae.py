@@ -35,7 +35,8 @@ def main():
     plots.latent_scatter(mean[y_test == DIGIT], np.zeros(int((y_test == DIGIT).sum())),
                          common.out(args, f"latent_digit_{DIGIT}.png"), title=f"posterior means of the {DIGIT}s")
     common.finish(args, {"test_elbo": history["val_elbo"][-1], "test_kl": history["val_kl"][-1],
-                         "epochs": cfg["epochs"], "seconds": history["seconds"][-1]})
+                         "epochs": cfg["epochs"], "seconds": history["seconds"][-1],
+                         **common.collapse(model, x_test, y_test, seed=args.seed)})
 
 
 if __name__ == "__main__":

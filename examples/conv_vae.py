@@ -44,6 +44,7 @@ def main():
             "test_log_likelihood": float(model.log_likelihood(xt[: cfg["n_ll"]], k=cfg["k"], rng=rng).mean()),
         }
         results[name]["eval_seconds"] = time.perf_counter() - t0
+        results[name].update(common.collapse(model, xt, seed=args.seed))
         recons.append(model.reconstruct(xt[:10]).reshape(10, -1))
         samples.append((f"{name} VAE", model.sample(64, rng, mean=True).reshape(64, -1)))
         print(f"{name}: {results[name]['parameters']:,} parameters, test ELBO {results[name]['test_elbo']:.2f}, "

@@ -42,7 +42,8 @@ def main():
                              image_shape=SHAPE)
         results[name] = {"test_elbo": history["val_elbo"][-1], "sigma_min": float(sigma.min()),
                          "sigma_median": float(np.median(sigma)), "sigma_max": float(sigma.max()),
-                         "sample_minus_mean_rms": float(np.sqrt(np.mean((samples - means) ** 2)))}
+                         "sample_minus_mean_rms": float(np.sqrt(np.mean((samples - means) ** 2))),
+                         **common.collapse(model, x_test, seed=args.seed)}
         print(f"{name}: test ELBO {results[name]['test_elbo']:.1f} nats, sigma median {results[name]['sigma_median']:.3f}")
     common.finish(args, {"decoders": results, "epochs": cfg["epochs"]})
 

@@ -37,7 +37,8 @@ def main():
     plots.training_curves(history, common.out(args, "curves.png"))
     log_px = float(model.log_likelihood(x_test, k=500 if args.mode != "smoke" else 5, rng=rng).mean())
     common.finish(args, {"train_elbo": history["train_elbo"][-1], "test_elbo": history["val_elbo"][-1],
-                         "test_log_likelihood": log_px, "epochs": cfg["epochs"], "seconds": history["seconds"][-1]})
+                         "test_log_likelihood": log_px, "epochs": cfg["epochs"], "seconds": history["seconds"][-1],
+                         **common.collapse(model, x_test, seed=args.seed)})
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def main():
     plots.manifold(decode_mean, common.out(args, "manifold.png"), n=20)
     plots.latent_scatter(model.encode(x_test)[0], y_test, common.out(args, "latent.png"))
     common.finish(args, {"test_elbo": history["val_elbo"][-1], "epochs": cfg["epochs"],
-                         "seconds": history["seconds"][-1], "latent_std": np.std(model.encode(x_test)[0], 0).tolist()})
+                         "seconds": history["seconds"][-1], "latent_std": np.std(model.encode(x_test)[0], 0).tolist(),
+                         **common.collapse(model, x_test, seed=args.seed)})
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def main():
     results = {"ppca_closed_form_train": closed.log_likelihood_history_[0], "ppca_em_train": em.log_likelihood_history_[-1],
                "ppca_em_iterations": em.n_iter_, "ppca_test": closed.score(x_test),
                "ppca_noise_std": float(np.sqrt(closed.noise_variance_)), "vae_test": vae_log_px,
-               "vae_log_likelihood_k": cfg["k"], "latent": cfg["q"]}
+               "vae_log_likelihood_k": cfg["k"], "latent": cfg["q"],
+               "vae_diagnostics": common.collapse(vae, x_test, seed=args.seed)}
     print(f"test log p(x), dequantised MNIST: pPCA {results['ppca_test']:.1f} nats, VAE {vae_log_px:.1f} nats")
     common.finish(args, results)
 

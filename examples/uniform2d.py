@@ -33,7 +33,8 @@ def main():
                 recon = model.reconstruct(x)
                 recon_panels.append((title, recon, quadrant))
                 results[title] = {"train_elbo": history["train_elbo"][-1], "train_kl": history["train_kl"][-1],
-                                  "reconstruction_mse": float(((recon - x) ** 2).sum(axis=1).mean())}
+                                  "reconstruction_mse": float(((recon - x) ** 2).sum(axis=1).mean()),
+                                  **common.collapse(model, x, seed=args.seed)}
     n_cols = len(cfg["lambdas"])
     plots.scatter_panels(latent_panels, common.out(args, "latents.png"), n_cols=n_cols, cmap="tab10")
     plots.scatter_panels(recon_panels, common.out(args, "reconstructions.png"), n_cols=n_cols, cmap="tab10")

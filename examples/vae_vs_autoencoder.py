@@ -30,7 +30,8 @@ def main():
         logits = model.decode(code)
         p = model.likelihood.mean(logits)
         results[name] = {"test_cross_entropy": float(-model.likelihood.log_prob(x_test, logits).mean()),
-                         "test_squared_error": float(((p - x_test) ** 2).sum(axis=1).mean())}
+                         "test_squared_error": float(((p - x_test) ** 2).sum(axis=1).mean()),
+                         **(common.collapse(model, x_test, seed=args.seed) if name == "vae" else {})}
         recons.append(p[:10])
         prior_decodes.append(model.likelihood.mean(model.decode(z)))
         print(f"{name}: test reconstruction cross-entropy {results[name]['test_cross_entropy']:.2f} nats")
