@@ -53,6 +53,22 @@ def check_positive_int(value, name, minimum=1):
     return int(value)
 
 
+def check_number(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float within the bounds (open or closed), else a
+    ValueError naming ``name``, the interval and the value."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    v = float(value) if ok else None
+    if ok and np.isfinite(v):
+        ok = (low is None or (v > low if low_open else v >= low)) and (high is None or (v < high if high_open else v <= high))
+    else:
+        ok = False
+    if not ok:
+        interval = f"{'(' if low_open else '['}{'-inf' if low is None else low}, {'inf' if high is None else high}" \
+                   f"{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name}: expected a finite number in {interval}, got {value!r}")
+    return v
+
+
 def check_float_dtype(dtype, name="dtype"):
     """``dtype`` as a ``np.dtype``, float32 or float64 (what every kernel computes in)."""
     try:

@@ -115,9 +115,9 @@ class Likelihood(Module):
         """How many decoder outputs a D-dimensional x needs."""
         return d
 
-    def check_data(self, x):
+    def check_data(self, x, name="x"):
         """x a finite float array in the likelihood's support (here: any real)."""
-        return check_array(x, "x")
+        return check_array(x, name)
 
     def backward(self, grad, weight):
         """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""
@@ -135,8 +135,8 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
 
-    def check_data(self, x):
-        return check_unit_interval(x, "x", "for a Bernoulli likelihood")
+    def check_data(self, x, name="x"):
+        return check_unit_interval(x, name, "for a Bernoulli likelihood")
 
     def log_prob(self, x, logits):
         return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)

@@ -8,15 +8,19 @@ updated in place) and per-parameter state. Conventions follow PyTorch's
 import numpy as np
 
 from . import kernels
+from .checks import check_number
 
 
 class Optimizer:
     slots = ()  # names of the per-parameter state arrays
 
     def __init__(self, params, grads, lr):
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
-        self.params, self.grads, self.lr = params, grads, float(lr)
+        self.lr = check_number(lr, "lr", 0, low_open=True)
+        if set(grads) != set(params) or any(grads[k].shape != p.shape for k, p in params.items()):
+            raise ValueError(f"grads: expected an array shaped like each parameter ({sorted(params)[:3]}...), "
+                             f"missing {sorted(set(params) - set(grads))}, unexpected {sorted(set(grads) - set(params))}"
+                             f"{'' if set(grads) != set(params) else ', or a shape differs'}; pass model.grads")
+        self.params, self.grads = params, grads
         self.t = 0  # steps taken
         self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
 
@@ -66,8 +70,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, grads, lr=0.01, momentum=0.0, nesterov=False):
         super().__init__(params, grads, lr)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a value in [0, 1), got {momentum!r}")
+        momentum = check_number(momentum, "momentum", 0, 1, high_open=True)
         if nesterov and momentum == 0:
             raise ValueError("nesterov: needs a momentum > 0, got momentum=0")
         self.momentum, self.nesterov = momentum, nesterov
@@ -89,7 +92,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, grads, lr=0.01, eps=1e-10):
         super().__init__(params, grads, lr)
-        self.eps = eps
+        self.eps = check_number(eps, "eps", 0)
 
     def update(self, name, p, g):
         s = self.state["sum_sq"][name]
@@ -104,7 +107,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, params, grads, lr=0.01, alpha=0.99, eps=1e-8):
         super().__init__(params, grads, lr)
-        self.alpha, self.eps = alpha, eps
+        self.alpha = check_number(alpha, "alpha", 0, 1, high_open=True)
+        self.eps = check_number(eps, "eps", 0)
 
     def update(self, name, p, g):
         s = self.state["mean_sq"][name]
@@ -122,8 +126,10 @@ class Adam(Optimizer):
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         super().__init__(params, grads, lr)
-        self.b1, self.b2 = betas
-        self.eps = eps
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas: expected a pair (beta1, beta2), got {betas!r}")
+        self.b1, self.b2 = (check_number(b, f"betas[{i}]", 0, 1, high_open=True) for i, b in enumerate(betas))
+        self.eps = check_number(eps, "eps", 0)
         # (p, g, m, v) as four lists in one order, for one kernel call over all of them
         self.arrays = [[d[k] for k in params] for d in (params, grads, self.state["m"], self.state["v"])]
 
@@ -140,8 +146,7 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}
 
 def clip_by_value(grads, clip):
     """Clamp every gradient entry to [-clip, clip] in place."""
-    if not clip > 0:
-        raise ValueError(f"clip: expected a positive threshold, got {clip!r}")
+    check_number(clip, "clip_value", 0, low_open=True)
     for g in grads.values():
         np.clip(g, -clip, clip, out=g)
 
@@ -149,8 +154,7 @@ def clip_by_value(grads, clip):
 def clip_by_global_norm(grads, max_norm):
     """Scale all gradients by min(1, max_norm / ||g||), ||g|| the norm of all of them
     together, in place. Returns ||g|| before clipping."""
-    if not max_norm > 0:
-        raise ValueError(f"max_norm: expected a positive threshold, got {max_norm!r}")
+    check_number(max_norm, "clip_norm", 0, low_open=True)
     norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
     if norm > max_norm:
         for g in grads.values():

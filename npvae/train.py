@@ -1,13 +1,16 @@
 """The training loop: shuffled minibatches from one seeded generator, KL schedules,
 clipping, per-epoch train and validation ELBO, checkpoints, resume."""
 
+import contextlib
 import os
+import signal
+import threading
 import time
 
 import numpy as np
 
-from . import io
-from .checks import check_positive_int
+from . import io, kernels
+from .checks import check_number, check_positive_int
 from .datasets import binarize_dynamic
 from .diagnostics import collapse_report
 from .distributions import kl_standard_normal
@@ -55,87 +58,174 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     (``objectives.mae_regularizer``). ``diagnostics_every`` = k > 0: every k epochs (and
     at the last) the history gets the active units and the mutual information of q on
     ``x_val`` (``npvae.diagnostics``; None in the other epochs). ``callbacks``:
-    functions ``f(epoch, history)``; one returning True
-    stops training. Checkpoints go to ``checkpoint_dir/checkpoint.npz`` every
-    ``checkpoint_every`` epochs and at the end; ``resume`` is a checkpoint to go on
-    from (``epochs`` counts from the start of the original run). The same seed and
-    backend give the same result bit for bit, resumed or not.
+    functions ``f(epoch, history)``; one returning True stops training.
+
+    Checkpoints go to ``checkpoint_dir/checkpoint.npz`` every ``checkpoint_every``
+    epochs and at the end, and on Ctrl-C (after the step in progress; then the
+    KeyboardInterrupt goes on); ``resume`` is a checkpoint to go on from, at the step
+    it was written (``epochs`` counts from the start of the original run). The same
+    seed and backend give the same result bit for bit, resumed or not. Every argument
+    is checked before any work; a run whose parameters or optimiser state stop being
+    finite stops with a FloatingPointError naming the step and the last checkpoint,
+    which is never overwritten by a non-finite state.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if anneal not in SCHEDULES:
-        raise ValueError(f"anneal: expected one of {sorted(SCHEDULES)}, got {anneal!r}")
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    model.check_x(x)
-    if x_val is not None:
-        model.check_x(x_val)
-    check_mae_weights(mae_eta, mae_gamma)
-    diagnostics_every = check_positive_int(diagnostics_every, "diagnostics_every", 0)
-    if diagnostics_every and (x_val is None or not hasattr(model, "elbo")):
-        raise ValueError("diagnostics_every: the diagnostics need a VAE and x_val (the data they are measured on)")
+    settings = _check_settings(model, x, x_val, y, y_val, optimizer, epochs, batch_size, seed, estimator, objective,
+                               n_samples, beta, anneal, anneal_steps, free_bits, weight_decay, mae_eta, mae_gamma,
+                               clip_value, clip_norm, diagnostics_every, checkpoint_every)
+    epochs, batch_size, diagnostics_every = settings
     opt = OPTIMIZERS[optimizer](model.params, model.grads, lr, **(optimizer_kwargs or {}))
     schedule = SCHEDULES[anneal]
     history = {k: [] for k in ("epoch", "beta", "train_elbo", "train_log_px", "train_kl",
                                "val_elbo", "val_log_px", "val_kl", "seconds")}
     if diagnostics_every:
         history.update(active_units=[], mutual_information=[])
-    rng, start = np.random.default_rng(seed), 0
+    rng, start, position = np.random.default_rng(seed), 0, None
     if resume is not None:
         params, optim_state, meta = io.load_checkpoint(resume)
+        opt.load_state_dict(optim_state)  # both checked before the model changes: a refused resume changes nothing
         io.load_params(model, params, f"checkpoint {resume}")
-        opt.load_state_dict(optim_state)
-        history, start = meta["state"]["history"], meta["state"]["epoch"]
-        rng = _generator_from_state(meta["state"]["rng"])
+        state = meta["state"]
+        history, start, rng = state["history"], state["epoch"], _generator_from_state(state["rng"])
+        position = state.get("position")  # mid-epoch: the epoch's order, steps done, running sums
     path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, "checkpoint.npz")
+    kwargs = dict(rng=rng, estimator=estimator, objective=objective, n_samples=n_samples, free_bits=free_bits,
+                  weight_decay_lambda=weight_decay, **({"mae_eta": mae_eta, "mae_gamma": mae_gamma}
+                                                        if mae_eta or mae_gamma else {}))
+    if not hasattr(model, "elbo"):  # the autoencoder has no KL, noise or estimator
+        kwargs = {"weight_decay_lambda": weight_decay}
 
-    def checkpoint(epoch):
+    def diverged(epoch, step, what):
+        where = f"; the last good checkpoint is {path}" if path and os.path.exists(path) else ""
+        return FloatingPointError(f"training diverged at epoch {epoch}, step {step}: {what} (lower the learning "
+                                  f"rate or clip the gradients){where}")
+
+    def check_finite(epoch, step):
+        for name, arrays in (("the parameters are", model.params), ("the optimiser's state is", opt.state_dict())):
+            if not all(kernels.ops.all_finite(np.asarray(a, dtype=float)) for a in arrays.values()):
+                raise diverged(epoch, step, f"{name} no longer finite" + (" (nothing checkpointed)" if path else ""))
+
+    def checkpoint(epoch, step, position=None):
         if path is not None:
-            io.save_checkpoint(path, model, opt, {"epoch": epoch, "history": history, "rng": rng.bit_generator.state})
+            check_finite(epoch, step)
+            io.save_checkpoint(path, model, opt, {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
+                                                  "position": position})
 
-    t0 = time.perf_counter()
-    n = len(x)
-    for epoch in range(start + 1, epochs + 1):
-        order = rng.permutation(n)
-        sums, beta_t = np.zeros(3), beta
-        for step, s in enumerate(range(0, n, batch_size)):
-            idx = order[s : s + batch_size]
-            xb = x[idx]
-            if binarize:
-                xb = binarize_dynamic(xb, rng)
-            beta_t = beta * (schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
-            loss, stats = model.loss_and_grad(
-                xb, **({} if y is None else {"y": y[idx]}), rng=rng, estimator=estimator, objective=objective,
-                n_samples=n_samples, beta=beta_t, free_bits=free_bits, weight_decay_lambda=weight_decay,
-                **({"mae_eta": mae_eta, "mae_gamma": mae_gamma} if mae_eta or mae_gamma else {}))
-            if not np.isfinite(loss):
-                where = f"; the last good checkpoint is {path}" if path and os.path.exists(path) else ""
-                raise FloatingPointError(f"loss became non-finite ({loss}) at epoch {epoch}, step {step + 1}{where}")
-            if clip_value is not None:
-                clip_by_value(model.grads, clip_value)
-            if clip_norm is not None:
-                clip_by_global_norm(model.grads, clip_norm)
-            opt.step()
-            sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"], stats.get("kl", 0.0)])
-        train = sums / n
-        val = evaluate(model, x_val, y_val) if x_val is not None else {"elbo": None, "log_px": None, "kl": None}
-        elapsed = time.perf_counter() - t0
-        for k, v in (("epoch", epoch), ("beta", beta_t), ("train_elbo", train[0]), ("train_log_px", train[1]),
-                     ("train_kl", train[2]), ("val_elbo", val["elbo"]), ("val_log_px", val["log_px"]),
-                     ("val_kl", val["kl"]), ("seconds", elapsed)):
-            history[k].append(v if v is None or k == "epoch" else float(v))
-        if diagnostics_every:
-            due = epoch % diagnostics_every == 0 or epoch == epochs
-            report = collapse_report(model, x_val, y_val, rng=seed) if due else None
-            history["active_units"].append(report and report["active_units"])
-            history["mutual_information"].append(report and report["mutual_information"])
-        if log:
-            eta = elapsed / (epoch - start) * (epochs - epoch)
-            val_text = "" if val["elbo"] is None else f"  val elbo {val['elbo']:9.3f}"
-            log(f"epoch {epoch:3d}/{epochs}  train elbo {train[0]:9.3f}  kl {train[2]:7.3f}{val_text}"
-                f"  {elapsed:7.1f}s elapsed  eta {eta:6.1f}s")
-        stop = any(cb(epoch, history) for cb in callbacks)
-        if checkpoint_every and epoch % checkpoint_every == 0 or epoch == epochs or stop:
-            checkpoint(epoch)
-        if stop:
-            break
+    n, t0, first_epoch_seconds = len(x), time.perf_counter(), None
+    with _deferred_interrupt() as interrupted:
+        for epoch in range(start + 1, epochs + 1):
+            order, done, sums = (rng.permutation(n), 0, np.zeros(3)) if position is None else (
+                np.asarray(position["order"]), position["steps"], np.asarray(position["sums"]))
+            position, beta_t = None, beta
+            for step, s in enumerate(range(done * batch_size, n, batch_size), start=done + 1):
+                idx = order[s : s + batch_size]
+                xb = binarize_dynamic(x[idx], rng) if binarize else x[idx]
+                beta_t = beta * (schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
+                labels = {} if y is None else {"y": y[idx]}
+                try:
+                    loss, stats = model.loss_and_grad(xb, **labels, **kwargs, **(
+                        {"beta": beta_t} if hasattr(model, "elbo") else {}))
+                except ValueError:  # a layer refusing a non-finite input: the parameters, not the data
+                    if all(kernels.ops.all_finite(p) for p in model.params.values()):
+                        raise
+                    raise diverged(epoch, step, "the parameters are no longer finite") from None
+                if not np.isfinite(loss):
+                    raise diverged(epoch, step, f"the loss is {loss}")
+                if clip_value is not None:
+                    clip_by_value(model.grads, clip_value)
+                if clip_norm is not None:
+                    clip_by_global_norm(model.grads, clip_norm)
+                opt.step()
+                sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"],
+                                             stats.get("kl", 0.0)])
+                if interrupted():
+                    checkpoint(epoch - 1, step, {"order": order.tolist(), "steps": step, "sums": sums.tolist()})
+                    raise KeyboardInterrupt(f"stopped at epoch {epoch}, step {step}"
+                                            + (f"; checkpoint {path}" if path else ""))
+            check_finite(epoch, step)  # once an epoch: Adam's moments can overflow while the loss stays finite
+            train = sums / n
+            val = evaluate(model, x_val, y_val) if x_val is not None else {"elbo": None, "log_px": None, "kl": None}
+            elapsed = time.perf_counter() - t0
+            for k, v in (("epoch", epoch), ("beta", beta_t), ("train_elbo", train[0]), ("train_log_px", train[1]),
+                         ("train_kl", train[2]), ("val_elbo", val["elbo"]), ("val_log_px", val["log_px"]),
+                         ("val_kl", val["kl"]), ("seconds", elapsed)):
+                history[k].append(v if v is None or k == "epoch" else float(v))
+            if diagnostics_every:
+                due = epoch % diagnostics_every == 0 or epoch == epochs
+                report = collapse_report(model, x_val, y_val, rng=seed) if due else None
+                history["active_units"].append(report and report["active_units"])
+                history["mutual_information"].append(report and report["mutual_information"])
+            first_epoch_seconds = first_epoch_seconds or elapsed
+            if log:
+                # the first epoch pays for compilation: the ETA uses the later ones when there are any
+                done_epochs = epoch - start
+                rate = elapsed / done_epochs if done_epochs == 1 else (elapsed - first_epoch_seconds) / (done_epochs - 1)
+                val_text = "" if val["elbo"] is None else f"  val elbo {val['elbo']:9.3f}"
+                log(f"epoch {epoch:3d}/{epochs}  train elbo {train[0]:9.3f}  kl {train[2]:7.3f}{val_text}"
+                    f"  {elapsed:7.1f}s elapsed  eta {rate * (epochs - epoch):6.1f}s")
+            stop = any(cb(epoch, history) for cb in callbacks)
+            if checkpoint_every and epoch % checkpoint_every == 0 or epoch == epochs or stop:
+                checkpoint(epoch, -(-n // batch_size))
+            if stop:
+                break
     return history
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Ctrl-C sets a flag that the loop reads between steps, so that an interrupt never
+    lands in the middle of an optimiser's in-place update (a half-updated model).
+    Only in the main thread (signals cannot be caught elsewhere)."""
+    flag = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.append(signum))
+    try:
+        yield lambda: bool(flag)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_settings(model, x, x_val, y, y_val, optimizer, epochs, batch_size, seed, estimator, objective, n_samples,
+                    beta, anneal, anneal_steps, free_bits, weight_decay, mae_eta, mae_gamma, clip_value, clip_norm,
+                    diagnostics_every, checkpoint_every):
+    """Every argument of :func:`fit` that can be checked before training, checked."""
+    from .models.vae import ESTIMATORS, OBJECTIVES
+
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if anneal not in SCHEDULES:
+        raise ValueError(f"anneal: expected one of {sorted(SCHEDULES)}, got {anneal!r}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
+    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
+    check_positive_int(seed, "seed", 0)
+    check_positive_int(n_samples, "n_samples")
+    check_positive_int(checkpoint_every, "checkpoint_every", 0)
+    steps = check_positive_int(anneal_steps, "anneal_steps", 0)
+    if anneal == "cyclical" and steps == 0:
+        raise ValueError("anneal_steps: cyclical annealing needs a period of at least 1 step, got 0")
+    check_number(beta, "beta", 0)
+    check_number(weight_decay, "weight_decay", 0)
+    if check_number(free_bits, "free_bits", 0) and estimator == "A":
+        raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
+    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm)):
+        if v is not None:
+            check_number(v, name, 0, low_open=True)
+    check_mae_weights(mae_eta, mae_gamma)
+    for data, labels, name in ((x, y, "x"), (x_val, y_val, "x_val")):
+        if data is None:
+            if labels is not None:
+                raise ValueError(f"{'y' if name == 'x' else 'y_val'}: labels without data ({name} is None)")
+            continue
+        model.check_x(data, name)
+        if name == "x" and len(data) == 0:
+            raise ValueError("x: expected at least one training example, got 0")
+        if labels is not None or hasattr(model, "n_classes"):
+            model.check_labels(labels, len(data), "y" if name == "x" else "y_val")
+    diagnostics_every = check_positive_int(diagnostics_every, "diagnostics_every", 0)
+    if diagnostics_every and (x_val is None or not hasattr(model, "elbo")):
+        raise ValueError("diagnostics_every: the diagnostics need a VAE and x_val (the data they are measured on)")
+    return epochs, batch_size, diagnostics_every

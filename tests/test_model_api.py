@@ -48,7 +48,7 @@ def test_vae_refuses_labels_and_bad_arguments():
         model.encode(x, y=np.array([0, 1]))
     with pytest.raises(ValueError, match="estimator: expected one of"):
         model.loss_and_grad(x, rng=np.random.default_rng(0), estimator="C")
-    with pytest.raises(ValueError, match="beta, free_bits: the IWAE bound takes neither"):
+    with pytest.raises(ValueError, match="beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them"):
         model.loss_and_grad(x, rng=np.random.default_rng(0), objective="iwae", beta=0.5)
     with pytest.raises(ValueError, match=r"eps: expected shape \(N, 1, 2\)|eps: expected shape \(2, 1, 2\)"):
         model.loss_and_grad(x, eps=np.zeros((2, 1, 3), np.float32))

@@ -93,9 +93,29 @@ def test_clip_by_value_and_by_global_norm():
 
 def test_bad_hyperparameters():
     p, g = {"a": np.ones(1)}, {"a": np.ones(1)}
-    with pytest.raises(ValueError, match="lr: expected a positive learning rate, got -1"):
+    with pytest.raises(ValueError, match=r"lr: expected a finite number in \(0, inf\), got -1"):
         SGD(p, g, lr=-1)
-    with pytest.raises(ValueError, match="momentum: expected a value in"):
+    with pytest.raises(ValueError, match=r"momentum: expected a finite number in \[0, 1\), got 1.5"):
         SGD(p, g, momentum=1.5)
-    with pytest.raises(ValueError, match="clip: expected a positive threshold"):
+    with pytest.raises(ValueError, match=r"clip_value: expected a finite number in \(0, inf\)"):
         clip_by_value(g, 0)
+    with pytest.raises(ValueError, match=r"clip_norm: expected a finite number in \(0, inf\), got nan"):
+        clip_by_global_norm(g, float("nan"))
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda p, g: Adam(p, g, betas=(1.0, 0.999)), r"betas\[0\]: expected a finite number in \[0, 1\), got 1.0"),
+    (lambda p, g: Adam(p, g, betas=(0.9, -0.1)), r"betas\[1\]: expected a finite number in \[0, 1\)"),
+    (lambda p, g: Adam(p, g, betas=0.9), r"betas: expected a pair \(beta1, beta2\), got 0.9"),
+    (lambda p, g: Adam(p, g, eps=-1e-8), r"eps: expected a finite number in \[0, inf\), got -1e-08"),
+    (lambda p, g: RMSProp(p, g, alpha=1.5), r"alpha: expected a finite number in \[0, 1\), got 1.5"),
+    (lambda p, g: Adagrad(p, g, lr=float("inf")), r"lr: expected a finite number in \(0, inf\), got inf"),
+    (lambda p, g: SGD(p, {}), r"grads: expected an array shaped like each parameter .* missing \['a'\]"),
+    (lambda p, g: SGD(p, {"a": np.ones(2)}), r"grads: .*, or a shape differs; pass model.grads"),
+])
+def test_optimisers_refuse_hyperparameters_that_would_break_them(make, error):
+    """Adam with beta1 = 1 or RMSProp with alpha > 1 make the parameters NaN after one
+    step; a grads dict missing a key failed in the first step with a KeyError."""
+    p, g = {"a": np.ones(1)}, {"a": np.ones(1)}
+    with pytest.raises(ValueError, match=error):
+        make(p, g)

@@ -26,11 +26,16 @@ class LatentModel(Container):
     def dtype(self):
         return next(iter(self.encoder.params.values())).dtype
 
-    def check_x(self, x):
+    def check_x(self, x, name="x"):
         """x must be (N, *data_shape) in the parameters' dtype, finite, and in the
         likelihood's support (e.g. [0, 1] for a Bernoulli)."""
-        check_array(x, "x", shape=(None, *self.data_shape), dtype=self.dtype, finite=False)
-        return self.likelihood.check_data(x)  # finiteness, and the support
+        check_array(x, name, shape=(None, *self.data_shape), dtype=self.dtype, finite=False)
+        return self.likelihood.check_data(x, name)  # finiteness, and the support
+
+    def check_labels(self, y, n, name="y"):
+        """Labels are for a ConditionalVAE: anything else takes none."""
+        if y is not None:
+            raise ValueError(f"{name}: this model takes no labels (use ConditionalVAE), got an array")
 
     def _check_output(self, name, out, features):
         if out.shape[1:] != (features,):

@@ -28,8 +28,7 @@ class VAE(LatentModel):
 
     def _labels(self, y, n):
         """One-hot labels to concatenate (none for a plain VAE)."""
-        if y is not None:
-            raise ValueError("y: this model takes no labels (use ConditionalVAE), got an array")
+        self.check_labels(y, n)
         return None
 
     @staticmethod
@@ -231,15 +230,20 @@ class ConditionalVAE(VAE):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
         self.n_classes = check_positive_int(n_classes, "n_classes", 2)
 
-    def _labels(self, y, n):
+    def check_labels(self, y, n, name="y"):
+        """``y`` as n integer labels in [0, n_classes)."""
         if y is None:
-            raise ValueError("y: a ConditionalVAE needs labels, got None")
+            raise ValueError(f"{name}: a ConditionalVAE needs labels, got None")
         y = np.asarray(y)
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y: expected {n} integer labels, got shape {y.shape}, dtype {y.dtype}")
+            raise ValueError(f"{name}: expected {n} integer labels (one per example), got shape {y.shape}, "
+                             f"dtype {y.dtype}")
         if n and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"y: expected labels in [0, {self.n_classes}), got range [{y.min()}, {y.max()}]")
-        return np.eye(self.n_classes, dtype=self.dtype)[y]
+            raise ValueError(f"{name}: expected labels in [0, {self.n_classes}), got range [{y.min()}, {y.max()}]")
+        return y
+
+    def _labels(self, y, n):
+        return np.eye(self.n_classes, dtype=self.dtype)[self.check_labels(y, n)]
 
     def sample(self, n, rng, mean=False, y=None):
         """Samples given labels ``y`` (an int for all n, or n ints)."""
