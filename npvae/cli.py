@@ -1,7 +1,8 @@
 """The ``npvae`` command (also ``python -m npvae``): demo, train, eval, sample, plot.
 
-Every command writes into a folder; bad flags and missing or corrupt files give one
-line on stderr and exit status 2.
+Every command checks all its flags before it loads data or writes a file; a bad flag,
+a missing or corrupt file gives one line on stderr and exit status 2, a diverging run
+one line and status 1, Ctrl-C a checkpoint, one line and status 130.
 """
 
 import argparse
@@ -54,6 +55,46 @@ def run_settings(checkpoint):
     return {"dataset": "mnist", "likelihood": likelihood or "bernoulli", "seed": 0}
 
 
+def check_out_folder(out, resume=False, overwrite=False):
+    """``--out`` must be a folder that can be made, and an existing run in it is only
+    touched when asked: ``resume`` needs its checkpoint, ``overwrite`` replaces it."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--out: {out} is a file; expected a folder")
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--out: {parent} is a file, so {out} cannot be made; expected a folder")
+    existing = [f for f in ("checkpoint.npz", "run.json") if os.path.exists(os.path.join(path, f))]
+    if resume and "checkpoint.npz" not in existing:
+        raise ValueError(f"--resume: no checkpoint.npz in {out} to resume")
+    if existing and not (resume or overwrite):
+        raise ValueError(f"--out: {out} holds a run ({', '.join(existing)}); pass --resume to continue it, "
+                         f"--overwrite to replace it, or choose another --out")
+
+
+def _header(command, what, args, n, dataset):
+    """The run's first line: what trains on what, where, in which dtype and how many threads."""
+    from . import kernels
+
+    threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or os.cpu_count()
+    return (f"npvae {command}: {what}, {args.epochs} epochs of {n:,} {dataset} examples; backend {kernels.backend}, "
+            f"float32, {threads} threads; output in {args.out}")
+
+
+def _progress(label):
+    """A function ``(done, total)`` printing ``label`` with a percentage every tenth."""
+    marks = []
+
+    def report(done, total):
+        tenth = 10 * done // total
+        if tenth > len(marks) or done == total:
+            marks.extend(range(len(marks), tenth))
+            print(f"  {label}: {done:,}/{total:,} ({100 * done // total}%)", flush=True)
+    return report
+
+
 # ----------------------------------------------------------------------------- commands
 def demo(args):
     """Train Kingma & Welling's MNIST VAE on the bundled data and write its figures."""
@@ -62,23 +103,28 @@ def demo(args):
     from .models import VAE
     from .train import fit
 
+    if args.train_size > 50000:
+        raise ValueError(f"--train-size: expected at most 50,000 (the rest of MNIST's training set validates), "
+                         f"got {args.train_size}")
+    check_out_folder(args.out, overwrite=args.overwrite)
     x, y = load_mnist("train")
     x_test, y_test = load_mnist("test")
     x_train, x_val = x[: min(args.train_size, 50000)], binarize_static(x[50000:], seed=1)
     x_test_bin = binarize_static(x_test, seed=2)  # the evaluation data: one fixed binarisation
     model = VAE.mlp(784, (args.hidden,), args.latent, "tanh", "bernoulli", rng=args.seed)
-    print(f"npvae demo: VAE 784-{args.hidden}-{args.latent} (tanh, Bernoulli), Adam, dynamic binarisation, "
-          f"{args.epochs} epochs of {len(x_train):,} MNIST digits; output in {args.out}")
+    print(_header("demo", f"VAE 784-{args.hidden}-{args.latent} (tanh, Bernoulli), Adam, dynamic binarisation",
+                  args, len(x_train), "MNIST"))
+    io.save_json(os.path.join(args.out, "run.json"), {"dataset": "mnist", "likelihood": "bernoulli", "seed": args.seed})
     history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=args.epochs, batch_size=100,
                   seed=args.seed, binarize=True, checkpoint_dir=args.out, checkpoint_every=5)
     io.save_json(os.path.join(args.out, "history.json"), history)
-    io.save_json(os.path.join(args.out, "run.json"), {"dataset": "mnist", "likelihood": "bernoulli", "seed": args.seed})
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     elbo = float(model.elbo(x_test_bin, rng=rng).mean())
     n_ll = min(args.n_test_ll, len(x_test_bin))
-    log_px = float(model.log_likelihood(x_test_bin[:n_ll], k=args.k, rng=rng).mean())
+    log_px = float(model.log_likelihood(x_test_bin[:n_ll], k=args.k, rng=rng,
+                                        progress=_progress("importance sampling")).mean())
     results = {"test_elbo": elbo, "test_log_likelihood": log_px, "log_likelihood_k": args.k,
                "log_likelihood_examples": n_ll, "epochs": args.epochs, "train_seconds": history["seconds"][-1],
                "eval_seconds": time.perf_counter() - t0}
@@ -131,8 +177,15 @@ def train(args):
     """Train a model from flags or a config file; write checkpoint, history and curves."""
     from . import io, plots
     from .datasets import binarize_static
-    from .train import fit
+    from .train import check_fit_arguments, fit
 
+    check_out_folder(args.out, args.resume, args.overwrite)
+    if args.resume:  # the run's own settings; only --epochs may extend it
+        with open(os.path.join(args.out, "run.json")) as f:
+            saved = json.load(f)
+        for k in TRAIN_KEYS:
+            if k not in ("epochs", "out"):
+                setattr(args, k, saved.get(k, getattr(args, k)))
     if args.activation is None:
         args.activation = "relu" if args.arch == "conv" else "tanh"
     settings = {k: getattr(args, k) for k in TRAIN_KEYS}
@@ -147,17 +200,18 @@ def train(args):
         x_val = binarize_static(x_val, seed=1)
     model, description = build_model(args, image_shape, x.shape[1])
     x_train, x_val = as_model_input(model, x_train), as_model_input(model, x_val)
-    print(f"npvae train: {MODEL_NAMES[args.model]} {description} "
-          f"({args.activation}, {args.likelihood}), {args.optimizer} lr {args.lr}, {args.epochs} epochs of "
-          f"{len(x_train):,} {args.dataset} examples on the {args.backend} backend; output in {args.out}")
-    os.makedirs(args.out, exist_ok=True)
-    io.save_json(os.path.join(args.out, "run.json"), settings)
+    checkpoint = os.path.join(args.out, "checkpoint.npz")
     kl_args = {} if args.model == "autoencoder" else {"beta": args.beta, "anneal": args.anneal,
                                                        "anneal_steps": args.anneal_steps, "mae_eta": args.mae_eta,
                                                        "mae_gamma": args.mae_gamma}
-    history = fit(model, x_train, x_val, y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr,
-                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, binarize=bernoulli,
-                  checkpoint_dir=args.out, checkpoint_every=5, **kl_args)
+    fit_args = dict(y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
+                    batch_size=args.batch_size, seed=args.seed, binarize=bernoulli, checkpoint_dir=args.out,
+                    checkpoint_every=5, resume=checkpoint if args.resume else None, **kl_args)
+    check_fit_arguments(model, x_train, x_val, **fit_args)  # before run.json: a refused run writes nothing
+    what = f"{MODEL_NAMES[args.model]} {description} ({args.activation}, {args.likelihood}), {args.optimizer} lr {args.lr}"
+    print(_header("train", what, args, len(x_train), args.dataset))
+    io.save_json(os.path.join(args.out, "run.json"), settings)
+    history = fit(model, x_train, x_val, **fit_args)
     io.save_json(os.path.join(args.out, "history.json"), history)
     plots.training_curves(history, os.path.join(args.out, "curves.png"))
     print(f"wrote checkpoint.npz, run.json, history.json and curves.png to {args.out}")
@@ -177,12 +231,13 @@ def evaluate(args):
         raise ValueError("CHECKPOINT: an Autoencoder has no ELBO or likelihood; expected a VAE checkpoint")
     x, y, _ = eval_data(settings)
     x, y = as_model_input(model, x), y if isinstance(model, ConditionalVAE) else None
-    n = min(args.n, len(x))
+    n = len(x) if args.n is None else min(args.n, len(x))
     rng = np.random.default_rng(args.seed)
     labels = {} if y is None else {"y": y[:n]}
     results = {"checkpoint": args.checkpoint, "examples": n, "k": args.k,
                "test_elbo": float(model.elbo(x[:n], rng=rng, **labels).mean()),
-               "test_log_likelihood": float(model.log_likelihood(x[:n], k=args.k, rng=rng, **labels).mean()),
+               "test_log_likelihood": float(model.log_likelihood(x[:n], k=args.k, rng=rng, progress=_progress(
+                   "importance sampling"), **labels).mean()),
                **collapse_report(model, x[:n], rng=rng, **labels)}
     print(f"test ELBO {results['test_elbo']:.2f} nats; importance-sampled log p(x) "
           f"{results['test_log_likelihood']:.2f} nats (k={args.k}, {n} test examples)")
@@ -206,6 +261,7 @@ def sample(args):
     from .io import load_model
     from .models import VAE, ConditionalVAE
 
+    plots.check_image_path(args.out, "--out")
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
     if not isinstance(model, VAE):
@@ -272,6 +328,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _at_least(minimum, kind=int, open_=False):
+    """An argparse type: a number >= ``minimum`` (> with ``open_``)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or (value <= minimum if open_ else value < minimum):
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} {'>' if open_ else '>='} {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _int_list(text):
+    """'32,64' -> [32, 64], each >= 1"""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 like 32,64, got {text!r}")
+    return values
+
+
 def _config_file(path):
     """Settings from a JSON or TOML file, keys as the long flags with underscores."""
     if not os.path.isfile(path):
@@ -287,30 +368,44 @@ def _config_file(path):
                 config = json.load(f)
     except (ValueError, OSError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise argparse.ArgumentTypeError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}")
+    if not isinstance(config, dict):
+        raise argparse.ArgumentTypeError(f"{path}: expected a table of settings, got {type(config).__name__}")
     unknown = sorted(set(config) - set(TRAIN_KEYS))
     if unknown:
         raise argparse.ArgumentTypeError(f"{path}: unknown settings {unknown}; expected some of {list(TRAIN_KEYS)}")
     return config
 
 
-def _int_list(text):
-    """'32,64' -> [32, 64]"""
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
+def _config_tokens(config):
+    """A config's settings as command-line tokens, so that they pass the flags' own
+    checks; placed before the real flags, which therefore win."""
+    tokens = []
+    for key, value in config.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, list):
+            items = [str(v) for v in value]
+            tokens += [flag, ",".join(items)] if key == "channels" else [flag, *items]
+        elif value is not None:
+            tokens += [flag, str(value)]
+    return tokens
 
 
 def _backend_flag(p):
     from .kernels import BACKENDS
 
     default = os.environ.get("NPVAE_BACKEND", "numpy")
+    default = default if default in BACKENDS else "numpy"
     p.add_argument("--backend", choices=sorted(BACKENDS), default=default,
                    help=f"the kernels: numpy (the reference), numba (CPU) or cuda (a GPU, with the cuda extra) "
                         f"(default: NPVAE_BACKEND or numpy, here {default})")
 
 
+def _int_flag(p, flag, default, minimum, helptext):
+    p.add_argument(flag, type=_at_least(minimum), default=default, help=f"{helptext} (default: {default})")
+
+
 def build_parser():
+    from . import __version__
     from .distributions import LIKELIHOODS
     from .nn.activations import ACTIVATIONS
     from .objectives import SCHEDULES
@@ -318,93 +413,112 @@ def build_parser():
 
     parser = _Parser(prog="npvae", description="Variational autoencoders from scratch in NumPy. Start with "
                      "`npvae demo`; then `npvae train --help`.")
+    parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="train a VAE on the bundled MNIST and write figures (a few minutes)",
                        description=demo.__doc__)
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the 50,000 training digits (default: 20)")
-    p.add_argument("--hidden", type=int, default=500, help="hidden units (default: 500, as in the paper)")
-    p.add_argument("--latent", type=int, default=20, help="latent dimensions (default: 20)")
-    p.add_argument("--k", type=int, default=1000, help="importance samples for log p(x) (default: 1000)")
-    p.add_argument("--n-test-ll", type=int, default=1000, help="test digits for log p(x) (default: 1000)")
-    p.add_argument("--train-size", type=int, default=50000, help="training digits, at most 50,000 (default: 50000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
+    _int_flag(p, "--epochs", 20, 1, "passes over the training digits")
+    _int_flag(p, "--hidden", 500, 1, "hidden units, as in the paper")
+    _int_flag(p, "--latent", 20, 1, "latent dimensions")
+    _int_flag(p, "--k", 1000, 1, "importance samples for log p(x)")
+    _int_flag(p, "--n-test-ll", 1000, 1, "test digits for log p(x)")
+    _int_flag(p, "--train-size", 50000, 1, "training digits, at most 50,000")
+    _int_flag(p, "--seed", 0, 0, "random seed")
     _backend_flag(p)
     p.set_defaults(run=demo)
 
     p = sub.add_parser("train", help="train a model from flags or a JSON/TOML config file",
                        description=train.__doc__ + " Flags override the config file.")
     p.add_argument("--config", type=_config_file, help="JSON or TOML file of settings (keys: the flags below, "
-                   "with underscores)")
-    p.add_argument("--model", choices=sorted(MODEL_NAMES), default="vae")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist",
-                   help="mnist and frey ship with npvae; fashion-mnist needs --data-path or NPVAE_DATA")
-    p.add_argument("--data-path", help="folder holding the dataset's files")
-    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli", help="the decoder p(x|z)")
-    p.add_argument("--sigma", type=float, default=1.0, help="the fixed sigma of --likelihood gaussian")
+                   "with underscores) (default: none)")
+    p.add_argument("--model", choices=sorted(MODEL_NAMES), default="vae", help="(default: vae)")
     p.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
                    help="mlp: fully connected networks; conv: stride-2 convolutions and their mirror (default: mlp)")
-    p.add_argument("--latent", type=int, default=20, help="latent dimensions (default: 20)")
-    p.add_argument("--hidden", type=int, nargs="+", default=[500], help="mlp: hidden layer sizes (default: 500)")
-    p.add_argument("--encoder-hidden", type=int, nargs="+", help="mlp: the encoder's own sizes (default: --hidden)")
-    p.add_argument("--decoder-hidden", type=int, nargs="+", help="mlp: the decoder's own sizes (default: --hidden)")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist",
+                   help="mnist and frey ship with npvae; fashion-mnist needs --data-path or NPVAE_DATA (default: mnist)")
+    p.add_argument("--data-path", help="folder holding the dataset's files (default: the bundled data)")
+    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli",
+                   help="the decoder p(x|z) (default: bernoulli)")
+    p.add_argument("--sigma", type=_at_least(0, float, open_=True), default=1.0,
+                   help="the fixed sigma of --likelihood gaussian (default: 1)")
+    _int_flag(p, "--latent", 20, 1, "latent dimensions")
+    p.add_argument("--hidden", type=_at_least(1), nargs="+", default=[500], help="mlp: hidden layer sizes (default: 500)")
+    p.add_argument("--encoder-hidden", type=_at_least(1), nargs="+",
+                   help="mlp: the encoder's own sizes (default: --hidden)")
+    p.add_argument("--decoder-hidden", type=_at_least(1), nargs="+",
+                   help="mlp: the decoder's own sizes (default: --hidden)")
     p.add_argument("--channels", type=_int_list, default=[32, 64], help="conv: channels per layer (default: 32,64)")
-    p.add_argument("--kernel", type=int, default=4, help="conv: kernel size (default: 4)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="default: tanh for mlp, relu for conv")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
-    p.add_argument("--anneal", choices=sorted(SCHEDULES), default="constant", help="schedule of beta")
-    p.add_argument("--anneal-steps", type=int, default=0, help="warm-up length or cycle period in steps")
-    p.add_argument("--mae-eta", type=float, default=0.0, help="MAE regulariser: weight of the diversity term")
-    p.add_argument("--mae-gamma", type=float, default=0.0, help="MAE regulariser: weight of the smoothness term")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--train-size", type=int, default=None, help="use only the first N training examples")
-    p.add_argument("--seed", type=int, default=0)
+    _int_flag(p, "--kernel", 4, 2, "conv: kernel size")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="(default: tanh for mlp, relu for conv)")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="(default: adam)")
+    p.add_argument("--lr", type=_at_least(0, float, open_=True), default=1e-3, help="learning rate (default: 1e-3)")
+    p.add_argument("--beta", type=_at_least(0, float), default=1.0, help="weight of the KL term (default: 1)")
+    p.add_argument("--anneal", choices=sorted(SCHEDULES), default="constant", help="schedule of beta (default: constant)")
+    _int_flag(p, "--anneal-steps", 0, 0, "warm-up length or cyclical period in steps")
+    p.add_argument("--mae-eta", type=_at_least(0, float), default=0.0,
+                   help="MAE regulariser: weight of the diversity term (default: 0, off)")
+    p.add_argument("--mae-gamma", type=_at_least(0, float), default=0.0,
+                   help="MAE regulariser: weight of the smoothness term (default: 0, off)")
+    _int_flag(p, "--epochs", 10, 1, "passes over the training data")
+    _int_flag(p, "--batch-size", 100, 1, "examples per step")
+    p.add_argument("--train-size", type=_at_least(1), default=None,
+                   help="use only the first N training examples (default: all)")
+    _int_flag(p, "--seed", 0, 0, "random seed")
     p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with its settings; --epochs may extend it")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
     _backend_flag(p)
     p.set_defaults(run=train)
 
-    for name, fn, helptext in (("eval", evaluate, "test ELBO and importance-sampled log-likelihood"),
+    for name, fn, helptext in (("eval", evaluate, "test ELBO, importance-sampled log-likelihood, collapse diagnostics"),
                                ("sample", sample, "a figure of samples from the model"),
                                ("plot", plot, "every figure for a checkpoint")):
         p = sub.add_parser(name, help=helptext, description=fn.__doc__)
-        p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.npz written by train or demo")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.npz written by train, demo or the API")
+        _int_flag(p, "--seed", 0, 0, "random seed")
         _backend_flag(p)
         p.set_defaults(run=fn)
         if name == "eval":
-            p.add_argument("--k", type=int, default=1000, help="importance samples per example (default: 1000)")
-            p.add_argument("--n", type=int, default=1000, help="test examples (default: 1000)")
-            p.add_argument("--json", help="also write the numbers to this JSON file")
+            _int_flag(p, "--k", 1000, 1, "importance samples per example")
+            p.add_argument("--n", type=_at_least(1), default=None, help="test examples (default: the whole test set)")
+            p.add_argument("--json", help="also write the numbers to this JSON file (default: none)")
         elif name == "sample":
-            p.add_argument("--n", type=int, default=100, help="how many (default: 100)")
+            _int_flag(p, "--n", 100, 1, "how many")
             p.add_argument("--mean", action="store_true", help="decoder means E[x|z] instead of samples of p(x|z)")
-            p.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+            p.add_argument("--out", default="samples.png", help="PNG or JPEG file to write (default: samples.png)")
         else:
             p.add_argument("--out", default="figures", help="output folder (default: figures)")
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in a pipe or a file
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):  # the file's settings become defaults; explicit flags still win
-        sub = parser._subparsers._group_actions[0].choices[args.command]
-        sub.set_defaults(**args.config)
+    try:  # argparse exits (2 on a bad flag, 0 after --help): returned as the status, as every other outcome
         args = parser.parse_args(argv)
+        if getattr(args, "config", None):  # the file's settings as flags before the real ones, which win
+            at = argv.index(args.command) + 1
+            args = parser.parse_args(argv[:at] + _config_tokens(args.config) + argv[at:])
+    except SystemExit as e:
+        return e.code
     from . import kernels
 
     try:
         kernels.use(args.backend)
-    except (ValueError, ImportError, RuntimeError) as e:  # an unknown name, no numba-cuda, no GPU
-        print(f"npvae {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, TypeError, KeyError) as e:
+    except KeyboardInterrupt as e:
+        hint = f"; continue with: npvae train --resume --out {args.out}" if args.command == "train" else ""
+        print(f"npvae {args.command}: interrupted ({e or 'Ctrl-C'}){hint}", file=sys.stderr)
+        return 130
+    except FloatingPointError as e:
+        print(f"npvae {args.command}: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError, TypeError, KeyError, ImportError, RuntimeError, OSError) as e:
         print(f"npvae {args.command}: error: {e}", file=sys.stderr)
         return 2
 

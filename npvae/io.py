@@ -63,8 +63,8 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint: {path} is truncated or not an npvae checkpoint ({type(e).__name__}: {e})") from e
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError):
+        raise ValueError(f"checkpoint: {path} is not an npvae checkpoint (or is truncated)") from None
     if meta.get("format") not in (FORMAT, "npvae-checkpoint-1"):
         raise ValueError(f"checkpoint: {path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}

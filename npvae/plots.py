@@ -1,6 +1,8 @@
 """Figures (matplotlib, PNG, written atomically): sample grids, reconstructions, latent
 scatter, the 2-D manifold, decoder mean +/- sigma panels, training curves."""
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no screen needed
@@ -11,10 +13,24 @@ from scipy.stats import norm  # noqa: E402
 from .io import atomic_write  # noqa: E402
 
 
+IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def check_image_path(path, name="path"):
+    """The image format that ``path``'s suffix names, or a ValueError."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{name}: expected a file ending in {', '.join(IMAGE_FORMATS)}, got {path}")
+    return IMAGE_FORMATS[suffix]
+
+
 def save(fig, path):
-    """Write ``fig`` as PNG atomically and close it."""
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
+    """Write ``fig`` atomically as PNG or JPEG (by the suffix) and close it."""
+    try:
+        image_format = check_image_path(path)
+        atomic_write(path, lambda f: fig.savefig(f, format=image_format, dpi=100, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,6 +2,7 @@
 clipping, per-epoch train and validation ELBO, checkpoints, resume."""
 
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from . import io, kernels
 from .checks import check_number, check_positive_int
 from .datasets import binarize_dynamic
 from .diagnostics import collapse_report
+from .models.vae import ESTIMATORS, OBJECTIVES
 from .distributions import kl_standard_normal
 from .objectives import SCHEDULES, check_mae_weights
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
@@ -69,10 +71,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     finite stops with a FloatingPointError naming the step and the last checkpoint,
     which is never overwritten by a non-finite state.
     """
-    settings = _check_settings(model, x, x_val, y, y_val, optimizer, epochs, batch_size, seed, estimator, objective,
-                               n_samples, beta, anneal, anneal_steps, free_bits, weight_decay, mae_eta, mae_gamma,
-                               clip_value, clip_norm, diagnostics_every, checkpoint_every)
-    epochs, batch_size, diagnostics_every = settings
+    check_fit_arguments(**locals())
     opt = OPTIMIZERS[optimizer](model.params, model.grads, lr, **(optimizer_kwargs or {}))
     schedule = SCHEDULES[anneal]
     history = {k: [] for k in ("epoch", "beta", "train_elbo", "train_log_px", "train_kl",
@@ -186,35 +185,35 @@ def _deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-def _check_settings(model, x, x_val, y, y_val, optimizer, epochs, batch_size, seed, estimator, objective, n_samples,
-                    beta, anneal, anneal_steps, free_bits, weight_decay, mae_eta, mae_gamma, clip_value, clip_norm,
-                    diagnostics_every, checkpoint_every):
-    """Every argument of :func:`fit` that can be checked before training, checked."""
-    from .models.vae import ESTIMATORS, OBJECTIVES
-
+def check_fit_arguments(model, x, x_val=None, **kwargs):
+    """The checks :func:`fit` makes before any work, alone (the CLI runs them before it
+    writes a file): a ValueError or TypeError naming the first bad argument."""
+    bound = inspect.signature(fit).bind(model, x, x_val, **kwargs)
+    bound.apply_defaults()
+    a = bound.arguments
+    y, y_val, optimizer, estimator, anneal = a["y"], a["y_val"], a["optimizer"], a["estimator"], a["anneal"]
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     if anneal not in SCHEDULES:
         raise ValueError(f"anneal: expected one of {sorted(SCHEDULES)}, got {anneal!r}")
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    check_positive_int(seed, "seed", 0)
-    check_positive_int(n_samples, "n_samples")
-    check_positive_int(checkpoint_every, "checkpoint_every", 0)
-    steps = check_positive_int(anneal_steps, "anneal_steps", 0)
-    if anneal == "cyclical" and steps == 0:
+    if a["objective"] not in OBJECTIVES:
+        raise ValueError(f"objective: expected one of {OBJECTIVES}, got {a['objective']!r}")
+    for name, minimum in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("n_samples", 1), ("checkpoint_every", 0),
+                          ("anneal_steps", 0), ("diagnostics_every", 0)):
+        check_positive_int(a[name], name, minimum)
+    if anneal == "cyclical" and a["anneal_steps"] == 0:
         raise ValueError("anneal_steps: cyclical annealing needs a period of at least 1 step, got 0")
-    check_number(beta, "beta", 0)
-    check_number(weight_decay, "weight_decay", 0)
-    if check_number(free_bits, "free_bits", 0) and estimator == "A":
+    check_number(a["beta"], "beta", 0)
+    check_number(a["weight_decay"], "weight_decay", 0)
+    if check_number(a["free_bits"], "free_bits", 0) and estimator == "A":
         raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
-    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm)):
-        if v is not None:
-            check_number(v, name, 0, low_open=True)
-    check_mae_weights(mae_eta, mae_gamma)
+    for name in ("clip_value", "clip_norm"):
+        if a[name] is not None:
+            check_number(a[name], name, 0, low_open=True)
+    check_mae_weights(a["mae_eta"], a["mae_gamma"])
+    OPTIMIZERS[optimizer]({}, {}, a["lr"], **(a["optimizer_kwargs"] or {}))  # its own checks, on no parameters
     for data, labels, name in ((x, y, "x"), (x_val, y_val, "x_val")):
         if data is None:
             if labels is not None:
@@ -225,7 +224,5 @@ def _check_settings(model, x, x_val, y, y_val, optimizer, epochs, batch_size, se
             raise ValueError("x: expected at least one training example, got 0")
         if labels is not None or hasattr(model, "n_classes"):
             model.check_labels(labels, len(data), "y" if name == "x" else "y_val")
-    diagnostics_every = check_positive_int(diagnostics_every, "diagnostics_every", 0)
-    if diagnostics_every and (x_val is None or not hasattr(model, "elbo")):
+    if a["diagnostics_every"] and (x_val is None or not hasattr(model, "elbo")):
         raise ValueError("diagnostics_every: the diagnostics need a VAE and x_val (the data they are measured on)")
-    return epochs, batch_size, diagnostics_every

@@ -27,7 +27,7 @@ def test_demo_with_tiny_settings_writes_everything(tmp_path, capsys):
 def test_bad_flag_is_one_line_and_exit_2():
     run = subprocess.run([sys.executable, "-m", "npvae", "demo", "--epochs", "many"], capture_output=True, text=True)
     assert run.returncode == 2
-    assert "invalid int value: 'many'" in run.stderr and "Traceback" not in run.stderr
+    assert "argument --epochs: expected an integer >= 1, got 'many'" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_manifold_grid_has_equal_mass_cells():

@@ -120,13 +120,14 @@ class VAE(LatentModel):
             return np.mean(t["log_px"] + t["log_pz"] - t["log_qz"], axis=1)
         return np.mean(t["log_px"], axis=1) - t["kl"].sum(axis=1)
 
-    def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None):
+    def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None, progress=None):
         """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
         log (1/k) sum_l p(x|z_l) p(z_l) / q(z_l|x). Its expectation is a lower bound
         that tightens to log p(x) as k grows (Burda et al.). Evaluated ``batch_size``
         examples and ``chunk`` samples at a time, so memory stays bounded: by default
         50,000 decoder passes at once for flat data, 2,000 for images (a conv net's
-        feature maps are far larger than an MLP's hidden layers)."""
+        feature maps are far larger than an MLP's hidden layers). ``progress``: a
+        function ``(examples done, total)`` called after each batch."""
         self.check_x(x)
         k, batch_size = check_positive_int(k, "k"), check_positive_int(batch_size, "batch_size")
         if chunk is None:
@@ -142,6 +143,8 @@ class VAE(LatentModel):
                 t = self._terms(xb, onehot, eps)
                 log_w.append((t["log_px"] + t["log_pz"] - t["log_qz"]).astype(np.float64))
             result[s : s + len(xb)] = log_mean_exp(np.concatenate(log_w, axis=1), axis=1)
+            if progress is not None:
+                progress(s + len(xb), len(x))
         return result
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,

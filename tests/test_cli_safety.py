@@ -1,0 +1,121 @@
+"""The command line never loses a run and never ends in a traceback: every flag is
+checked before data is loaded or a file written, an existing run is only touched when
+asked, Ctrl-C leaves a checkpoint to resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from npvae import __version__, io
+from npvae.cli import main
+
+TINY = ["--hidden", "8", "--latent", "2", "--train-size", "200", "--epochs", "1"]
+
+
+def npvae(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "npvae", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("good")
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--epochs", "-1"], "argument --epochs: expected an integer >= 1, got '-1'"),
+    (["--train-size", "0"], "argument --train-size: expected an integer >= 1, got '0'"),
+    (["--train-size", "-5"], "argument --train-size: expected an integer >= 1, got '-5'"),
+    (["--beta", "-1"], "argument --beta: expected a number >= 0, got '-1'"),
+    (["--anneal-steps", "-5"], "argument --anneal-steps: expected an integer >= 0, got '-5'"),
+    (["--latent", "0"], "argument --latent: expected an integer >= 1, got '0'"),
+    (["--hidden", "0"], "argument --hidden: expected an integer >= 1, got '0'"),
+    (["--lr", "0"], "argument --lr: expected a number > 0, got '0'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["--channels", "32,x"], "argument --channels: expected comma-separated integers >= 1"),
+    (["--anneal", "cyclical"], "anneal_steps: cyclical annealing needs a period of at least 1 step, got 0"),
+])
+def test_a_refused_run_leaves_an_existing_run_and_the_disk_as_they_were(good_run, tmp_path, capsys, flags, error):
+    """`train --out good --epochs -1` overwrote good/run.json, after which eval failed;
+    every failed run left a folder holding only run.json."""
+    before = {f: (good_run / f).read_bytes() for f in os.listdir(good_run)}
+    args = ["train", *TINY, *flags]
+    assert main([*args, "--out", str(good_run), "--overwrite"]) == 2
+    assert main([*args, "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert error in err and len(err.strip().splitlines()) == 2, err
+    assert {f: (good_run / f).read_bytes() for f in os.listdir(good_run)} == before
+    assert not (tmp_path / "new").exists()
+    assert main(["eval", str(good_run / "checkpoint.npz"), "--k", "2", "--n", "5"]) == 0
+
+
+def test_an_existing_run_is_refused_unless_resumed_or_overwritten(good_run, tmp_path, capsys):
+    before = (good_run / "checkpoint.npz").read_bytes()
+    assert main(["train", *TINY, "--out", str(good_run)]) == 2
+    assert "holds a run (checkpoint.npz, run.json); pass --resume to continue it, --overwrite" in capsys.readouterr().err
+    assert (good_run / "checkpoint.npz").read_bytes() == before
+    assert main(["train", "--resume", "--epochs", "2", "--out", str(good_run)]) == 0  # the run's settings, one more epoch
+    history = json.loads((good_run / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    assert "--resume: no checkpoint.npz in" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_or_below_one(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["train", *TINY, "--out", str(tmp_path / "file")]) == 2
+    assert main(["train", *TINY, "--out", str(tmp_path / "file" / "run")]) == 2
+    assert main(["demo", "--out", str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "is a file; expected a folder" in err[0] and "is a file, so" in err[1] and len(err) == 3
+
+
+def test_bad_eval_sample_and_demo_flags_are_refused_at_once(good_run, tmp_path):
+    ckpt = str(good_run / "checkpoint.npz")
+    for args, error in ((["eval", ckpt, "--n", "-3"], "argument --n: expected an integer >= 1, got '-3'"),
+                        (["eval", ckpt, "--k", "0"], "argument --k: expected an integer >= 1"),
+                        (["sample", ckpt, "--out", str(tmp_path / "s.gif")], "--out: expected a file ending in .png"),
+                        (["demo", "--k", "0"], "argument --k: expected an integer >= 1, got '0'"),
+                        (["demo", "--train-size", "60000"], "--train-size: expected at most 50,000")):
+        t0 = time.perf_counter()
+        run = npvae(*args)
+        assert run.returncode == 2 and error in run.stderr and "Traceback" not in run.stderr, run.stderr
+        assert time.perf_counter() - t0 < 30  # refused before any training
+    assert main(["sample", ckpt, "--n", "4", "--out", str(tmp_path / "s.jpg")]) == 0
+    assert (tmp_path / "s.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+
+
+def test_random_bytes_are_not_a_checkpoint(tmp_path, capsys):
+    (tmp_path / "r.npz").write_bytes(os.urandom(3000))
+    assert main(["eval", str(tmp_path / "r.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "is not an npvae checkpoint" in err and "pickle" not in err
+
+
+def test_version_and_a_bad_backend_variable():
+    assert npvae("--version").stdout.strip() == f"npvae {__version__}"
+    run = npvae("train", "--help", env={**os.environ, "NPVAE_BACKEND": "bogus"})
+    assert run.returncode == 0 and "Traceback" not in run.stderr and "--backend" in run.stdout
+
+
+def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "npvae", "train", "--hidden", "16", "--train-size", "3000",
+                             "--epochs", "200", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    for line in proc.stdout:  # lines arrive as they are printed (line-buffered even in a pipe)
+        if line.startswith("epoch   1/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted (stopped at epoch" in err and f"npvae train --resume --out {out}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    params, _, meta = io.load_checkpoint(out / "checkpoint.npz")
+    assert meta["state"]["epoch"] >= 1 and params
