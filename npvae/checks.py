@@ -82,8 +82,12 @@ def check_float_dtype(dtype, name="dtype"):
 
 def as_rng(rng):
     """A ``np.random.Generator`` from ``None`` (fresh entropy), an int seed or a Generator."""
-    if rng is None or isinstance(rng, (int, np.integer)):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng: expected a seed >= 0 (or a numpy.random.Generator), got {rng}")
         return np.random.default_rng(rng)
+    if rng is None:
+        return np.random.default_rng()
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"rng: expected None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

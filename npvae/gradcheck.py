@@ -7,6 +7,8 @@ O(u |L| / h) from rounding (u ~ 1e-16), so h = 1e-6 leaves about 1e-10 of noise.
 Checking a layer of your own::
 
     import numpy as np
+
+from .checks import check_number
     from npvae import nn, check_module
 
     layer = nn.Linear(5, 3, rng=0).astype(np.float64)    # parameters in float64
@@ -24,6 +26,8 @@ draws random numbers must draw the same ones on every call (fix ``eps``).
 from dataclasses import dataclass
 
 import numpy as np
+
+from .checks import check_number
 
 
 @dataclass
@@ -85,6 +89,12 @@ def compare(analytic, numeric, rtol=1e-6, atol=1e-8):
     return ArrayReport(max_abs, rel, tuple(int(i) for i in worst), rel <= rtol or max_abs <= atol)
 
 
+def _check_steps(h, rtol, atol):
+    check_number(h, "h", 0, low_open=True)
+    check_number(rtol, "rtol", 0)
+    check_number(atol, "atol", 0)
+
+
 def _require_float64(arrays):
     for name, a in arrays.items():
         if not isinstance(a, np.ndarray) or a.dtype != np.float64:
@@ -99,6 +109,7 @@ def check_params(loss, arrays, grads, h=1e-5, rtol=1e-6, atol=1e-8):
     """Check claimed gradients ``grads[name]`` of the scalar ``loss()`` with respect
     to each array ``arrays[name]`` (which ``loss`` must read, and which are perturbed
     in place and restored)."""
+    _check_steps(h, rtol, atol)
     _require_float64(arrays)
     missing = set(arrays) - set(grads)
     if missing:
@@ -116,6 +127,7 @@ def check_function(f, x, grad, h=1e-5, rtol=1e-6, atol=1e-8):
 def check_module(module, x, dy=None, rng=0, h=1e-5, rtol=1e-6, atol=1e-8):
     """Check a module's backward: input gradient and every parameter gradient of
     ``L = sum(module.forward(x) * dy)``, with ``dy`` standard normal unless given."""
+    _check_steps(h, rtol, atol)
     _require_float64({"x": x, **module.params})
     y = module.forward(x)
     if dy is None:

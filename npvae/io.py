@@ -12,8 +12,16 @@ import numpy as np
 FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a spec) still loads
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place,
+    with the permissions an ordinary ``open`` gives (0666 less the umask: the temporary
+    file's own are 0600). On any failure the temporary file is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -23,6 +31,7 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -36,6 +36,8 @@ def save(fig, path):
 
 def tile(images, n_cols, image_shape=(28, 28)):
     """(N, H*W) or (N, 1, H, W) images as one (rows*H, cols*W) mosaic."""
+    if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
+        raise ValueError(f"n_cols: expected an integer >= 1, got {n_cols!r}")
     images = np.asarray(images)
     if images.size != len(images) * image_shape[0] * image_shape[1]:
         raise ValueError(f"images: expected (N, {image_shape[0] * image_shape[1]}) or (N, 1, {image_shape[0]}, "
@@ -86,6 +88,9 @@ def latent_scatter(z, labels, path, title="posterior means"):
     """Points coloured by label; more than two dimensions are projected on their first
     two principal components (and the axes say so)."""
     z = np.asarray(z, dtype=np.float64)
+    z = z[:, None] if z.ndim == 1 else z
+    if z.ndim != 2 or len(z) != len(labels):
+        raise ValueError(f"z, labels: expected (N, d) points and N labels, got shapes {z.shape}, {np.shape(labels)}")
     axes = ("z1", "z2")
     if z.shape[1] > 2:
         centred = z - z.mean(axis=0)

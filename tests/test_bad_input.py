@@ -93,3 +93,25 @@ def test_bad_constructor_arguments():
         nn.Linear(2, 2, rng="seed")
     with pytest.raises(ValueError, match="shape: expected a tuple of positive ints"):
         nn.Reshape((0, 3))
+
+
+def test_more_bad_arguments_name_themselves():
+    import npvae
+    from npvae import plots
+    from npvae.models import VAE
+
+    layer = nn.Linear(3, 2, rng=0).astype(np.float64)
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"h: expected a finite number in \(0, inf\), got 0"):
+        npvae.check_module(layer, x, h=0)
+    with pytest.raises(ValueError, match="n_cols: expected an integer >= 1, got 0"):
+        plots.tile(np.zeros((4, 784)), 0)
+    with pytest.raises(ValueError, match=r"z, labels: expected \(N, d\) points and N labels, got shapes \(5, 1\), \(4,\)"):
+        plots.latent_scatter(np.zeros(5), np.zeros(4), "unused.png")
+    with pytest.raises(ValueError, match="rng: expected a seed >= 0 .* got -1"):
+        VAE.mlp(4, (3,), 2, rng=-1)
+    model = VAE.mlp(4, (3,), 2, rng=0)
+    with pytest.raises(ValueError, match=r"x: expected at least one example, got an empty array of shape \(0, 4\)"):
+        model.encode(np.zeros((0, 4), np.float32))
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
+        model.log_likelihood(np.zeros((2, 4), np.float32), k=2, batch_size=0)

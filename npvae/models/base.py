@@ -30,6 +30,8 @@ class LatentModel(Container):
         """x must be (N, *data_shape) in the parameters' dtype, finite, and in the
         likelihood's support (e.g. [0, 1] for a Bernoulli)."""
         check_array(x, name, shape=(None, *self.data_shape), dtype=self.dtype, finite=False)
+        if len(x) == 0:
+            raise ValueError(f"{name}: expected at least one example, got an empty array of shape {x.shape}")
         return self.likelihood.check_data(x, name)  # finiteness, and the support
 
     def check_labels(self, y, n, name="y"):
