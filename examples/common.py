@@ -7,7 +7,6 @@ is the experiment as published (or as close as a laptop allows), "quick" runs in
 """
 
 import argparse
-import json
 import os
 
 from npvae.datasets import binarize_static, load_mnist
@@ -53,7 +52,10 @@ def collapse(model, x, y=None, seed=0):
 
 
 def finish(args, results):
-    """Write results.json (with the mode and seed) and print it as one JSON line."""
+    """Write results.json (with the mode and seed) and say where it is; the numbers
+    worth a glance were printed as the example went."""
     results = {"mode": args.mode, "seed": args.seed, **results}
-    save_json(out(args, "results.json"), results)
-    print(json.dumps(results))
+    path = out(args, "results.json")
+    save_json(path, results)
+    figures = sorted(f for f in os.listdir(args.out) if f.endswith(".png"))
+    print(f"wrote {path} and {len(figures)} figures: {', '.join(figures)}")

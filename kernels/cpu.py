@@ -6,10 +6,10 @@ Where the time goes and what this backend does about it (figures from
 
 * Convolutions are im2col + one BLAS product, as in the reference, but channels-last
   inside, where a receptive field is kh runs of kw*C consecutive numbers: im2col
-  copies runs and col2im adds runs (when this replaced a gather through index tables,
-  in commit c22941c, conv2's 12.8 MB of fields took 0.8 ms instead of 2.4 ms). Conv
-  outputs keep channels-last memory under their NCHW shape, so the next layer and the
-  backward pass read them without a transposing copy (``benchmarks/conv_vae.py``:
+  copies runs and col2im adds runs (conv2's 12.8 MB of fields in 0.8 ms, against
+  2.4 ms for a gather through index tables), reading and writing the unpadded image.
+  Conv outputs keep channels-last memory under their NCHW shape, so the next layer and
+  the backward pass read them without a transposing copy (``benchmarks/conv_vae.py``:
   47 -> 33 ms per conv-VAE step).
 * Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
   BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on

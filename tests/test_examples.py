@@ -8,6 +8,8 @@ import sys
 import pytest
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+sys.path.insert(0, EXAMPLES)
+import run_all  # noqa: E402
 OUTPUTS = {
     "aevb_mnist": ["lower_bound.png"],
     "frey_faces": ["manifold.png", "mean_and_sigma.png", "reconstructions.png", "curves.png"],
@@ -27,8 +29,20 @@ OUTPUTS = {
 
 
 def test_every_example_is_listed():
-    scripts = {f[:-3] for f in os.listdir(EXAMPLES) if f.endswith(".py") and f != "common.py"}
-    assert scripts == set(OUTPUTS)
+    scripts = {f[:-3] for f in os.listdir(EXAMPLES) if f.endswith(".py") and f not in ("common.py", "run_all.py")}
+    assert scripts == set(OUTPUTS) == set(run_all.EXAMPLES)
+
+
+def test_run_all_rewrites_only_the_examples_table(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# before\n{run_all.BEGIN}\nold table\n{run_all.END}\n# after\n")
+    monkeypatch.setattr(sys, "argv", ["run_all.py", "--smoke", "--only", "gmm_em", "conditional_vae",
+                                      "--readme", str(readme), "--out", str(tmp_path / "runs")])
+    run_all.main()
+    text = readme.read_text()
+    assert text.startswith(f"# before\n{run_all.BEGIN}\n| script |") and text.endswith(f"{run_all.END}\n# after\n")
+    assert "| `gmm_em.py` |" in text and "BIC picks K = " in text and "| `conditional_vae.py` |" in text
+    assert "old table" not in text
 
 
 @pytest.mark.parametrize("name", sorted(OUTPUTS))

@@ -1,0 +1,107 @@
+"""Run every example and rewrite the README's examples table from what they wrote.
+
+    python examples/run_all.py --quick            # every example's --quick, then the table
+    python examples/run_all.py --smoke --only conditional_vae --readme /tmp/README.md
+
+Each example runs in its own process (``--out runs/examples/<name>``); its wall time
+and a summary of its ``results.json`` become its row. The table sits between the
+README's two ``examples table`` markers; nothing else of the file changes.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from npvae.io import atomic_write
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BEGIN = "<!-- examples table: python examples/run_all.py --quick -->"
+END = "<!-- end of the examples table -->"
+
+
+def _runs(r, key, field, fmt="{:.1f}"):
+    return " / ".join(fmt.format(v[field]) for v in r[key].values())
+
+
+# name -> (what it shows, a summary of its results.json)
+EXAMPLES = {
+    "aevb_mnist": ("Kingma & Welling's MNIST runs: lower bound vs examples seen, latent sizes, estimators A and B",
+                   lambda r: "test bound at the smallest latent: " + " / ".join(
+                       f"{k.split(',')[1][10:]} {v['test_lower_bound'][-1]:.1f}" for k, v in list(r["runs"].items())[:2])
+                   + " nats"),
+    "frey_faces": ("Gaussian decoder sigma(z), latent 2, 200 hidden: the face manifold, mean +/- k sigma",
+                   lambda r: f"test ELBO {r['test_elbo']:.1f} nats"),
+    "decoders": ("fixed sigma = 1 vs learned per-pixel sigma vs sigma(z); means vs ancestral samples",
+                 lambda r: f"test ELBO {_runs(r, 'decoders', 'test_elbo')} nats"),
+    "beta_vae": ("beta = 0.05, 1, 20 on a 2-D latent: posterior means and manifolds",
+                 lambda r: f"KL {_runs(r, 'betas', 'test_kl')} nats"),
+    "uniform2d": ("the uniform square through a 2-D and a 1-D latent, beta x weight-decay grid",
+                  lambda r: f"{len(r['runs'])} runs"),
+    "clipping_momentum": ("SGD with clipping by value, by norm, and momentum: loss curves",
+                          lambda r: f"diverged: {', '.join(r['diverged']) or 'none'}"),
+    "conditional_vae": ("labels to encoder and decoder: samples per digit, latent scatter",
+                        lambda r: f"test ELBO {r['test_elbo']:.1f} nats"),
+    "conv_vae": ("a conv VAE (`VAE.conv()`) against the MLP VAE at the same latent size",
+                 lambda r: f"test ELBO {_runs(r, 'models', 'test_elbo')} (MLP / conv), log p(x) "
+                           f"{_runs(r, 'models', 'test_log_likelihood')} nats (k = {r['k']})"),
+    "vae_vs_autoencoder": ("test reconstruction error, VAE vs autoencoder, same networks",
+                           lambda r: f"cross-entropy {_runs(r, 'models', 'test_cross_entropy')} nats"),
+    "manifold": ("the learned 2-D MNIST manifold", lambda r: f"test ELBO {r['test_elbo']:.1f} nats"),
+    "posterior_collapse": ("a 50-d latent collapses: plain, annealing, free bits, MAE; active units, MI, KL",
+                           lambda r: "active units " + _runs(r, "runs", "active_units", "{}") + " of 50; NLL "
+                                     + _runs(r, "runs", "test_nll") + f" nats (k = {r['k']})"),
+    "gmm_em": ("EM ellipses over iterations, log-likelihood curve, BIC against K",
+               lambda r: f"BIC picks K = {min(r['bic'], key=r['bic'].get)}"),
+    "ppca_em": ("pPCA by EM against the closed form; test log-likelihood beside a VAE's",
+                lambda r: f"test log p(x): pPCA {r['ppca_test']:.1f}, VAE {r['vae_test']:.1f} nats"),
+}
+
+
+def run(name, mode, out):
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, os.path.join(HERE, f"{name}.py"), f"--{mode}", "--out", out],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{name}: exit {done.returncode}\n{done.stderr[-2000:]}")
+    with open(os.path.join(out, "results.json")) as f:
+        return seconds, json.load(f)
+
+
+def table(rows, mode):
+    head = f"| script | what it shows | `--{mode}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, seed 0) |"
+    lines = [head, "|---|---|---|"]
+    lines += [f"| `{name}.py` | {EXAMPLES[name][0]} | {seconds:.0f} s; {summary} |" for name, seconds, summary in rows]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true")
+    mode.add_argument("--smoke", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=sorted(EXAMPLES), help="these examples (default: all)")
+    parser.add_argument("--readme", default=os.path.join(HERE, "..", "README.md"), help="the file to rewrite")
+    parser.add_argument("--out", default=os.path.join("runs", "examples"), help="the examples' output folders")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "smoke"
+    with open(args.readme) as f:
+        readme = f.read()
+    if BEGIN not in readme or END not in readme:
+        parser.error(f"--readme: {args.readme} has no examples-table markers ({BEGIN} ... {END})")
+    rows = []
+    for name in args.only or EXAMPLES:
+        seconds, results = run(name, mode, os.path.join(args.out, name))
+        rows.append((name, seconds, EXAMPLES[name][1](results)))
+        print(f"{name}: {seconds:.0f} s; {rows[-1][2]}", flush=True)
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    new = readme[:start] + "\n" + table(rows, mode) + "\n" + readme[end:]
+    atomic_write(args.readme, lambda f: f.write(new.encode()))
+    print(f"rewrote the examples table in {args.readme}")
+
+
+if __name__ == "__main__":
+    main()
