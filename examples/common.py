@@ -8,6 +8,7 @@ is the experiment as published (or as close as a laptop allows), "quick" runs in
 
 import argparse
 import os
+import sys
 
 from npvae.datasets import binarize_static, load_mnist
 from npvae.diagnostics import collapse_report
@@ -23,6 +24,7 @@ def setup(name, doc, settings):
     parser.add_argument("--out", default=os.path.join("runs", "examples", name), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress appears as it happens, also in a pipe or a file
     args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     os.makedirs(args.out, exist_ok=True)
     print(f"{name}: {args.mode} setting {settings[args.mode]}; output in {args.out}")

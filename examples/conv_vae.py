@@ -35,7 +35,7 @@ def main():
     for name, (model, shape) in models.items():
         xs, xt = x.reshape(-1, *shape), x_test.reshape(-1, *shape)
         history = fit(model, xs, optimizer="adam", lr=1e-3, epochs=cfg["epochs"], seed=args.seed, binarize=True,
-                      log=None)
+                      log=lambda line, name=name: print(f"  {name}: {line}", flush=True))
         t0 = time.perf_counter()
         results[name] = {
             "parameters": int(sum(p.size for p in model.params.values())),

@@ -52,7 +52,8 @@ def main():
     for name, kwargs in runs(cfg, steps_per_epoch).items():
         model = VAE.mlp(784, (200, 200), 50, "tanh", "bernoulli", rng=args.seed)
         history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=cfg["epochs"], batch_size=100,
-                      seed=args.seed, binarize=True, diagnostics_every=cfg["every"], log=None, **kwargs)
+                      seed=args.seed, binarize=True, diagnostics_every=cfg["every"],
+                      log=lambda line, name=name: print(f"  {name}: {line}", flush=True), **kwargs)
         report = diagnostics.collapse_report(model, x_test, rng=args.seed)
         kl = np.array(report["kl_per_dimension"])
         results[name] = {

@@ -10,6 +10,7 @@ import pytest
 from npvae import datasets
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+FASHION = os.path.join(os.environ.get("NPVAE_DATA", SHARED), "fashion-mnist")
 
 
 @pytest.mark.parametrize("split, n", [("train", 60000), ("test", 10000)])
@@ -33,9 +34,11 @@ def test_bundled_frey_faces():
     assert datasets.load_frey_faces(flatten=False).shape == (1965, 1, 28, 20)
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED, "fashion-mnist")), reason="../shared/data/fashion-mnist absent")
+@pytest.mark.skipif(not os.path.isdir(FASHION),
+                    reason="Fashion-MNIST is not bundled: put its four IDX files (github.com/zalandoresearch/"
+                           "fashion-mnist, data/fashion) in $NPVAE_DATA/fashion-mnist/ to run this test")
 def test_fashion_mnist_from_a_path():
-    x, y = datasets.load_fashion_mnist("test", path=os.path.join(SHARED, "fashion-mnist"))
+    x, y = datasets.load_fashion_mnist("test", path=FASHION)
     assert x.shape == (10000, 784) and np.bincount(y).tolist() == [1000] * 10
 
 
