@@ -144,7 +144,7 @@ def demo(args):
 
 TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "latent", "hidden", "encoder_hidden",
               "decoder_hidden", "channels", "kernel", "activation", "optimizer", "lr", "beta", "anneal", "anneal_steps",
-              "mae_eta", "mae_gamma", "epochs", "batch_size", "train_size", "seed", "out")
+              "mae_eta", "mae_gamma", "objective", "estimator", "k", "lr_schedule", "reduction", "init", "epochs", "batch_size", "train_size", "seed", "out")
 
 
 def build_model(args, image_shape, input_dim):
@@ -152,7 +152,7 @@ def build_model(args, image_shape, input_dim):
     from .models import MODELS
 
     cls = MODELS[MODEL_NAMES[args.model]]
-    common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood,
+    common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood, init=args.init,
                   likelihood_kwargs={"sigma": args.sigma} if args.likelihood == "gaussian" else {}, rng=args.seed,
                   **({"n_classes": 10} if args.model == "cvae" else {}))
     if args.arch == "conv":
@@ -203,8 +203,10 @@ def train(args):
     checkpoint = os.path.join(args.out, "checkpoint.npz")
     kl_args = {} if args.model == "autoencoder" else {"beta": args.beta, "anneal": args.anneal,
                                                        "anneal_steps": args.anneal_steps, "mae_eta": args.mae_eta,
-                                                       "mae_gamma": args.mae_gamma}
-    fit_args = dict(y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr, epochs=args.epochs,
+                                                       "mae_gamma": args.mae_gamma, "objective": args.objective,
+                                                       "estimator": args.estimator, "n_samples": args.k}
+    fit_args = dict(y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                    reduction=args.reduction, epochs=args.epochs,
                     batch_size=args.batch_size, seed=args.seed, binarize=bernoulli, checkpoint_dir=args.out,
                     checkpoint_every=5, resume=checkpoint if args.resume else None, **kl_args)
     check_fit_arguments(model, x_train, x_val, **fit_args)  # before run.json: a refused run writes nothing
@@ -407,6 +409,7 @@ def _int_flag(p, flag, default, minimum, helptext):
 def build_parser():
     from . import __version__
     from .distributions import LIKELIHOODS
+    from .nn import INITIALIZERS
     from .nn.activations import ACTIVATIONS
     from .objectives import SCHEDULES
     from .optim import OPTIMIZERS
@@ -462,6 +465,17 @@ def build_parser():
                    help="MAE regulariser: weight of the diversity term (default: 0, off)")
     p.add_argument("--mae-gamma", type=_at_least(0, float), default=0.0,
                    help="MAE regulariser: weight of the smoothness term (default: 0, off)")
+    p.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
+                   help="the training objective: the ELBO or the IWAE bound with --k samples (default: elbo)")
+    p.add_argument("--estimator", choices=("A", "B"), default="B",
+                   help="the ELBO's estimator: A all Monte Carlo, B with the analytic KL (default: B)")
+    _int_flag(p, "--k", 1, 1, "samples of z per example in the objective (IWAE's k, the ELBO's L)")
+    p.add_argument("--lr-schedule", choices=("constant", "iwae", "cosine"), default="constant",
+                   help="iwae: stage i = 0..7 runs 3^i epochs at lr 10^(-i/7) (default: constant)")
+    p.add_argument("--reduction", choices=("mean", "sum"), default="mean",
+                   help="the loss as the batch mean or sum (changes only the lr's scale and Adam's eps) (default: mean)")
+    p.add_argument("--init", choices=sorted(INITIALIZERS),
+                   help="weight initialisation (default: glorot_uniform for tanh/sigmoid, he_normal for ReLU-like)")
     _int_flag(p, "--epochs", 10, 1, "passes over the training data")
     _int_flag(p, "--batch-size", 100, 1, "examples per step")
     p.add_argument("--train-size", type=_at_least(1), default=None,

@@ -144,6 +144,60 @@ class Adam(Optimizer):
 OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSProp, "adam": Adam}
 
 
+# ------------------------------------------------------------------ learning-rate schedules
+# A schedule is data (JSON, so that a checkpoint carries it): {"name": ..., its arguments}.
+LR_SCHEDULES = {"constant": (), "stages": ("epochs", "factor"), "exponential": ("gamma",), "cosine": ("lr_min",)}
+
+
+def iwae_stages(n_stages=8, passes=None):
+    """The IWAE paper's schedule (Burda et al. 2015, section 5): stage i = 0..7 runs 3^i
+    passes at lr 1e-3 * 10^(-i/7), 3,280 passes in all; ``passes`` gives other stage
+    lengths (a compressed budget keeps the structure)."""
+    return {"name": "stages", "epochs": list(passes or [3**i for i in range(n_stages)]), "factor": 10 ** (-1 / 7)}
+
+
+def lr_schedule(schedule):
+    """``schedule`` as the dict it means: None or "constant"; "iwae" (:func:`iwae_stages`);
+    "cosine" (to 0 over the run); or a dict {"name": ..., arguments} (``"stages"``:
+    ``epochs`` per stage and the ``factor`` from one to the next; ``"exponential"``:
+    lr gamma^step; ``"cosine"``: from lr to ``lr_min``)."""
+    if schedule is None or schedule == "constant":
+        return {"name": "constant"}
+    if schedule == "iwae":
+        return iwae_stages()
+    if schedule == "cosine":
+        return {"name": "cosine", "lr_min": 0.0}
+    if not isinstance(schedule, dict) or schedule.get("name") not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: expected None, 'constant', 'iwae', 'cosine' or a dict with a name in "
+                         f"{sorted(LR_SCHEDULES)}, got {schedule!r}")
+    expected = set(LR_SCHEDULES[schedule["name"]]) | {"name"}
+    if set(schedule) != expected:
+        raise ValueError(f"lr_schedule: a {schedule['name']!r} schedule takes {sorted(expected)}, got {sorted(schedule)}")
+    if schedule["name"] == "stages":
+        if not schedule["epochs"] or any(not isinstance(e, int) or e < 1 for e in schedule["epochs"]):
+            raise ValueError(f"lr_schedule: stages' epochs: expected a list of integers >= 1, got {schedule['epochs']!r}")
+        check_number(schedule["factor"], "lr_schedule: factor", 0, low_open=True)
+    if schedule["name"] == "exponential":
+        check_number(schedule["gamma"], "lr_schedule: gamma", 0, 1, low_open=True)
+    if schedule["name"] == "cosine":
+        check_number(schedule["lr_min"], "lr_schedule: lr_min", 0)
+    return dict(schedule)
+
+
+def scheduled_lr(lr, schedule, epoch, step, total_steps):
+    """The learning rate in 1-based ``epoch`` at the optimiser's 0-based ``step`` of
+    ``total_steps``, a pure function of them, so a resumed run continues it exactly."""
+    name = schedule["name"]
+    if name == "stages":  # the stage that holds this epoch; after the last, the last
+        stage = int(np.searchsorted(np.cumsum(schedule["epochs"]), epoch))
+        return lr * schedule["factor"] ** min(stage, len(schedule["epochs"]) - 1)
+    if name == "exponential":
+        return lr * schedule["gamma"] ** step
+    if name == "cosine":
+        return schedule["lr_min"] + 0.5 * (lr - schedule["lr_min"]) * (1 + np.cos(np.pi * min(step / total_steps, 1)))
+    return lr
+
+
 def clip_by_value(grads, clip):
     """Clamp every gradient entry to [-clip, clip] in place."""
     check_number(clip, "clip_value", 0, low_open=True)

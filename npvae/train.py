@@ -17,7 +17,9 @@ from .diagnostics import collapse_report
 from .models.vae import ESTIMATORS, OBJECTIVES
 from .distributions import kl_standard_normal
 from .objectives import SCHEDULES, check_mae_weights
-from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value
+from .models.base import check_reduction
+from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value, scheduled_lr
+from .optim import lr_schedule as lr_schedule_of
 
 
 def _generator_from_state(state):
@@ -46,13 +48,16 @@ def evaluate(model, x, y=None, batch_size=500, seed=0):
 
 
 def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, optimizer_kwargs=None,
-        epochs=10, batch_size=100, seed=0, estimator="B", objective="elbo", n_samples=1, beta=1.0,
+        lr_schedule=None, reduction="mean", epochs=10, batch_size=100, seed=0, estimator="B", objective="elbo",
+        n_samples=1, beta=1.0,
         anneal="constant", anneal_steps=0, free_bits=0.0, weight_decay=0.0, mae_eta=0.0, mae_gamma=0.0,
         clip_value=None, clip_norm=None, binarize=False, diagnostics_every=0, callbacks=(), checkpoint_dir=None,
         checkpoint_every=0, resume=None, log=print):
     """Train ``model`` in place and return the history (lists per epoch).
 
-    optimizer: a key of ``OPTIMIZERS`` with learning rate ``lr``; beta: the KL weight,
+    optimizer: a key of ``OPTIMIZERS`` with learning rate ``lr``, changed every step by
+    ``lr_schedule`` (``optim.lr_schedule``: None, "iwae", "cosine" or a dict);
+    ``reduction``: the loss as the batch "mean" or "sum"; beta: the KL weight,
     multiplied by the ``anneal`` schedule ("constant", "linear" warm-up over
     ``anneal_steps`` steps, or "cyclical" with period ``anneal_steps``);
     binarize: draw every pixel as Bernoulli(grey level) afresh each epoch (dynamic
@@ -72,15 +77,18 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     which is never overwritten by a non-finite state.
     """
     check_fit_arguments(**locals())
+    schedule = lr_schedule_of(lr_schedule)
     opt = OPTIMIZERS[optimizer](model.params, model.grads, lr, **(optimizer_kwargs or {}))
-    schedule = SCHEDULES[anneal]
-    history = {k: [] for k in ("epoch", "beta", "train_elbo", "train_log_px", "train_kl",
+    beta_schedule = SCHEDULES[anneal]
+    history = {k: [] for k in ("epoch", "lr", "beta", "train_elbo", "train_log_px", "train_kl",
                                "val_elbo", "val_log_px", "val_kl", "seconds")}
     if diagnostics_every:
         history.update(active_units=[], mutual_information=[])
     rng, start, position = np.random.default_rng(seed), 0, None
     if resume is not None:
         params, optim_state, meta = io.load_checkpoint(resume)
+        if meta["state"].get("lr_schedule", schedule) != schedule:
+            raise ValueError(f"lr_schedule: the checkpoint's run used {meta['state']['lr_schedule']}, got {schedule}")
         opt.load_state_dict(optim_state)  # both checked before the model changes: a refused resume changes nothing
         io.load_params(model, params, f"checkpoint {resume}")
         state = meta["state"]
@@ -88,10 +96,10 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
         position = state.get("position")  # mid-epoch: the epoch's order, steps done, running sums
     path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, "checkpoint.npz")
     kwargs = dict(rng=rng, estimator=estimator, objective=objective, n_samples=n_samples, free_bits=free_bits,
-                  weight_decay_lambda=weight_decay, **({"mae_eta": mae_eta, "mae_gamma": mae_gamma}
+                  weight_decay_lambda=weight_decay, reduction=reduction, **({"mae_eta": mae_eta, "mae_gamma": mae_gamma}
                                                         if mae_eta or mae_gamma else {}))
     if not hasattr(model, "elbo"):  # the autoencoder has no KL, noise or estimator
-        kwargs = {"weight_decay_lambda": weight_decay}
+        kwargs = {"weight_decay_lambda": weight_decay, "reduction": reduction}
 
     def diverged(epoch, step, what):
         where = f"; the last good checkpoint is {path}" if path and os.path.exists(path) else ""
@@ -107,9 +115,10 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
         if path is not None:
             check_finite(epoch, step)
             io.save_checkpoint(path, model, opt, {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
-                                                  "position": position})
+                                                  "position": position, "lr_schedule": schedule})
 
     n, t0, first_epoch_seconds = len(x), time.perf_counter(), None
+    total_steps = epochs * -(-n // batch_size)
     with _deferred_interrupt() as interrupted:
         for epoch in range(start + 1, epochs + 1):
             order, done, sums = (rng.permutation(n), 0, np.zeros(3)) if position is None else (
@@ -118,7 +127,8 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             for step, s in enumerate(range(done * batch_size, n, batch_size), start=done + 1):
                 idx = order[s : s + batch_size]
                 xb = binarize_dynamic(x[idx], rng) if binarize else x[idx]
-                beta_t = beta * (schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
+                beta_t = beta * (beta_schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
+                opt.lr = scheduled_lr(lr, schedule, epoch, opt.t, total_steps)
                 labels = {} if y is None else {"y": y[idx]}
                 try:
                     loss, stats = model.loss_and_grad(xb, **labels, **kwargs, **(
@@ -144,10 +154,10 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             train = sums / n
             val = evaluate(model, x_val, y_val) if x_val is not None else {"elbo": None, "log_px": None, "kl": None}
             elapsed = time.perf_counter() - t0
-            for k, v in (("epoch", epoch), ("beta", beta_t), ("train_elbo", train[0]), ("train_log_px", train[1]),
+            for k, v in (("epoch", epoch), ("lr", opt.lr), ("beta", beta_t), ("train_elbo", train[0]), ("train_log_px", train[1]),
                          ("train_kl", train[2]), ("val_elbo", val["elbo"]), ("val_log_px", val["log_px"]),
                          ("val_kl", val["kl"]), ("seconds", elapsed)):
-                history[k].append(v if v is None or k == "epoch" else float(v))
+                history.setdefault(k, []).append(v if v is None or k == "epoch" else float(v))
             if diagnostics_every:
                 due = epoch % diagnostics_every == 0 or epoch == epochs
                 report = collapse_report(model, x_val, y_val, rng=seed) if due else None
@@ -213,15 +223,15 @@ def check_fit_arguments(model, x, x_val=None, **kwargs):
         if a[name] is not None:
             check_number(a[name], name, 0, low_open=True)
     check_mae_weights(a["mae_eta"], a["mae_gamma"])
+    lr_schedule_of(a["lr_schedule"])
+    check_reduction(a["reduction"])
     OPTIMIZERS[optimizer]({}, {}, a["lr"], **(a["optimizer_kwargs"] or {}))  # its own checks, on no parameters
     for data, labels, name in ((x, y, "x"), (x_val, y_val, "x_val")):
         if data is None:
             if labels is not None:
                 raise ValueError(f"{'y' if name == 'x' else 'y_val'}: labels without data ({name} is None)")
             continue
-        model.check_x(data, name)
-        if name == "x" and len(data) == 0:
-            raise ValueError("x: expected at least one training example, got 0")
+        model.check_x(data, name)  # also refuses an empty array
         if labels is not None or hasattr(model, "n_classes"):
             model.check_labels(labels, len(data), "y" if name == "x" else "y_val")
     if a["diagnostics_every"] and (x_val is None or not hasattr(model, "elbo")):

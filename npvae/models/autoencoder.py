@@ -6,7 +6,7 @@ import numpy as np
 
 from ..checks import check_array
 from ..objectives import weight_decay
-from .base import LatentModel
+from .base import LatentModel, check_reduction, summed
 
 
 class Autoencoder(LatentModel):
@@ -30,9 +30,11 @@ class Autoencoder(LatentModel):
     def reconstruct(self, x):
         return self.likelihood.mean(self.decode(self.encode(x))).reshape(x.shape)
 
-    def loss_and_grad(self, x, weight_decay_lambda=0.0, **unused):
-        """Loss = -mean_n log p(x_n | decoder(encoder(x_n))); fills every gradient.
-        Backward: likelihood -> decoder -> encoder, the chain rule and nothing else."""
+    def loss_and_grad(self, x, weight_decay_lambda=0.0, reduction="mean", **unused):
+        """Loss = -mean_n log p(x_n | decoder(encoder(x_n))) (times N with
+        ``reduction="sum"``); fills every gradient. Backward: likelihood -> decoder ->
+        encoder, the chain rule and nothing else."""
+        check_reduction(reduction)
         out = self.decode(self.encode(x))
         x_flat = x.reshape(len(x), -1)
         log_px, dlog_px = self.likelihood.log_prob_and_grad(x_flat, out)
@@ -41,4 +43,4 @@ class Autoencoder(LatentModel):
         weight = np.full(len(x), -1.0 / len(x), dtype=self.dtype)
         dout = self.likelihood.backward(dlog_px, weight)
         self.encoder.backward(self.decoder.backward(dout.reshape(self.decoder.out_shape)), need_dx=False)
-        return loss, {"log_px": float(log_px.mean())}
+        return summed(self, loss, len(x)) if reduction == "sum" else loss, {"log_px": float(log_px.mean())}

@@ -3,10 +3,27 @@ and the builders that make the networks (``mlp``, ``conv``)."""
 
 import math
 
+import numpy as np
+
 from ..checks import as_rng, check_array, check_float_dtype, check_positive_int
 from ..distributions import make_likelihood
 from ..nn.module import Container
-from .networks import conv_decoder, conv_encoder, mlp
+from .networks import conv_decoder, conv_encoder, mlp, torch_default_biases
+
+
+REDUCTIONS = ("mean", "sum")
+
+
+def check_reduction(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+
+
+def summed(model, loss, n):
+    """The batch mean's loss and gradients as the batch sum's: each times n."""
+    for g in model.grads.values():
+        g *= n
+    return loss * n
 
 
 class LatentModel(Container):
@@ -47,25 +64,41 @@ class LatentModel(Container):
     # ---------------------------------------------------------------- builders
     @classmethod
     def mlp(cls, input_dim, hidden=(500,), latent_dim=20, activation="tanh", likelihood="bernoulli",
-            likelihood_kwargs=None, rng=None, dtype="float32", encoder_hidden=None, decoder_hidden=None, **extra):
+            likelihood_kwargs=None, rng=None, dtype="float32", encoder_hidden=None, decoder_hidden=None, init=None,
+            data_mean=None, **extra):
         """MLP encoder input-hidden...-(2 x) latent and decoder latent-hidden...-output,
         ``activation`` between layers; ``encoder_hidden`` / ``decoder_hidden`` give
         each its own sizes (default: ``hidden`` for both). Kingma & Welling's MNIST
-        net is ``VAE.mlp(784, (500,), 20, "tanh", "bernoulli")``. ``extra``:
-        ``n_classes`` for a ConditionalVAE (one-hot labels join both inputs)."""
+        net is ``VAE.mlp(784, (500,), 20, "tanh", "bernoulli")``. ``init``: a key of
+        ``nn.INITIALIZERS`` for every layer (default: Glorot-uniform for tanh and
+        sigmoid, He-normal for the ReLU family; "torch_default" draws the biases too).
+        ``data_mean`` (input_dim,): the decoder's output bias starts at the training
+        mean (its logit for a Bernoulli decoder, as Burda et al. do), so training starts
+        from the mean image. ``extra``: ``n_classes`` for a ConditionalVAE (one-hot
+        labels join both inputs)."""
         dtype, rng = check_float_dtype(dtype), as_rng(rng)
         input_dim = check_positive_int(input_dim, "input_dim")
         enc = tuple(hidden if encoder_hidden is None else encoder_hidden)
         dec = tuple(hidden if decoder_hidden is None else decoder_hidden)
         lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
-        encoder = mlp([input_dim + n_labels, *enc, cls.codes_per_latent * latent_dim], activation, rng)
-        decoder = mlp([latent_dim + n_labels, *dec, lik.out_features(input_dim)], activation, rng)
+        encoder = mlp([input_dim + n_labels, *enc, cls.codes_per_latent * latent_dim], activation, rng, init)
+        decoder = mlp([latent_dim + n_labels, *dec, lik.out_features(input_dim)], activation, rng, init)
+        if init == "torch_default":
+            torch_default_biases(encoder, rng), torch_default_biases(decoder, rng)
+        if data_mean is not None:
+            data_mean = np.asarray(data_mean, dtype=np.float64)
+            if data_mean.shape != (input_dim,) or not np.isfinite(data_mean).all():
+                raise ValueError(f"data_mean: expected {input_dim} finite values, got shape {data_mean.shape}")
+            if likelihood == "bernoulli":
+                p = np.clip(data_mean, 1e-4, 1 - 1e-4)
+                data_mean = np.log(p) - np.log1p(-p)
+            decoder[-1].params["b"][:input_dim] = data_mean
         return cls(encoder, decoder, lik, latent_dim, (input_dim,), **extra).astype(dtype)
 
     @classmethod
     def conv(cls, image_shape=(1, 28, 28), channels=(32, 64), kernel_size=4, latent_dim=20, activation="relu",
-             likelihood="bernoulli", likelihood_kwargs=None, rng=None, dtype="float32", **extra):
+             likelihood="bernoulli", likelihood_kwargs=None, rng=None, dtype="float32", init=None, **extra):
         """Conv encoder: one Conv2d per ``channels`` entry (stride 2, padding
         (k-1)//2, ``activation`` after each), then Linear to (2 x) ``latent_dim``.
         Decoder, its mirror: Linear (with ``activation``), Reshape, ConvTranspose2d
@@ -73,7 +106,8 @@ class LatentModel(Container):
         (odd sizes come back exactly through output_padding). The default is the
         network of ``benchmarks/conv_vae.py``: Conv 1-32-64, kernel 4, stride 2, pad 1.
         ``kernel_size``: one for all, or one per layer. A ConditionalVAE's labels enter
-        the encoder as ``n_classes`` constant channels and the decoder beside z."""
+        the encoder as ``n_classes`` constant channels and the decoder beside z.
+        ``init`` as for :meth:`mlp`."""
         dtype, rng = check_float_dtype(dtype), as_rng(rng)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
@@ -81,7 +115,9 @@ class LatentModel(Container):
         lik = make_likelihood(likelihood, math.prod(image_shape), **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
         encoder = conv_encoder((c + n_labels, h, w), tuple(channels), kernel_size, activation,
-                               cls.codes_per_latent * latent_dim, rng)
+                               cls.codes_per_latent * latent_dim, rng, init)
         decoder = conv_decoder(latent_dim + n_labels, image_shape, tuple(channels), kernel_size, activation,
-                               lik.out_features(c), rng)
+                               lik.out_features(c), rng, init)
+        if init == "torch_default":
+            torch_default_biases(encoder, rng), torch_default_biases(decoder, rng)
         return cls(encoder, decoder, lik, latent_dim, image_shape, **extra).astype(dtype)

@@ -1,6 +1,8 @@
 """Builders for the networks the models use: MLPs, and conv encoders with their
 mirrored transposed-conv decoders."""
 
+import numpy as np
+
 from .. import kernels, nn
 from ..checks import check_positive_int
 
@@ -15,6 +17,21 @@ def default_init(activation):
     return "glorot_uniform" if activation in ("tanh", "sigmoid", "identity") else "he_normal"
 
 
+def torch_default_biases(network, rng):
+    """Biases drawn as PyTorch draws them, U(+/- 1/sqrt(fan_in)), fan_in as the layer's
+    weight init takes it (for a ConvTranspose2d, PyTorch takes the output channels)."""
+    for layer in network:
+        if isinstance(layer, nn.Linear):
+            fan_in = layer.in_features
+        elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            fan_in = layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+        else:
+            continue
+        b = layer.params["b"]
+        b[...] = rng.uniform(-1 / np.sqrt(fan_in), 1 / np.sqrt(fan_in), b.shape)
+    return network
+
+
 def mlp(sizes, activation="tanh", rng=None, init=None):
     """Linear layers of the given sizes, each but the last followed by ``activation``
     (taken into the layer, so that a backend fuses it):
@@ -22,6 +39,7 @@ def mlp(sizes, activation="tanh", rng=None, init=None):
     """
     _check_activation(activation)
     init = init or default_init(activation)
+    nn.init.initializer(init)
     last = len(sizes) - 2
     return nn.Sequential(*(nn.Linear(a, b, rng=rng, init=init, activation="identity" if i == last else activation)
                            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))))
@@ -54,6 +72,7 @@ def conv_encoder(image_shape, channels, kernel_size, activation, out_features, r
     label channels."""
     _check_activation(activation)
     init = init or default_init(activation)
+    nn.init.initializer(init)
     ks, sizes = conv_sizes(image_shape, channels, kernel_size)
     layers, c_in = [], image_shape[0]
     for c, k in zip(channels, ks):

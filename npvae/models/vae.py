@@ -7,7 +7,7 @@ import numpy as np
 from ..checks import as_rng, check_array, check_positive_int
 from ..distributions import gaussian_log_prob, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob
 from ..objectives import importance_weights, kl_penalty, log_mean_exp, check_mae_weights, mae_regularizer, weight_decay
-from .base import LatentModel
+from .base import LatentModel, check_reduction, summed
 
 ESTIMATORS = ("A", "B")
 OBJECTIVES = ("elbo", "iwae")
@@ -148,7 +148,8 @@ class VAE(LatentModel):
         return result
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
-                      beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0):
+                      beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
+                      reduction="mean"):
         """The training loss (a scalar: minus the objective, averaged over the batch)
         after zeroing and filling every parameter's gradient. Returns ``(loss, stats)``
         with ``stats`` the batch means of the ELBO (analytic KL, beta = 1), log p(x|z)
@@ -169,12 +170,17 @@ class VAE(LatentModel):
         ``mae_eta``, ``mae_gamma`` > 0 add the MAE regulariser of the batch's posteriors
         (``objectives.mae_regularizer``), its gradient joining (dmean, dlogvar); it
         composes with beta, free bits and annealing, not with the IWAE bound.
+
+        ``reduction="sum"``: the loss (and every gradient) is N times the mean's, as
+        in the IWAE paper's code. Nothing else changes: SGD's lr scales by N, and
+        Adam's steps are the same with eps scaled by N (it divides m by sqrt(v)).
         """
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         if objective not in OBJECTIVES:
             raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
         check_mae_weights(mae_eta, mae_gamma)
+        check_reduction(reduction)
         if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
             raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
                              f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
@@ -221,7 +227,7 @@ class VAE(LatentModel):
         if mae is not None:
             dmean, dlogvar = dmean + mae[1], dlogvar + mae[2]
         self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1), need_dx=False)
-        return loss, stats
+        return summed(self, loss, n) if reduction == "sum" else loss, stats
 
 
 class ConditionalVAE(VAE):

@@ -27,7 +27,15 @@ def he_normal(rng, shape, fan_in, fan_out, dtype):
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
-INITIALIZERS = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, he_normal)}
+def torch_default(rng, shape, fan_in, fan_out, dtype):
+    """PyTorch's default for Linear and Conv2d weights (kaiming_uniform with a = sqrt 5):
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance 1 / (3 fan_in). The builders give the
+    biases the same law when ``init="torch_default"`` (PyTorch's bias init)."""
+    a = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-a, a, size=shape).astype(dtype)
+
+
+INITIALIZERS = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, he_normal, torch_default)}
 
 
 def initializer(name):
