@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import assert_gradcheck, seeds
+from npvae.testing import assert_gradcheck, seeds
 from npvae import diagnostics, nn
 from npvae.distributions import Gaussian, kl_standard_normal
 from npvae.gradcheck import check_function

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import seeds
+from npvae.testing import seeds
 from npvae import nn
 from test_layers_gradcheck import conv_configs, make_conv
 

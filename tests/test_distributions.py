@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import assert_gradcheck, seeds
+from npvae.testing import assert_gradcheck, seeds
 from npvae import check_function, check_params
 from npvae import distributions as D
 

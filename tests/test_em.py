@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
-from helpers import seeds
+from npvae.testing import seeds
 from npvae.datasets import gaussian_mixture_sample
 from npvae.em import ConvergenceWarning, GaussianMixture, PPCA
 from npvae.em.gmm import COVARIANCE_TYPES

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from helpers import seeds
+from npvae.testing import seeds
 from npvae import check_function, check_module, check_params, nn
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npvae
-from helpers import away_from_kinks, seeds
+from npvae.testing import away_from_kinks, seeds
 from npvae.kernels import cpu, reference
 from npvae.models import VAE
 

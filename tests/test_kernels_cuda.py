@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npvae
-from helpers import seeds
+from npvae.testing import seeds
 from npvae.kernels import cuda as gpu
 from npvae.kernels import reference
 from npvae.kernels.cuda import arrays, dense

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from helpers import assert_gradcheck, away_from_kinks, seeds
+from npvae.testing import assert_gradcheck, away_from_kinks, seeds
 from npvae import check_module, nn
 
 batch = st.integers(1, 4)

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import assert_gradcheck, seeds
+from npvae.testing import assert_gradcheck, seeds
 from npvae import check_function
 from npvae.objectives import cyclical, importance_weights, kl_penalty, linear_warmup, log_mean_exp, weight_decay
 

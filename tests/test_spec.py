@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npvae
-from helpers import seeds
+from npvae.testing import seeds
 from npvae import io, nn
 from npvae.distributions import Bernoulli, GaussianDecoderVar
 from npvae.models import VAE, Autoencoder, ConditionalVAE

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import assert_gradcheck, seeds
+from npvae.testing import assert_gradcheck, seeds
 from npvae import check_params, nn
 from npvae.distributions import Bernoulli
 from npvae.models import VAE, Autoencoder, ConditionalVAE

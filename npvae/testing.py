@@ -1,0 +1,150 @@
+"""Property tests for your own layers and kernels: hypothesis strategies and assertions.
+
+Needs hypothesis (``pip install -e '.[test]'``); the library itself never imports this
+module. A layer of your own, tested in five lines::
+
+    from hypothesis import given
+    from npvae import nn
+    from npvae.testing import arrays, assert_gradients_match
+
+    @given(arrays(shape=(3, 4)))
+    def test_my_layer(x):
+        assert_gradients_match(nn.Linear(4, 2, rng=0).astype("float64"), x)
+
+npvae's own tests use these (so every CI run exercises them).
+"""
+
+import numpy as np
+
+try:
+    from hypothesis import strategies as st
+except ImportError as e:  # a clear message rather than a bare ModuleNotFoundError
+    raise ImportError("npvae.testing needs hypothesis: pip install -e '.[test]'") from e
+
+from . import kernels
+from .gradcheck import check_function, check_module
+from .nn.module import Module
+
+# ----------------------------------------------------------------------------- strategies
+seeds = st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def arrays(draw, shape=None, dtype=np.float64, max_dims=3, max_side=5, elements=None, views=True):
+    """Float arrays of ``shape`` (drawn when None: 1 to ``max_dims`` axes of 1 to
+    ``max_side``), values from ``elements`` (default: moderate normals with edge values
+    mixed in: 0, +/-1e-3, +/-10), and with ``views`` sometimes non-contiguous (a
+    transposed copy transposed back, or every other row of a taller array)."""
+    if shape is None:
+        shape = tuple(draw(st.lists(st.integers(1, max_side), min_size=1, max_size=max_dims)))
+    rng = np.random.default_rng(draw(seeds))
+    a = rng.standard_normal(shape)
+    if elements is None:
+        edges = np.array([0.0, 1e-3, -1e-3, 10.0, -10.0])
+        mask = rng.random(shape) < 0.1
+        a[mask] = rng.choice(edges, size=int(mask.sum()))
+    else:
+        a = np.asarray(draw(st.lists(elements, min_size=a.size, max_size=a.size)), dtype=np.float64).reshape(shape)
+    a = a.astype(dtype)
+    layout = draw(st.sampled_from(["contiguous", "transposed", "strided"])) if views and a.ndim >= 2 else "contiguous"
+    if layout == "transposed":  # same values, memory in the reversed axis order
+        a = np.ascontiguousarray(a.T).T
+    elif layout == "strided":  # every other row of an array twice as tall
+        tall = np.repeat(a, 2, axis=0)
+        a = tall[::2]
+    return a
+
+
+@st.composite
+def conv_geometries(draw, max_channels=3, max_size=8, transposed=False):
+    """Keyword arguments of a ``Conv2d`` (or ``ConvTranspose2d``) and an input shape
+    that fit together by construction: the output has at least one pixel, and a
+    transposed conv's ``output_padding`` is below its stride."""
+    c_in, c_out = draw(st.integers(1, max_channels)), draw(st.integers(1, max_channels))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, k[0] - 1)), draw(st.integers(0, k[1] - 1)))
+    if transposed:
+        hw = (draw(st.integers(1, max_size)), draw(st.integers(1, max_size)))
+        output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
+        # the output, (h - 1) s - 2 p + k + op, must have a pixel: grow the input until it does
+        hw = tuple(max(h, 1 + -(-(2 * p - kk - op + 1) // s)) for h, p, kk, op, s in
+                   zip(hw, padding, k, output_padding, stride))
+        kwargs = dict(in_channels=c_in, out_channels=c_out, kernel_size=k, stride=stride, padding=padding,
+                      output_padding=output_padding)
+    else:
+        hw = tuple(draw(st.integers(max(1, kk - 2 * p), max_size)) for kk, p in zip(k, padding))
+        kwargs = dict(in_channels=c_in, out_channels=c_out, kernel_size=k, stride=stride, padding=padding)
+    return kwargs, (draw(st.integers(1, 3)), c_in, *hw)
+
+
+@st.composite
+def small_models(draw, conv=None):
+    """A small float64 VAE (MLP or conv, any likelihood) with data that suits it: ``(model, x)``."""
+    from .models import VAE
+
+    rng = np.random.default_rng(draw(seeds))
+    likelihood = draw(st.sampled_from(["bernoulli", "gaussian", "gaussian_learned_var", "gaussian_decoder_var"]))
+    latent = draw(st.integers(1, 3))
+    if conv if conv is not None else draw(st.booleans()):
+        shape = (1, draw(st.integers(4, 7)), draw(st.integers(4, 7)))
+        model = VAE.conv(shape, (2,), 3, latent, "tanh", likelihood, rng=rng, dtype="float64")
+    else:
+        shape = (draw(st.integers(2, 6)),)
+        model = VAE.mlp(shape[0], (draw(st.integers(2, 5)),), latent, "tanh", likelihood, rng=rng, dtype="float64")
+    n = draw(st.integers(1, 3))
+    x = rng.random((n, *shape)) if likelihood == "bernoulli" else rng.standard_normal((n, *shape))
+    return model, x
+
+
+# ----------------------------------------------------------------------------- helpers
+def away_from_kinks(x, margin=1e-2):
+    """``x`` with entries near 0 moved off it, where ReLU-like activations have a kink
+    (finite differences across a kink disagree with any one-sided derivative)."""
+    x = np.array(x, copy=True)
+    x[np.abs(x) < margin] += 3 * margin
+    return x
+
+
+def assert_gradcheck(result):
+    """Fail with the checker's table (worst entries per array) unless ``result.ok``."""
+    assert result.ok, f"gradient check failed:\n{result}"
+
+
+def assert_gradients_match(module_or_function, inputs, grad=None, h=1e-5, rtol=1e-6, atol=1e-8, dy=None):
+    """Central finite differences in float64 against the hand-derived gradient.
+
+    A ``Module``: its backward, for the input ``inputs`` and every parameter, of
+    L = sum(forward(x) * dy) (``dy`` random unless given). A function ``f(x) ->
+    scalar``: its claimed gradient ``grad`` at ``inputs``. On failure the message
+    tables the worst entries of each array."""
+    inputs = np.asarray(inputs)
+    if isinstance(module_or_function, Module):
+        result = check_module(module_or_function, inputs, dy=dy, h=h, rtol=rtol, atol=atol)
+    else:
+        if grad is None:
+            raise ValueError("grad: a function's claimed gradient is needed, got None")
+        result = check_function(module_or_function, np.array(inputs, dtype=np.float64), grad, h, rtol, atol)
+    assert_gradcheck(result)
+    return result
+
+
+def assert_backends_agree(op, args, backends=("numpy", "numba"), rtol=1e-10, atol=1e-12):
+    """Run the kernel op named ``op`` on each backend with copies of ``args`` (so that
+    in-place updates start from the same arrays) and require every output, and every
+    argument an op updated in place, to agree with the first backend's."""
+    runs, previous = [], kernels.backend
+    for name in backends:
+        ops = kernels.use(name)
+        try:
+            copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+            out = getattr(ops, op)(*copies)
+        finally:
+            kernels.use(previous)
+        outputs = out if isinstance(out, tuple) else (out,)
+        runs.append((name, [o for o in outputs if o is not None], [a for a in copies if isinstance(a, np.ndarray)]))
+    base_name, base_out, base_args = runs[0]
+    for name, out, updated in runs[1:]:
+        for i, (a, b) in enumerate(zip(out + updated, base_out + base_args)):
+            np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=rtol,
+                                       atol=atol, err_msg=f"{op}: {name} differs from {base_name} in result {i}")
