@@ -322,6 +322,41 @@ def plot(args):
     return 0
 
 
+def gradient_tour(args):
+    """The gradient tour of a checkpoint, or of a freshly initialised model from a train
+    config (JSON or TOML): per layer, from the loss back to the input, activation
+    statistics, gradient norms, update scales and the agreement with finite differences;
+    the reconstruction and KL gradients at the encoder's output. Writes tour.json and
+    tour.png to --out."""
+    from .io import load_model
+    from .models import ConditionalVAE
+    from .tour import format_tour, tour, write_tour
+
+    if args.source.endswith((".json", ".toml")):
+        sub = build_parser()._subparsers._group_actions[0].choices["train"]
+        settings = sub.parse_args(_config_tokens(_load_config(args.source)))
+        settings.activation = settings.activation or ("relu" if settings.arch == "conv" else "tanh")
+        x, y, image_shape = load_data(settings.dataset, "test", settings.data_path)
+        model, _ = build_model(settings, image_shape, x.shape[1])
+        dataset, likelihood = settings.dataset, settings.likelihood
+    else:
+        run = run_settings(args.source)
+        model = load_model(args.source)
+        dataset, likelihood = run.get("dataset", "mnist"), run.get("likelihood", "bernoulli")
+        x, y, _ = load_data(dataset, "test", run.get("data_path"))
+    if likelihood == "bernoulli":
+        from .datasets import binarize_static
+
+        x = binarize_static(x[: args.n], seed=2)
+    x = as_model_input(model, x[: args.n]).astype(model.dtype)
+    labels = {"y": y[: args.n]} if isinstance(model, ConditionalVAE) else {}
+    result = tour(model, x, rng=args.seed, fd_entries=args.fd_entries, **labels)
+    print(format_tour(result))
+    os.makedirs(args.out, exist_ok=True)
+    print("wrote " + ", ".join(write_tour(result, args.out)))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block), exit status 2."""
@@ -357,8 +392,16 @@ def _int_list(text):
 
 def _config_file(path):
     """Settings from a JSON or TOML file, keys as the long flags with underscores."""
+    try:
+        return _load_config(path)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _load_config(path):
+    """A train config file's settings, or a ValueError saying what is wrong with it."""
     if not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"no such file {path}")
+        raise ValueError(f"no such file {path}")
     try:
         if path.endswith(".toml"):
             import tomllib
@@ -369,12 +412,12 @@ def _config_file(path):
             with open(path) as f:
                 config = json.load(f)
     except (ValueError, OSError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise argparse.ArgumentTypeError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}")
+        raise ValueError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}")
     if not isinstance(config, dict):
-        raise argparse.ArgumentTypeError(f"{path}: expected a table of settings, got {type(config).__name__}")
+        raise ValueError(f"{path}: expected a table of settings, got {type(config).__name__}")
     unknown = sorted(set(config) - set(TRAIN_KEYS))
     if unknown:
-        raise argparse.ArgumentTypeError(f"{path}: unknown settings {unknown}; expected some of {list(TRAIN_KEYS)}")
+        raise ValueError(f"{path}: unknown settings {unknown}; expected some of {list(TRAIN_KEYS)}")
     return config
 
 
@@ -506,6 +549,16 @@ def build_parser():
             p.add_argument("--out", default="samples.png", help="PNG or JPEG file to write (default: samples.png)")
         else:
             p.add_argument("--out", default="figures", help="output folder (default: figures)")
+
+    p = sub.add_parser("tour", help="the gradient tour of a model, layer by layer", description=gradient_tour.__doc__)
+    p.add_argument("source", metavar="CHECKPOINT_OR_CONFIG",
+                   help="a checkpoint.npz, or a train config (.json or .toml) for a freshly initialised model")
+    _int_flag(p, "--n", 64, 2, "test examples in the minibatch")
+    _int_flag(p, "--fd-entries", 6, 1, "entries of each parameter checked by finite differences")
+    _int_flag(p, "--seed", 0, 0, "random seed (the noise and the sampled entries)")
+    p.add_argument("--out", default="tour", help="folder for tour.json and tour.png (default: tour)")
+    _backend_flag(p)
+    p.set_defaults(run=gradient_tour)
     return parser
 
 

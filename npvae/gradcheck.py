@@ -136,3 +136,12 @@ def check_module(module, x, dy=None, rng=0, h=1e-5, rtol=1e-6, atol=1e-8):
     module.forward(x)
     analytic = {"x": module.backward(dy), **{k: g.copy() for k, g in module.grads.items()}}
     return check_params(lambda: float(np.sum(module.forward(x) * dy)), {"x": x, **module.params}, analytic, h, rtol, atol)
+
+
+def tour(model, x, **kwargs):
+    """The gradient tour of ``model`` on the batch ``x``: per layer, from the loss back,
+    activation statistics, gradient norms, update scales and finite-difference errors
+    (``npvae/tour.py``, where the rest of the tour lives)."""
+    from .tour import tour as run
+
+    return run(model, x, **kwargs)
