@@ -15,9 +15,13 @@ from npvae.diagnostics import collapse_report
 from npvae.io import save_json
 
 
-def setup(name, doc, settings):
-    """Parse the flags; returns ``(args, settings for the chosen mode)``."""
-    parser = argparse.ArgumentParser(prog=f"{name}.py", description=doc)
+def setup(name, doc, settings, flags=None):
+    """Parse the flags (``flags(parser)`` adds an example's own); returns ``(args,
+    settings for the chosen mode)``."""
+    parser = argparse.ArgumentParser(prog=f"{name}.py", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if flags is not None:
+        flags(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="a small setting, under 2 minutes on 2 cores")
     mode.add_argument("--smoke", action="store_true", help="tiny settings that run in seconds (for the tests)")

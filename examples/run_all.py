@@ -53,6 +53,9 @@ EXAMPLES = {
     "posterior_collapse": ("a 50-d latent collapses: plain, annealing, free bits, MAE; active units, MI, KL",
                            lambda r: "active units " + _runs(r, "runs", "active_units", "{}") + " of 50; NLL "
                                      + _runs(r, "runs", "test_nll") + f" nats (k = {r['k']})"),
+    "iwae_table": ("Burda et al.'s MNIST NLLs as a command: the recipe, its stage schedule, k = 5000 evaluation",
+                   lambda r: "test NLL " + " / ".join(f"{k} {v['npvae']['test_nll']:.1f}" for k, v in r["rows"].items())
+                             + f" nats (tiny: {r['settings']['n_train']:,} images, 1 pass a stage)"),
     "gmm_em": ("EM ellipses over iterations, log-likelihood curve, BIC against K",
                lambda r: f"BIC picks K = {min(r['bic'], key=r['bic'].get)}"),
     "ppca_em": ("pPCA by EM against the closed form; test log-likelihood beside a VAE's",

@@ -22,6 +22,7 @@ OUTPUTS = {
     "vae_vs_autoencoder": ["reconstructions.png", "decoded_prior_codes.png"],
     "conv_vae": ["reconstructions.png", "samples.png"],
     "posterior_collapse": ["kl_per_dimension.png", "au_mi.png", "samples.png"],
+    "iwae_table": [],
     "manifold": ["manifold.png", "latent.png"],
     "gmm_em": ["ellipses.png", "curves.png"],
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],
@@ -54,3 +55,12 @@ def test_example_runs_and_writes_its_outputs(name, tmp_path, monkeypatch):
         assert (tmp_path / figure).stat().st_size > 1000, figure
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["mode"] == "smoke"
+
+
+def test_the_iwae_budget_keeps_the_stages_and_fits_the_time():
+    import iwae_table
+
+    assert iwae_table.stage_passes(8) == [1, 3, 9, 27, 81, 243, 729, 2187]
+    passes = iwae_table.stage_passes(8, budget_seconds=40 * 60, seconds_per_pass=8.0)  # 300 passes' time
+    assert len(passes) == 8 and min(passes) >= 1 and abs(sum(passes) - 300) <= 8
+    assert passes == sorted(passes) and passes[-1] > 100 * passes[0]
