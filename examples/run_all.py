@@ -56,6 +56,10 @@ EXAMPLES = {
     "iwae_table": ("Burda et al.'s MNIST NLLs as a command: the recipe, its stage schedule, k = 5000 evaluation",
                    lambda r: "test NLL " + " / ".join(f"{k} {v['npvae']['test_nll']:.1f}" for k, v in r["rows"].items())
                              + f" nats (tiny: {r['settings']['n_train']:,} images, 1 pass a stage)"),
+    "theory_vs_implementation": ("the conditional VAE's decoders: means vs samples of p(x|z), mu +/- k sigma, "
+                                 "the plane of z per digit, three betas",
+                                 lambda r: "test ELBO " + " / ".join(f"{v['test_elbo']:.0f}" for v in
+                                                                      r["models"].values()) + " nats"),
     "gmm_em": ("EM ellipses over iterations, log-likelihood curve, BIC against K",
                lambda r: f"BIC picks K = {min(r['bic'], key=r['bic'].get)}"),
     "ppca_em": ("pPCA by EM against the closed form; test log-likelihood beside a VAE's",

@@ -155,16 +155,19 @@ def _panel_grid(n, n_cols, size):
     return fig, axes.ravel()
 
 
-def scatter_panels(panels, path, n_cols=3, cmap="tab10"):
+def scatter_panels(panels, path, n_cols=3, cmap="tab10", xlabel="z1", ylabel="z2"):
     """One scatter per ``(title, points (N, 1 or 2), labels)``; 1-D points are drawn
     against a jitter-free zero line."""
     fig, axes = _panel_grid(len(panels), n_cols, 3.2)
     for ax, (title, points, labels) in zip(axes, panels):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel if points.shape[1] > 1 else "")
         points = np.asarray(points, dtype=np.float64)
         y = points[:, 1] if points.shape[1] > 1 else np.zeros(len(points))
-        ax.scatter(points[:, 0], y, c=labels, cmap=cmap, s=3, vmin=0, vmax=max(int(np.max(labels)), 1))
+        sc = ax.scatter(points[:, 0], y, c=labels, cmap=cmap, s=3, vmin=0, vmax=max(int(np.max(labels)), 1))
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    fig.colorbar(sc, ax=list(axes), label="label", shrink=0.8)
     return save(fig, path)
 
 

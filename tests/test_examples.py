@@ -23,6 +23,8 @@ OUTPUTS = {
     "conv_vae": ["reconstructions.png", "samples.png"],
     "posterior_collapse": ["kl_per_dimension.png", "au_mi.png", "samples.png"],
     "iwae_table": [],
+    "theory_vs_implementation": ["means_vs_samples.png", "plane_digit_4.png", "mean_pm_sigma.png",
+                                 "beta_posteriors.png", "beta_plane_digit_9.png"],
     "manifold": ["manifold.png", "latent.png"],
     "gmm_em": ["ellipses.png", "curves.png"],
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],
