@@ -203,3 +203,16 @@ def bar_panels(panels, path, xlabel, ylabel, n_cols=3, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)
+
+
+def box_panels(panels, path, xlabel, ylabel, n_cols=3):
+    """One box plot per ``(title, {label: values})``: a box per label."""
+    fig, axes = _panel_grid(len(panels), n_cols, 3.6)
+    for ax, (title, groups) in zip(axes, panels):
+        ax.boxplot(list(groups.values()), showfliers=False)
+        ax.set_xticks(range(1, len(groups) + 1), list(groups))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return save(fig, path)

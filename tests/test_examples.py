@@ -17,7 +17,7 @@ OUTPUTS = {
                  "learned_per_pixel_sigma_mean_and_sigma.png"],
     "beta_vae": ["posterior_means.png", "manifold_beta_0.05.png", "manifold_beta_20.0.png"],
     "uniform2d": ["latents.png", "reconstructions.png"],
-    "clipping_momentum": ["loss_curves.png"],
+    "clipping_momentum": ["loss_curves.png", "momentum_posteriors.png", "best_model_samples.png"],
     "conditional_vae": ["samples_per_digit.png", "latent_all_digits.png", "latent_digit_3.png"],
     "vae_vs_autoencoder": ["reconstructions.png", "decoded_prior_codes.png"],
     "conv_vae": ["reconstructions.png", "samples.png"],
