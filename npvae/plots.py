@@ -171,10 +171,11 @@ def scatter_panels(panels, path, n_cols=3, cmap="tab10", xlabel="z1", ylabel="z2
     return save(fig, path)
 
 
-def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False):
+def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False, size=4.0, bottom=None):
     """One panel per ``(title, {label: (x, y)})``, a line per label; ``ylabel`` one
-    for all panels or a list, one per panel."""
-    fig, axes = _panel_grid(len(panels), n_cols, 4.0)
+    for all panels or a list, one per panel; ``bottom``: the y axis's lower limit
+    (a first point far below the rest would otherwise flatten every curve)."""
+    fig, axes = _panel_grid(len(panels), n_cols, size)
     ylabels = ylabel if isinstance(ylabel, (list, tuple)) else [ylabel] * len(panels)
     for ax, (title, lines), ylabel in zip(axes, panels, ylabels):
         for label, (x, y) in lines.items():
@@ -182,8 +183,11 @@ def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        if bottom is not None:
+            ax.set_ylim(bottom=bottom)
         if logx:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short spans
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path)

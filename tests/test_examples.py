@@ -11,7 +11,7 @@ EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 sys.path.insert(0, EXAMPLES)
 import run_all  # noqa: E402
 OUTPUTS = {
-    "aevb_mnist": ["lower_bound.png"],
+    "aevb_mnist": ["lower_bound.png", "architectures.png"],
     "frey_faces": ["manifold.png", "mean_and_sigma.png", "reconstructions.png", "curves.png"],
     "decoders": ["fixed_sigma_1_mean_vs_sample.png", "sigma_of_z_mean_and_sigma.png",
                  "learned_per_pixel_sigma_mean_and_sigma.png"],
