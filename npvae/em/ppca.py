@@ -21,7 +21,7 @@ and log|C| = (d - q) log sigma^2 + log|M|, so no d x d matrix is inverted.
 import warnings
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, eigh
+from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 from scipy.linalg.blas import dsyrk
 
 from ..checks import as_data_matrix, as_rng, check_positive_int
@@ -78,15 +78,24 @@ class PPCA:
         if not self.tol >= 0:
             raise ValueError(f"tol: expected >= 0, got {self.tol}")
         observed = ~np.isnan(X)
-        if self.method == "closed_form":
-            self._fit_closed_form(X)
-        elif observed.all():
-            self._fit_em(X, as_rng(self.random_state))
-        else:
-            if not observed.any(axis=0).all():
-                raise ValueError(f"X: expected every feature observed at least once, got features "
-                                 f"{np.flatnonzero(~observed.any(axis=0)).tolist()} entirely NaN")
-            self._fit_em_missing(X, observed, as_rng(self.random_state))
+        if not observed.any(axis=0).all():
+            raise ValueError(f"X: expected every feature observed at least once, got features "
+                             f"{np.flatnonzero(~observed.any(axis=0)).tolist()} entirely NaN")
+        before = dict(self.__dict__)  # a fit that fails leaves the estimator as it was
+        try:
+            if self.method == "closed_form":
+                self._fit_closed_form(X)
+            elif observed.all():
+                self._fit_em(X, as_rng(self.random_state))
+            else:
+                self._fit_em_missing(X, observed, as_rng(self.random_state))
+        except (LinAlgError, np.linalg.LinAlgError):
+            self.__dict__ = before
+            raise ValueError(f"X: EM drove the noise variance sigma^2 to 0 and W^T W + sigma^2 I became singular "
+                             f"(the data span at most n_components={q} dimensions): use fewer components") from None
+        except BaseException:
+            self.__dict__ = before
+            raise
         u, s, _ = np.linalg.svd(self.W_, full_matrices=False)
         self.components_, self.explained_variance_ = u.T, s**2 + self.noise_variance_
         self.n_features_in_ = d
