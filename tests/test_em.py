@@ -284,7 +284,8 @@ def test_ppca_bad_input():
 def test_ppca_em_on_rank_deficient_data_says_why_and_keeps_the_fitted_model():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100, 2)) @ rng.standard_normal((2, 6))
-    good = PPCA(1, method="em", max_iter=5).fit(rng.standard_normal((50, 6)))
+    with pytest.warns(ConvergenceWarning):
+        good = PPCA(1, method="em", max_iter=5).fit(rng.standard_normal((50, 6)))
     W = good.W_.copy()
     good.n_components, good.max_iter = 4, 1000
     with pytest.raises(ValueError, match=r"X: EM drove the noise variance sigma\^2 to 0 .* n_components=4"):
