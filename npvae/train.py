@@ -22,6 +22,11 @@ from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value, scheduled_lr
 from .optim import lr_schedule as lr_schedule_of
 
 
+# A loss this many times the first step's (in magnitude) means the run diverged, even
+# while every number is still finite (SGD at lr 1 reached 6.6e29 nats that way).
+DIVERGED = 1e6
+
+
 def _generator_from_state(state):
     rng = np.random.default_rng()
     rng.bit_generator.state = state
@@ -72,9 +77,10 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     KeyboardInterrupt goes on); ``resume`` is a checkpoint to go on from, at the step
     it was written (``epochs`` counts from the start of the original run). The same
     seed and backend give the same result bit for bit, resumed or not. Every argument
-    is checked before any work; a run whose parameters or optimiser state stop being
-    finite stops with a FloatingPointError naming the step and the last checkpoint,
-    which is never overwritten by a non-finite state.
+    is checked before any work; a run whose loss, parameters or optimiser state stop
+    being finite, or whose loss grows to ``DIVERGED`` times the first step's, stops with
+    a FloatingPointError naming the step and the last checkpoint, which is never
+    overwritten by a non-finite state.
     """
     check_fit_arguments(**locals())
     schedule = lr_schedule_of(lr_schedule)
@@ -117,7 +123,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             io.save_checkpoint(path, model, opt, {"epoch": epoch, "history": history, "rng": rng.bit_generator.state,
                                                   "position": position, "lr_schedule": schedule})
 
-    n, t0, first_epoch_seconds = len(x), time.perf_counter(), None
+    n, t0, first_epoch_seconds, first_loss = len(x), time.perf_counter(), None, None
     total_steps = epochs * -(-n // batch_size)
     with _deferred_interrupt() as interrupted:
         for epoch in range(start + 1, epochs + 1):
@@ -139,6 +145,10 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
                     raise diverged(epoch, step, "the parameters are no longer finite") from None
                 if not np.isfinite(loss):
                     raise diverged(epoch, step, f"the loss is {loss}")
+                first_loss = loss if first_loss is None else first_loss
+                if abs(loss) > DIVERGED * max(abs(first_loss), 1.0):  # finite, but no model learns this way
+                    raise diverged(epoch, step, f"the loss is {loss:.3g}, {DIVERGED:.0e} times the first step's "
+                                                f"({first_loss:.3g})")
                 if clip_value is not None:
                     clip_by_value(model.grads, clip_value)
                 if clip_norm is not None:

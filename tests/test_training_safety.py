@@ -73,15 +73,15 @@ def test_a_refused_resume_changes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("optimizer, lr", [("adam", 10.0), ("rmsprop", 1.0)])
-def test_a_run_whose_optimiser_state_overflows_stops_and_keeps_the_good_checkpoint(tmp_path, optimizer, lr):
+def test_a_diverging_run_stops_and_keeps_the_good_checkpoint(tmp_path, optimizer, lr):
     """These finished with infinite moment estimates and checkpointed them, which resume
-    then refused."""
+    then refused; now the exploding loss stops them within the first epoch."""
     x = data(200)
     model = small_vae()
     fit(model, x, optimizer=optimizer, lr=1e-3, epochs=1, batch_size=20, checkpoint_dir=tmp_path, log=None)
     good = io.load_checkpoint(tmp_path / "checkpoint.npz")[0]
-    with pytest.raises(FloatingPointError, match=r"training diverged at epoch \d+, step 10: the optimiser's state is "
-                                                 r"no longer finite .*the last good checkpoint is"):
+    with pytest.raises(FloatingPointError, match=r"training diverged at epoch 1, step \d+: the loss is .* times the "
+                                                 r"first step's .*the last good checkpoint is"):
         with np.errstate(over="ignore", invalid="ignore"):
             fit(small_vae(), x, optimizer=optimizer, lr=lr, epochs=20, batch_size=20, checkpoint_dir=tmp_path,
                 log=None)
@@ -127,3 +127,37 @@ def test_ctrl_c_checkpoints_the_last_step_and_resume_is_bit_identical(tmp_path):
     fit(resumed, x, resume=tmp_path / "checkpoint.npz", **kwargs)
     for k, v in straight.params.items():
         np.testing.assert_array_equal(resumed.params[k], v)
+
+
+def test_a_finite_but_exploding_loss_is_a_divergence(tmp_path):
+    """SGD at lr 1 ran to an ELBO of -6.6e29 with only RuntimeWarnings."""
+    model = small_vae()
+    real, calls = model.loss_and_grad, []
+
+    def exploding(*args, **kwargs):
+        calls.append(1)
+        loss, stats = real(*args, **kwargs)
+        return (loss * 1e7 if len(calls) == 9 else loss), stats
+
+    model.loss_and_grad = exploding
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch 2, step 3: the loss is .*e\+0?\d+, 1e\+06 times "
+                                                 r"the first step's"):
+        fit(model, data(), epochs=3, batch_size=10, log=None)
+
+
+def test_an_overflowing_optimiser_state_is_never_checkpointed(tmp_path, monkeypatch):
+    """Adam's moments can overflow while the loss stays finite (its steps then vanish)."""
+    from npvae.optim import Adam
+
+    real = Adam.step
+
+    def overflowing(self):
+        real(self)
+        if self.t == 8:
+            next(iter(self.state["v"].values()))[...] = np.inf
+
+    monkeypatch.setattr(Adam, "step", overflowing)
+    with pytest.raises(FloatingPointError, match=r"diverged at epoch 2, step 6: the optimiser's state is no longer "
+                                                 r"finite \(nothing checkpointed\)"):
+        fit(small_vae(), data(), epochs=3, batch_size=10, checkpoint_dir=tmp_path, checkpoint_every=1, log=None)
+    assert io.load_checkpoint(tmp_path / "checkpoint.npz")[2]["state"]["epoch"] == 1
