@@ -79,7 +79,9 @@ def run(name, mode, out):
 
 
 def table(rows, mode):
-    head = f"| script | what it shows | `--{mode}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, seed 0) |"
+    backend = os.environ.get("NPVAE_BACKEND", "numpy")
+    head = (f"| script | what it shows | `--{mode}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, "
+            f"{backend} backend, seed 0) |")
     lines = [head, "|---|---|---|"]
     lines += [f"| `{name}.py` | {EXAMPLES[name][0]} | {seconds:.0f} s; {summary} |" for name, seconds, summary in rows]
     return "\n".join(lines)
