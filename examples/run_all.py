@@ -56,7 +56,7 @@ EXAMPLES = {
     "iwae_table": ("Burda et al.'s MNIST NLLs as a command: the recipe, its stage schedule, k = 5000 evaluation",
                    lambda r: "test NLL " + " / ".join(f"{k} {v['npvae']['test_nll']:.1f}" for k, v in r["rows"].items())
                              + f" nats (tiny: {r['settings']['n_train']:,} images, 1 pass a stage)"),
-    "theory_vs_implementation": ("the conditional VAE's decoders: means vs samples of p(x|z), mu +/- k sigma, "
+    "theory_vs_implementation": ("the conditional VAE's decoders: means vs samples of p(x\\|z), mu +/- k sigma, "
                                  "the plane of z per digit, three betas",
                                  lambda r: "test ELBO " + " / ".join(f"{v['test_elbo']:.0f}" for v in
                                                                       r["models"].values()) + " nats"),
@@ -78,13 +78,15 @@ def run(name, mode, out):
         return seconds, json.load(f)
 
 
-def table(rows, mode):
+def table(rows, mode, old_table=""):
+    """The table's lines; with ``--only``, the other examples keep their old rows."""
     backend = os.environ.get("NPVAE_BACKEND", "numpy")
     head = (f"| script | what it shows | `--{mode}` on {time.strftime('%Y-%m-%d')} ({os.cpu_count()} cores, "
             f"{backend} backend, seed 0) |")
-    lines = [head, "|---|---|---|"]
-    lines += [f"| `{name}.py` | {EXAMPLES[name][0]} | {seconds:.0f} s; {summary} |" for name, seconds, summary in rows]
-    return "\n".join(lines)
+    cells = {line.split("`")[1][:-3]: line for line in old_table.splitlines() if line.startswith("| `")}
+    cells.update({name: f"| `{name}.py` | {EXAMPLES[name][0]} | {seconds:.0f} s; {summary} |"
+                  for name, seconds, summary in rows})
+    return "\n".join([head, "|---|---|---|"] + [cells[name] for name in EXAMPLES if name in cells])
 
 
 def main():
@@ -107,7 +109,7 @@ def main():
         rows.append((name, seconds, EXAMPLES[name][1](results)))
         print(f"{name}: {seconds:.0f} s; {rows[-1][2]}", flush=True)
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    new = readme[:start] + "\n" + table(rows, mode) + "\n" + readme[end:]
+    new = readme[:start] + "\n" + table(rows, mode, readme[start:end]) + "\n" + readme[end:]
     atomic_write(args.readme, lambda f: f.write(new.encode()))
     print(f"rewrote the examples table in {args.readme}")
 

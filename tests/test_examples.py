@@ -38,14 +38,16 @@ def test_every_example_is_listed():
 
 def test_run_all_rewrites_only_the_examples_table(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# before\n{run_all.BEGIN}\nold table\n{run_all.END}\n# after\n")
+    kept = "| `manifold.py` | the learned 2-D MNIST manifold | 7 s; test ELBO -173.6 nats |"
+    readme.write_text(f"# before\n{run_all.BEGIN}\n| script | old |\n{kept}\n{run_all.END}\n# after\n")
     monkeypatch.setattr(sys, "argv", ["run_all.py", "--smoke", "--only", "gmm_em", "conditional_vae",
                                       "--readme", str(readme), "--out", str(tmp_path / "runs")])
     run_all.main()
     text = readme.read_text()
     assert text.startswith(f"# before\n{run_all.BEGIN}\n| script |") and text.endswith(f"{run_all.END}\n# after\n")
     assert "| `gmm_em.py` |" in text and "BIC picks K = " in text and "| `conditional_vae.py` |" in text
-    assert "old table" not in text
+    assert "| script | old |" not in text and kept in text  # --only: the other rows stay
+    assert text.index("conditional_vae.py") < text.index("manifold.py") < text.index("gmm_em.py")  # EXAMPLES order
 
 
 @pytest.mark.parametrize("name", sorted(OUTPUTS))
