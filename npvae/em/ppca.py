@@ -154,6 +154,8 @@ class PPCA:
 
         def step():
             W, sigma2 = self.W_, self.noise_variance_
+            if not sigma2 > 0:  # the data span at most q dimensions: C = W W^T + sigma^2 I is singular
+                raise LinAlgError("sigma^2 reached 0")
             log_likelihood = float(gaussian_log_density(Xc, W, sigma2).mean())
             M = cho_factor(W.T @ W + sigma2 * np.eye(q), lower=True)
             Ez = cho_solve(M, (Xc @ W).T).T  # (N, q) posterior means
@@ -176,6 +178,8 @@ class PPCA:
 
         def step():
             W, mu, sigma2 = self.W_, self.mean_, self.noise_variance_
+            if not sigma2 > 0:
+                raise LinAlgError("sigma^2 reached 0")
             WW = np.einsum("ij,ik->ijk", W, W).reshape(d, q * q)
             A = np.zeros((d, (q + 1) ** 2))  # sum_n o_ni E[z~ z~^T], z~ = (z, 1)
             b = np.zeros((d, q + 1))  # sum_n o_ni x_ni E[z~]
