@@ -85,20 +85,33 @@ def _progress(label):
     return report
 
 
-def seconds_per_pass_npvae(x, objective, k, seed, steps=200):
-    """A pass's time, from ``steps`` steps of a throwaway copy (compilation excluded)."""
-    model = npvae_model(x, seed)
-    sample = x[: steps * BATCH]
-    fit(model, sample[: 10 * BATCH], optimizer="adam", batch_size=BATCH, objective=objective, n_samples=k,
-        binarize=True, log=None)  # compiles
-    t0 = time.perf_counter()
-    fit(model, sample, optimizer="adam", batch_size=BATCH, objective=objective, n_samples=k, binarize=True,
-        log=None)
-    return (time.perf_counter() - t0) / len(sample) * len(x)
+def seconds_per_pass(train_steps, n):
+    """A pass's time from ``train_steps(steps)`` (a throwaway run of that many steps):
+    the difference of a 600- and a 200-step run, so that compilation and each run's
+    fixed costs cancel."""
+    train_steps(20)  # compiles
+    times = {}
+    for steps in (200, 600):
+        t0 = time.perf_counter()
+        train_steps(steps)
+        times[steps] = time.perf_counter() - t0
+    return (times[600] - times[200]) / 400 * (n / BATCH)
+
+
+def repeated(x, steps):
+    """``steps`` minibatches' worth of rows of ``x`` (repeated if it is shorter)."""
+    return np.resize(x, (steps * BATCH, x.shape[1]))
+
+
+def npvae_steps(x, objective, k, seed):
+    def train_steps(steps):
+        fit(npvae_model(x, seed), repeated(x, steps), optimizer="adam", batch_size=BATCH, objective=objective,
+            n_samples=k, binarize=True, log=None)
+    return train_steps
 
 
 # ----------------------------------------------------------------------------- the peer
-def torch_row(x, x_test, objective, k, passes, cfg, seed):
+def torch_row(x, x_test, objective, k, passes, cfg, seed, log=True):
     """The same recipe in PyTorch (CPU): the network, init, output bias, Adam, summed
     loss, dynamic binarisation, stages and evaluation."""
     import torch
@@ -141,7 +154,8 @@ def torch_row(x, x_test, objective, k, passes, cfg, seed):
                 loss.backward()
                 opt.step()
             done += 1
-            print(f"  torch: pass {done}/{sum(passes)}, {time.perf_counter() - t0:.0f} s", flush=True)
+            if log:
+                print(f"  torch: pass {done}/{sum(passes)}, {time.perf_counter() - t0:.0f} s", flush=True)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -180,13 +194,14 @@ def main():
         if args.mode != "full" and budget is None:
             passes = [1] * cfg["stages"]
         else:
-            spp = None if budget is None else seconds_per_pass_npvae(x, objective, k, args.seed)
+            spp = None if budget is None else seconds_per_pass(npvae_steps(x, objective, k, args.seed), len(x))
             passes = stage_passes(cfg["stages"], budget, spp)
         print(f"{row}: {objective} with k = {k}, stages of {passes} passes", flush=True)
         results[row] = {"npvae": npvae_row(x, x_test, objective, k, passes, cfg, args.seed), "paper": PAPER[row]}
         if peer:
             if budget is not None:  # the peer gets the same wall-clock budget: its own passes per stage
-                spp_torch = _torch_seconds_per_pass(x, objective, k, args.seed)
+                spp_torch = seconds_per_pass(lambda steps: torch_row(repeated(x, steps), x[:20], objective, k, [1],
+                                                                     {"k_eval": 1}, args.seed, log=False), len(x))
                 peer_passes = stage_passes(cfg["stages"], budget, spp_torch)
             else:
                 peer_passes = passes
@@ -200,13 +215,6 @@ def main():
     print("\n".join(lines))
     common.finish(args, {"rows": results, "settings": cfg, "budget_minutes": args.budget_minutes,
                          "backend": os.environ.get("NPVAE_BACKEND", "numpy")})
-
-
-def _torch_seconds_per_pass(x, objective, k, seed, steps=200):
-    sample = x[: steps * BATCH]
-    t0 = time.perf_counter()
-    torch_row(sample, sample[:20], objective, k, [1], {"k_eval": 1}, seed)
-    return (time.perf_counter() - t0) / len(sample) * len(x)
 
 
 if __name__ == "__main__":
