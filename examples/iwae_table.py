@@ -105,8 +105,8 @@ def repeated(x, steps):
 
 def npvae_steps(x, objective, k, seed):
     def train_steps(steps):
-        fit(npvae_model(x, seed), repeated(x, steps), optimizer="adam", batch_size=BATCH, objective=objective,
-            n_samples=k, binarize=True, log=None)
+        fit(npvae_model(x, seed), repeated(x, steps), optimizer="adam", epochs=1, batch_size=BATCH,
+            objective=objective, n_samples=k, binarize=True, log=None)
     return train_steps
 
 
