@@ -14,7 +14,6 @@ field entries that cover it, in a fixed order: no atomics, so deterministic.
 would save the im2col matrix's memory traffic; not built.)
 """
 
-import numpy as np
 from numba import cuda
 
 from .. import reference
