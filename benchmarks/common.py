@@ -106,7 +106,8 @@ def parse(parser):
 
 def torch_vae_step(encoder, decoder, opt, xb, latent):
     """One PyTorch training step of a Bernoulli-logits VAE whose encoder outputs
-    [mean, logvar]: the loss npvae trains on (minus the ELBO, mean over the batch)."""
+    [mean, logvar]: the loss npvae trains on (minus the ELBO, mean over the batch),
+    returned as a tensor (reading it back is the caller's choice)."""
     import torch
 
     h = encoder(xb)
@@ -115,8 +116,10 @@ def torch_vae_step(encoder, decoder, opt, xb, latent):
     rec = torch.nn.functional.binary_cross_entropy_with_logits(decoder(z), xb, reduction="sum")
     kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
     opt.zero_grad()
-    ((rec + kl) / len(xb)).backward()
+    loss = (rec + kl) / len(xb)
+    loss.backward()
     opt.step()
+    return loss
 
 
 def have_torch():

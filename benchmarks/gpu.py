@@ -5,17 +5,21 @@ one JSON line per measurement.
   TF32 off), float32, at the 784-400-20 VAE's shapes and at 4096^3; GFLOP/s.
 * ``mlp_epoch``: one epoch over the 60,000 MNIST images of the 784-400-20 VAE (ReLU,
   batch 128) and of the IWAE net (784-200-200-50 tanh, batch 20), Bernoulli logits,
-  Adam 1e-3. npvae's side is a step with every array on the device, composed from the
-  CUDA ops (``DeviceVAE`` below: the models do not yet keep their arrays on the
-  device), with the minibatch gathered and the noise drawn on the device; PyTorch's is
-  ``common.torch_vae_step`` at the faster of its default and fused Adam. Neither side
-  brings the loss back during the epoch. Also the kernel launches of one npvae step,
-  and the loss of its first step against ``VAE.loss_and_grad`` on the same noise.
-* ``model_api_step``: the same 784-400-20 step through ``VAE.loss_and_grad`` and
-  ``Adam`` on ``use("cuda")``, as the library runs it today (each op copies its
-  arrays up and its results back), against the device-resident step.
+  Adam 1e-3. npvae's side is ``npvae.train.fit`` on ``use("cuda")``, which keeps every
+  array on the device (the training set uploaded once, minibatches gathered and noise
+  drawn there) and reads the loss back every step; PyTorch's is the same loop with
+  ``common.torch_vae_step``, default and fused Adam, with and without reading the loss
+  back each step (``loss.item()``). Also the kernel launches of one npvae step, and
+  its first loss against the NumPy backend's on the same minibatch and noise.
+* ``conv_step``: a training step of ``VAE.conv()`` (conv 1-32-64, kernel 4, batch
+  128, the network of ``benchmarks/conv_vae.py``), device-resident, against PyTorch.
+* ``eval``: importance-sampled log p(x) at k = 5000 of the 784-400-20 VAE on MNIST's
+  10,000 test images, ``VAE.log_likelihood`` on a device-resident model against the
+  same estimator written in PyTorch; both first on ``--eval-probe`` images, and on all
+  10,000 only when the probe says npvae finishes within ``--eval-limit`` seconds.
+* ``overheads``: what a launch and an allocation cost through numba-cuda.
 
-    python benchmarks/gpu.py [--repeats 3] [--kinds product,mlp_epoch,model_api_step]
+    python benchmarks/gpu.py [--repeats 3] [--kinds product,mlp_epoch,conv_step,eval,overheads]
 """
 
 import common
@@ -30,6 +34,7 @@ import npvae  # noqa: E402
 from npvae.datasets import load_mnist  # noqa: E402
 from npvae.models import VAE  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
+from npvae.train import fit  # noqa: E402
 
 NETWORKS = {"pytorch_example": ((400,), 20, "relu", 128), "iwae20": ((200, 200), 50, "tanh", 20)}
 
@@ -43,10 +48,10 @@ def synchronize():
     torch.cuda.synchronize()
 
 
-def timed(fn, repeats):
-    """Median seconds of ``fn`` over ``repeats`` runs after a warm-up, the GPU drained
-    before and after each."""
-    fn()
+def timed(fn, repeats, warmup=None):
+    """Median seconds of ``fn`` over ``repeats`` runs after a warm-up (``warmup``, or
+    ``fn`` itself), the GPU drained before and after each."""
+    (warmup or fn)()
     times = []
     for _ in range(repeats):
         synchronize()
@@ -55,8 +60,6 @@ def timed(fn, repeats):
         synchronize()
         times.append(time.perf_counter() - t0)
     return common.median(times)
-
-
 # ----------------------------------------------------------------------------- product
 
 
@@ -90,69 +93,7 @@ def product(repeats):
                     fraction_of_cublas=round(seconds["torch"] / best, 3), max_abs_error=err)
 
 
-# ------------------------------------------------------------- a device-resident step
-
-
-class DeviceVAE:
-    """An MLP VAE's training step (estimator B, one sample, Bernoulli logits, Adam) with
-    every array on the device: ``model``'s parameters are copied up once; ``step(idx)``
-    gathers the minibatch from the uploaded training set, draws the noise on the
-    device and runs the forward, backward and Adam through the CUDA ops."""
-
-    def __init__(self, model, x, seed=0, lr=1e-3):
-        from npvae.kernels import cuda as ops
-        from npvae.kernels.cuda import arrays
-
-        self.ops, self.arrays, self.lr, self.t = ops, arrays, lr, 0
-        self.latent = model.latent_dim
-        self.x = arrays.to_device(x)
-        self.noise = arrays.NormalStream(seed)
-        layers = list(model.encoder.layers) + list(model.decoder.layers)
-        self.n_encoder = len(model.encoder.layers)
-        self.layers = [(arrays.to_device(m.params["W"]), arrays.to_device(m.params["b"]), m.activation, m.alpha)
-                       for m in layers]
-        self.params = [a for W, b, _, _ in self.layers for a in (W, b)]
-        self.grads, self.ms, self.vs = ([arrays.zeros(p.shape, p.dtype) for p in self.params] for _ in range(3))
-        self.dkl = {}
-
-    def _forward(self, a, layers, cache):
-        for W, b, kind, alpha in layers:
-            h, y = self.ops.linear_forward(a, W, b, kind, alpha)
-            cache.append((a, h, y))
-            a = y
-        return a
-
-    def _backward(self, dy, layers, cache, grads, first_needs_dx=True):
-        for i in reversed(range(len(layers))):
-            (W, _, kind, alpha), (a, h, y) = layers[i], cache[i]
-            dy = self.ops.linear_backward(a, W, h, y, dy, grads[2 * i], grads[2 * i + 1], kind, alpha,
-                                          need_dx=i > 0 or first_needs_dx)
-        return dy
-
-    def step(self, idx, eps=None):
-        ops, arrays, d = self.ops, self.arrays, self.latent
-        xb = arrays.take_rows(self.x, idx)
-        n = xb.shape[0]
-        enc, dec = self.layers[: self.n_encoder], self.layers[self.n_encoder :]
-        enc_cache, dec_cache = [], []
-        out = self._forward(xb, enc, enc_cache)
-        mean, logvar = out[:, :d], out[:, d:]
-        eps = self.noise.draw((n, 1, d), xb.dtype) if eps is None else eps
-        z, kl = ops.reparameterize_kl(mean, logvar, eps)
-        logits = self._forward(z.reshape(n, d), dec, dec_cache)
-        log_px, dlog_px = ops.bernoulli_log_prob_grad(xb, logits)
-        for g in self.grads:
-            arrays.clear(g)
-        k = 2 * self.n_encoder
-        dz = self._backward(arrays.scale(dlog_px, -1.0 / n), dec, dec_cache, self.grads[k:])
-        if n not in self.dkl:  # d loss / d kl: 1/n everywhere (the batch mean), made once per batch size
-            self.dkl[n] = arrays.to_device(np.full(kl.shape, 1.0 / n, dtype=kl.dtype))
-        dkl = self.dkl[n]
-        dmean, dlogvar = ops.reparameterize_kl_backward(dz.reshape(n, 1, d), eps, mean, logvar, dkl)
-        self._backward(arrays.concat_columns(dmean, dlogvar), enc, enc_cache, self.grads[:k], first_needs_dx=False)
-        self.t += 1
-        ops.adam_update(self.params, self.grads, self.ms, self.vs, self.lr, 0.9, 0.999, 1e-8, self.t)
-        return log_px, kl
+# ------------------------------------------------------------------- training
 
 
 def count_launches(fn):
@@ -173,101 +114,225 @@ def count_launches(fn):
     return calls[0]
 
 
-def torch_epoch(x, hidden, latent, activation, batch, fused):
-    import torch
+def torch_mlp(sizes, activation):
     from torch import nn
 
     act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers += [nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
+    return nn.Sequential(*layers).cuda()
 
-    def mlp(sizes):
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers += [nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
-        return nn.Sequential(*layers).cuda()
 
-    data = torch.from_numpy(x).cuda()
+def torch_conv(latent):
+    from torch import nn
+
+    encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(3136, 2 * latent))
+    decoder = nn.Sequential(nn.Linear(latent, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+    return encoder.cuda(), decoder.cuda()
+
+
+def torch_loop(make_nets, data, batch, latent, fused, read_loss, steps=None):
+    """Training steps over ``data`` (a CUDA tensor) in shuffled batches, fresh nets each run."""
+    import torch
 
     def run():
         torch.manual_seed(0)
-        encoder, decoder = mlp([784, *hidden, 2 * latent]), mlp([latent, *hidden[::-1], 784])
+        encoder, decoder = make_nets()
         opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=fused)
-        for idx in torch.randperm(len(data), device="cuda").split(batch):
-            common.torch_vae_step(encoder, decoder, opt, data[idx], latent)
+        for i, idx in enumerate(torch.randperm(len(data), device="cuda").split(batch)):
+            if steps is not None and i == steps:
+                break
+            loss = common.torch_vae_step(encoder, decoder, opt, data[idx], latent)
+            if read_loss:
+                loss.item()
     return run
 
 
+def torch_sides(make_nets, data, batch, latent, repeats, steps=None, warmup_steps=None):
+    """PyTorch's seconds for the loop, default and fused Adam, with and without the loss read back."""
+    seconds = {}
+    for fused in (False, True):
+        for read_loss in (False, True):
+            name = f"torch{'_fused' if fused else ''}{'_item' if read_loss else ''}"
+            warmup = torch_loop(make_nets, data, batch, latent, fused, read_loss, warmup_steps)
+            seconds[name] = timed(torch_loop(make_nets, data, batch, latent, fused, read_loss, steps), repeats, warmup)
+    return seconds
+
+
+def first_step_check(model_args, x, batch):
+    """The device-resident step's first loss and the NumPy backend's, on one minibatch and noise."""
+    from npvae.kernels import cuda as ops
+
+    latent = model_args[2]
+    eps = np.random.default_rng(1).standard_normal((batch, 1, latent)).astype(np.float32)
+    npvae.kernels.use("numpy")
+    reference, _ = VAE.mlp(*model_args, rng=0).loss_and_grad(x[:batch], eps=eps)
+    npvae.kernels.use("cuda")
+    model = VAE.mlp(*model_args, rng=0).to_device()
+    loss, _ = model.loss_and_grad(ops.to_device(x[:batch]), eps=ops.to_device(eps))
+    opt, rng = Adam(model.params, model.grads), np.random.default_rng(0)
+    xb = ops.to_device(x[:batch])
+    launches = count_launches(lambda: (model.loss_and_grad(xb, rng=rng), opt.step()))
+    return float(loss), float(reference), launches
+
+
 def mlp_epoch(x, repeats):
-    from npvae.kernels.cuda import arrays
+    import torch
 
+    data = torch.from_numpy(x).cuda()
     for name, (hidden, latent, activation, batch) in NETWORKS.items():
-        model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0)
-        # The first step against the library's own loss on the same minibatch and noise.
-        check = DeviceVAE(model, x)
-        idx = np.arange(batch)
-        eps = np.random.default_rng(1).standard_normal((batch, 1, latent)).astype(np.float32)
-        log_px, kl = check.step(arrays.to_device(idx), arrays.to_device(eps))
-        device_loss = -float(log_px.copy_to_host().mean() - kl.copy_to_host().sum(axis=1).mean())
-        npvae.kernels.use("numpy")
-        reference_loss, _ = model.loss_and_grad(x[idx], eps=eps)
-        launches = count_launches(lambda: check.step(arrays.to_device(idx)))
-        order = np.random.default_rng(0).permutation(len(x))
-        batches = [arrays.to_device(order[s : s + batch]) for s in range(0, len(x), batch)]
+        model_args = (784, hidden, latent, activation, "bernoulli")
+        loss, reference, launches = first_step_check(model_args, x, batch)
 
-        def npvae_run():
-            device = DeviceVAE(model, x)
-            for b in batches:
-                device.step(b)
+        def npvae_run(n=len(x)):
+            npvae.kernels.use("cuda")
+            fit(VAE.mlp(*model_args, rng=0), x[:n], epochs=1, batch_size=batch, log=None)
 
-        seconds = {"npvae": timed(npvae_run, repeats)}
-        seconds.update({f"torch{'_fused' if f else ''}": timed(torch_epoch(x, hidden, latent, activation, batch, f),
-                                                               repeats) for f in (False, True)})
-        best = min(seconds["torch"], seconds["torch_fused"])
+        seconds = {"npvae": timed(npvae_run, repeats, warmup=lambda: npvae_run(50 * batch))}
+        seconds.update(torch_sides(lambda: (torch_mlp([784, *hidden, 2 * latent], activation),
+                                            torch_mlp([latent, *hidden[::-1], 784], activation)),
+                                   data, batch, latent, repeats, warmup_steps=50))
+        best = min(v for k, v in seconds.items() if k != "npvae")
+        best_item = min(v for k, v in seconds.items() if k.endswith("_item"))
         common.emit("gpu_mlp_epoch", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
                     batch=batch, examples=len(x), repeats=repeats,
                     **{f"{side}_s": round(v, 4) for side, v in seconds.items()},
-                    ratio=round(seconds["npvae"] / best, 3), launches_per_step=launches,
-                    first_step_loss=device_loss, first_step_loss_reference=float(reference_loss))
+                    ratio=round(seconds["npvae"] / best, 3), ratio_loss_read_both=round(seconds["npvae"] / best_item, 3),
+                    launches_per_step=launches, first_step_loss=loss, first_step_loss_numpy=reference)
 
 
-def model_api_step(x, repeats, steps=20):
-    from npvae.kernels.cuda import arrays
+def conv_step(x, repeats, steps=40):
+    import torch
 
-    hidden, latent, activation, batch = NETWORKS["pytorch_example"]
-    npvae.kernels.use("cuda")
-    model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0)
-    opt, rng = Adam(model.params, model.grads), np.random.default_rng(0)
+    from npvae.kernels import cuda as ops
 
-    def api_run():
+    latent, batch = 20, 128
+    images = x.reshape(-1, 1, 28, 28)[: steps * batch]
+
+    def npvae_run():
+        npvae.kernels.use("cuda")
+        model = VAE.conv((1, 28, 28), (32, 64), 4, latent, "relu", "bernoulli", rng=0).to_device()
+        opt, rng, data = Adam(model.params, model.grads), np.random.default_rng(0), ops.to_device(images)
         for s in range(steps):
-            model.loss_and_grad(x[s * batch : (s + 1) * batch], rng=rng)
+            model.loss_and_grad(ops.take_rows(data, np.arange(s * batch, (s + 1) * batch)), rng=rng)
             opt.step()
 
-    device = DeviceVAE(model, x)
-    idx = [arrays.to_device(np.arange(s * batch, (s + 1) * batch)) for s in range(steps)]
-    seconds = {"model_api": timed(api_run, repeats) / steps, "device_resident": timed(
-        lambda: [device.step(i) for i in idx], repeats) / steps}
-    npvae.kernels.use("numpy")
-    common.emit("gpu_model_api_step", threads, network="pytorch_example", batch=batch, repeats=repeats,
-                **{f"{k}_ms": round(v * 1e3, 3) for k, v in seconds.items()},
-                ratio=round(seconds["model_api"] / seconds["device_resident"], 2))
+    seconds = {"npvae": timed(npvae_run, repeats)}
+    seconds.update(torch_sides(lambda: torch_conv(latent), torch.from_numpy(images).cuda(), batch, latent, repeats))
+    best = min(v for k, v in seconds.items() if k != "npvae")
+    common.emit("gpu_conv_step", threads, batch=batch, steps=steps, repeats=repeats,
+                **{f"{side}_ms": round(v / steps * 1e3, 3) for side, v in seconds.items()},
+                ratio=round(seconds["npvae"] / best, 3))
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def torch_log_likelihood(encoder, decoder, x, k, latent, batch_size, chunk):
+    """The importance-sampled estimate of ``VAE.log_likelihood`` in PyTorch (float32
+    terms, float64 log-mean-exp)."""
+    import math
+
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch_size):
+            xb = x[s : s + batch_size]
+            h = encoder(xb)
+            mean, logvar = h[:, :latent], h[:, latent:]
+            log_w = []
+            for c in range(0, k, chunk):
+                eps = torch.randn(len(xb), min(chunk, k - c), latent, device=x.device)
+                z = mean[:, None] + torch.exp(0.5 * logvar)[:, None] * eps
+                logits = decoder(z.reshape(-1, latent)).reshape(len(xb), -1, x.shape[1])
+                log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, xb[:, None].expand_as(logits), reduction="none").sum(-1)
+                log_w.append((log_px - 0.5 * (z * z - logvar[:, None] - eps * eps).sum(-1)).double())
+            log_w = torch.cat(log_w, dim=1)
+            out.append(torch.logsumexp(log_w, dim=1) - math.log(k))
+    return torch.cat(out).cpu().numpy()
+
+
+def evaluation(x_test, probe, limit, k=5000, batch_size=100, chunk=500):
+    import torch
+
+    hidden, latent, activation, _ = NETWORKS["pytorch_example"]
+    npvae.kernels.use("cuda")
+    model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0).to_device()
+    encoder = torch_mlp([784, *hidden, 2 * latent], activation)
+    decoder = torch_mlp([latent, *hidden[::-1], 784], activation)
+    data = torch.from_numpy(x_test).cuda()
+
+    def sides(n):
+        return {"npvae": lambda: model.log_likelihood(x_test[:n], k=k, batch_size=batch_size, chunk=chunk, rng=0),
+                "torch": lambda: torch_log_likelihood(encoder, decoder, data[:n], k, latent, batch_size, chunk)}
+
+    warm = sides(batch_size)
+    seconds = {side: timed(fn, 1, warmup=warm[side]) for side, fn in sides(probe).items()}
+    common.emit("gpu_eval", threads, images=probe, k=k, batch_size=batch_size, chunk=chunk,
+                **{f"{side}_s": round(v, 3) for side, v in seconds.items()}, ratio=round(seconds["npvae"] / seconds["torch"], 3),
+                npvae_projected_10000_s=round(seconds["npvae"] * len(x_test) / probe, 1))
+    if seconds["npvae"] * len(x_test) / probe <= limit:
+        seconds = {side: timed(fn, 1, warmup=lambda: None) for side, fn in sides(len(x_test)).items()}
+        common.emit("gpu_eval", threads, images=len(x_test), k=k, batch_size=batch_size, chunk=chunk,
+                    **{f"{side}_s": round(v, 3) for side, v in seconds.items()},
+                    ratio=round(seconds["npvae"] / seconds["torch"], 3))
+
+
+def overheads(repeats=200):
+    """Microseconds per launch of an empty kernel with 1 and with 8 array arguments, and per
+    ``cuda.device_array`` of a 128 x 400 float32 array (allocation and release)."""
+    from numba import cuda
+
+    @cuda.jit
+    def one(a):
+        pass
+
+    @cuda.jit
+    def eight(a, b, c, d, e, f, g, h):
+        pass
+
+    a = cuda.device_array((128, 400), np.float32)
+    cases = {"launch_1_array": lambda: one[1, 32](a), "launch_8_arrays": lambda: eight[1, 32](a, a, a, a, a, a, a, a),
+             "device_array_128x400": lambda: cuda.device_array((128, 400), np.float32)}
+    result = {}
+    for name, fn in cases.items():
+        fn()
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        cuda.synchronize()
+        result[f"{name}_us"] = round((time.perf_counter() - t0) / repeats * 1e6, 2)
+    common.emit("gpu_overheads", threads, repeats=repeats, **result)
 
 
 def main():
     parser = common.argument_parser(__doc__, threads)
-    parser.add_argument("--kinds", default="product,mlp_epoch,model_api_step")
+    parser.add_argument("--kinds", default="product,mlp_epoch,conv_step,eval,overheads")
+    parser.add_argument("--eval-probe", type=int, default=500, help="images timed first (default 500)")
+    parser.add_argument("--eval-limit", type=float, default=120.0,
+                        help="run all 10,000 test images when the probe projects at most this many seconds")
     args = common.parse(parser)
     if not common.have_torch():
         raise SystemExit("benchmarks/gpu.py needs PyTorch with CUDA as its peer")
     npvae.kernels.use("cuda")  # fails here, with its message, without a GPU
-    npvae.kernels.use("numpy")
     kinds = args.kinds.split(",")
+    if "overheads" in kinds:
+        overheads()
     if "product" in kinds:
         product(args.repeats)
-    x = load_mnist("train")[0] if {"mlp_epoch", "model_api_step"} & set(kinds) else None
+    x = load_mnist("train")[0] if {"mlp_epoch", "conv_step"} & set(kinds) else None
+    if "conv_step" in kinds:
+        conv_step(x, args.repeats)
+    if "eval" in kinds:
+        evaluation(load_mnist("test")[0], args.eval_probe, args.eval_limit)
     if "mlp_epoch" in kinds:
         mlp_epoch(x, args.repeats)
-    if "model_api_step" in kinds:
-        model_api_step(x, args.repeats)
 
 
 if __name__ == "__main__":

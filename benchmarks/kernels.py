@@ -8,7 +8,7 @@ One JSON line per measurement:
   backward with its derivative and the weight and bias gradients, no dx for the first
   layer) through the Numba ops, against the bare BLAS products of the same shapes on
   all threads: GFLOP/s for both and their ratio (the Numba ops give batches of at
-  most ``cpu.SERIAL_ROWS`` one thread);
+  most ``cpu.dense.SERIAL_ROWS`` one thread);
 * ``blas_threads``: the bare products of one 784-400-20 step on one BLAS thread
   against all threads: ms for each and the speed-up;
 * ``small_batch_threads``: IWAE-net training steps at batch 20 with the Numba
@@ -100,7 +100,7 @@ def blas_threads(repeats):
     """The bare products of one 784-400-20 training step (batch 128) on one BLAS thread
     against ``--threads``, alternated: how much of the second core BLAS already uses
     (a speed-up near the thread count leaves no idle core to give them)."""
-    if cpu._OPENBLAS is None:  # the thread count is set through NumPy's scipy-openblas
+    if cpu.dense._OPENBLAS is None:  # the thread count is set through NumPy's scipy-openblas
         print("blas_threads: skipped, NumPy's scipy-openblas was not found", file=sys.stderr)
         return
     rng = np.random.default_rng(0)
@@ -109,10 +109,10 @@ def blas_threads(repeats):
 
     def on(n):
         def run():
-            before = cpu._blas_threads(n)
+            before = cpu.dense._blas_threads(n)
             for _ in range(20):
                 products(layers)
-            cpu._blas_threads(before)
+            cpu.dense._blas_threads(before)
         return run
 
     times, other = common.alternate({"one": on(1), "all": on(threads)}, repeats)
@@ -130,8 +130,8 @@ def linear_dx(repeats):
         W, dW, db = rand(rng, d_in, d_out), np.zeros((d_in, d_out), F32), np.zeros(d_out, F32)
         for batch in (1, 8, 20, 32, 64, 128):
             x, dy, dx = rand(rng, batch, d_in), rand(rng, batch, d_out), np.empty((batch, d_in), F32)
-            blas_threads = 1 if batch <= cpu.SERIAL_ROWS else 0
-            t = {by_w: best_time(lambda: cpu._linear_backward(x, W, dy, dy, dy, dW, db, dx, 0, F32(0), blas_threads,
+            blas_threads = 1 if batch <= cpu.dense.SERIAL_ROWS else 0
+            t = {by_w: best_time(lambda: cpu.dense._linear_backward(x, W, dy, dy, dy, dW, db, dx, 0, F32(0), blas_threads,
                                                               by_w), repeats, 50)
                  for by_w in (False, True)}
             common.emit("kernels", threads, kind="linear_dx", d_in=d_in, d_out=d_out, batch=batch,
@@ -189,7 +189,7 @@ def conv(repeats):
 
 def small_batch_threads(repeats):
     """IWAE-net training steps at batch 20 on the Numba backend, its products on one
-    BLAS thread (the backend's rule for batches of at most ``cpu.SERIAL_ROWS`` rows)
+    BLAS thread (the backend's rule for batches of at most ``cpu.dense.SERIAL_ROWS`` rows)
     against all threads, alternated: ms per step for each."""
     import npvae
     from npvae.datasets import load_mnist
@@ -197,18 +197,18 @@ def small_batch_threads(repeats):
     from npvae.train import fit
 
     x = load_mnist("train")[0][:6000]
-    rule = cpu.SERIAL_ROWS
+    rule = cpu.dense.SERIAL_ROWS
 
     def steps(serial_rows):
         def run():
-            cpu.SERIAL_ROWS = serial_rows
+            cpu.dense.SERIAL_ROWS = serial_rows
             model = VAE.mlp(784, (200, 200), 50, "tanh", "bernoulli", rng=0)
             fit(model, x, epochs=1, batch_size=20, seed=0, log=None)
         return run
 
     npvae.kernels.use("numba")
     times, other = common.alternate({"one_thread": steps(rule), "all_threads": steps(0)}, repeats)
-    cpu.SERIAL_ROWS = rule
+    cpu.dense.SERIAL_ROWS = rule
     npvae.kernels.use("numpy")
     ms = {k: common.median(v) / (len(x) // 20) * 1e3 for k, v in times.items()}
     common.emit("kernels", threads, kind="small_batch_threads", network="iwae", batch=20,
@@ -256,7 +256,7 @@ def elementwise(repeats):
 
     def with_numpy_exp():
         e = np.exp(-np.abs(logits))
-        cpu._bernoulli_rows(x, logits, e, np.log1p(e), log_p, grad)
+        cpu.elbo._bernoulli_rows(x, logits, e, np.log1p(e), log_p, grad)
 
     t_own, t_ufuncs = (best_time(fn, repeats, 50) for fn in (lambda: cpu.bernoulli_log_prob_grad(x, logits),
                                                                with_numpy_exp))

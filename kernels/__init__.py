@@ -12,6 +12,8 @@ import importlib
 import os
 import warnings
 
+import numpy as np
+
 # name -> module implementing the ops.
 BACKENDS = {"numpy": "npvae.kernels.reference", "numba": "npvae.kernels.cpu", "cuda": "npvae.kernels.cuda"}
 
@@ -29,6 +31,16 @@ def use(name):
     ops = importlib.import_module(BACKENDS[name])
     backend = name
     return ops
+
+
+def is_device(a):
+    """Whether ``a`` is a device array (numba-cuda's, the simulator's included), on any backend."""
+    return hasattr(a, "copy_to_host")
+
+
+def to_host(a):
+    """``a`` as a NumPy array: a device array copied back, anything else ``np.asarray``'d."""
+    return a.copy_to_host() if is_device(a) else np.asarray(a)
 
 
 use("numpy")

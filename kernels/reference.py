@@ -273,6 +273,21 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     return dmean, dlogvar
 
 
+def log_pz_minus_log_qz(z, eps, logvar):
+    """log p(z) - log q(z|x) per sample, (N, L), for the ``z`` that
+    :func:`reparameterize_kl` made from ``eps`` (N, L, d) and ``logvar`` (N, d). As
+    (z - mean)^2 / var = eps^2, the log 2 pi terms cancel and no division is left::
+
+        log p(z)   = -1/2 sum_j [log 2 pi + z_j^2]
+        log q(z|x) = -1/2 sum_j [log 2 pi + logvar_j + eps_j^2]
+        difference = -1/2 sum_j [z_j^2 - logvar_j - eps_j^2]
+
+    Its gradient, eps held fixed: -z in z, +1/2 in each logvar_j (per sample).
+    """
+    check_latent(logvar, logvar, eps, z)
+    return -0.5 * np.sum(z * z - logvar[:, None] - eps * eps, axis=-1)
+
+
 def bernoulli_log_prob_grad(x, logits):
     """log p(x | logits) summed per row, and its gradient in the logits::
 
@@ -399,3 +414,82 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
         v *= beta2
         v += (1 - beta2) * g * g
         p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+
+
+# --------------------------------------------------------------------------- arrays
+# What the models and the fit loop do to arrays besides the layers' ops: on this
+# backend plain NumPy; the CUDA backend does each on the device, so that a training
+# step's arrays stay there.
+
+
+def to_device(a):
+    """``a`` where this backend computes (here: the array as it is)."""
+    return a
+
+
+def to_host(a):
+    """``a`` as a NumPy array."""
+    return np.asarray(a)
+
+
+def clear(a):
+    """Zero ``a`` in place; returns it."""
+    a[...] = 0
+    return a
+
+
+def take_rows(x, idx):
+    """``x[idx]``: the rows ``idx`` (ints in [0, len(x))) of ``x``, a minibatch."""
+    return x[idx]
+
+
+def concat_columns(a, b):
+    """``[a, b]`` side by side: (N, A) and (N, B) -> (N, A + B)."""
+    return np.concatenate([a, b], axis=1)
+
+
+def scale_rows(a, w):
+    """Row n of ``a`` (N, D) times ``w[n]`` ((N,), any float dtype), in ``a``'s dtype."""
+    return (np.asarray(w)[:, None] * a).astype(a.dtype, copy=False)
+
+
+def standard_normal(rng, shape, dtype, like=None):
+    """N(0, 1) draws of ``shape`` from the generator ``rng``, in ``dtype``, made where
+    ``like`` lives (a backend with a device uses it; here everything is NumPy)."""
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def binarize(x, rng):
+    """Dynamic binarisation: each entry 1 with probability ``x`` (in [0, 1]), else 0."""
+    return (rng.random(x.shape) < x).astype(x.dtype)
+
+
+# A generator that a GPU can run with one thread per number and no state: number i of
+# the draw with seed s is a hash of (s, i), SplitMix64's output function (Steele, Lea
+# & Flood 2014). The CUDA backend's standard_normal and binarize take s from the
+# caller's generator, so a seed still reproduces a run; these are their specification.
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def splitmix64(seed, index):
+    """The 64-bit hash of ``seed + (index + 1) * GOLDEN`` (uint64, wrapping)."""
+    with np.errstate(over="ignore"):
+        x = np.uint64(seed) + (np.asarray(index, dtype=np.uint64) + np.uint64(1)) * np.uint64(GOLDEN)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def counter_uniform(seed, shape):
+    """Uniform numbers in (0, 1), float64: (the hash's high 32 bits + 1/2) / 2^32."""
+    bits = splitmix64(seed, np.arange(math.prod(shape)))
+    return (((bits >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32).reshape(shape)
+
+
+def counter_normal(seed, shape, dtype):
+    """N(0, 1) numbers by Box-Muller from the two 32-bit halves of each hash:
+    sqrt(-2 log u1) cos(2 pi u2), u = (half + 1/2) / 2^32, so log(0) never occurs."""
+    bits = splitmix64(seed, np.arange(math.prod(shape)))
+    u1 = ((bits >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32
+    u2 = ((bits & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 2.0**32
+    return (np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(dtype).reshape(shape)

@@ -15,11 +15,15 @@ FLOAT_DTYPES = (np.float32, np.float64)
 def check_array(x, name, shape=None, dtype=None, finite=True):
     """Check that ``x`` is a float32/float64 ndarray and return it.
 
+    A device array of the CUDA backend passes with its shape and dtype checked and
+    its values not (``fit`` checks the data before it uploads it).
+
     shape: expected shape, ``None`` entries match any length (``(None, 784)``).
     dtype: if given, the one dtype accepted (the layer's parameter dtype).
     finite: reject NaN and inf.
     """
-    if not isinstance(x, np.ndarray):
+    device = kernels.is_device(x)  # the CUDA backend's: its values stay unread (reading them waits for the GPU)
+    if not (isinstance(x, np.ndarray) or device):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(x).__name__}")
     if x.dtype.type not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {x.dtype}")
@@ -33,7 +37,7 @@ def check_array(x, name, shape=None, dtype=None, finite=True):
         if x.ndim != len(shape):
             raise ValueError(f"{name}: expected a {len(shape)}-D array of shape {pretty}, got shape {x.shape}")
         raise ValueError(f"{name}: expected shape {pretty}, got {x.shape}")
-    if finite and not kernels.ops.all_finite(x):
+    if finite and not device and not kernels.ops.all_finite(x):
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return x
 
@@ -41,7 +45,7 @@ def check_array(x, name, shape=None, dtype=None, finite=True):
 def check_unit_interval(x, name, purpose):
     """Check that the float array ``x`` lies in [0, 1] (``purpose`` says why) and return it."""
     check_array(x, name)
-    if x.size and (x.min() < 0 or x.max() > 1):
+    if x.size and not kernels.is_device(x) and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"{name}: expected values in [0, 1] {purpose}, got range [{x.min()}, {x.max()}]")
     return x
 

@@ -119,9 +119,11 @@ class Likelihood(Module):
         """x a finite float array in the likelihood's support (here: any real)."""
         return check_array(x, name)
 
+    on_device = False  # whether a device-resident VAE can train with it (``VAE.device_refusal``)
+
     def backward(self, grad, weight):
         """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""
-        return weight[:, None] * grad
+        return kernels.ops.scale_rows(grad, weight)
 
 
 class Bernoulli(Likelihood):
@@ -134,11 +136,14 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+    on_device = True
 
     def check_data(self, x, name="x"):
         return check_unit_interval(x, name, "for a Bernoulli likelihood")
 
     def log_prob(self, x, logits):
+        if kernels.is_device(logits):  # the fused kernel (its gradient unused): NumPy cannot read device arrays
+            return kernels.ops.bernoulli_log_prob_grad(x, logits)[0]
         return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
 
     def log_prob_and_grad(self, x, logits):
@@ -169,6 +174,8 @@ class _GaussianBase(Likelihood):
 
     def log_prob(self, x, out):
         mu, logvar = self.split(out)
+        if kernels.is_device(mu):  # as Bernoulli.log_prob
+            return kernels.ops.gaussian_log_prob_grad(x, mu, logvar)[0]
         return gaussian_log_prob(x, mu, logvar)
 
     def log_prob_and_grad(self, x, out):
@@ -204,6 +211,7 @@ class Gaussian(_GaussianBase):
     """
 
     name = "gaussian"
+    on_device = True
 
     def __init__(self, sigma=1.0):
         super().__init__()
@@ -212,7 +220,7 @@ class Gaussian(_GaussianBase):
         self.sigma = float(sigma)
 
     def split(self, out):
-        return out, np.full(out.shape[-1], 2 * np.log(self.sigma), dtype=out.dtype)
+        return out, np.full(out.shape[out.ndim - 1], 2 * np.log(self.sigma), dtype=out.dtype)
 
     def _grad(self, dmu, dlogvar):
         return dmu

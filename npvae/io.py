@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 
+from . import kernels
+
 FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a spec) still loads
 
 
@@ -49,9 +51,9 @@ def save_checkpoint(path, model, optimizer=None, state=None):
     parameters only: ``load_params`` restores them, ``load_model`` says why it cannot."""
     from .spec import model_spec
 
-    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays = {f"param/{k}": kernels.to_host(v) for k, v in model.params.items()}
     if optimizer is not None:
-        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+        arrays.update({f"optim/{k}": kernels.to_host(v) for k, v in optimizer.state_dict().items()})
     try:
         spec, spec_error = model_spec(model), None
     except TypeError as e:

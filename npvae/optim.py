@@ -11,6 +11,12 @@ from . import kernels
 from .checks import check_number
 
 
+def _zeros_like(p):
+    """Zeros shaped like ``p``, where p is (on the GPU for a device array)."""
+    z = np.zeros(p.shape, p.dtype)
+    return kernels.ops.to_device(z) if kernels.is_device(p) else z
+
+
 class Optimizer:
     slots = ()  # names of the per-parameter state arrays
 
@@ -22,7 +28,7 @@ class Optimizer:
                              f"{'' if set(grads) != set(params) else ', or a shape differs'}; pass model.grads")
         self.params, self.grads = params, grads
         self.t = 0  # steps taken
-        self.state = {s: {k: np.zeros_like(p) for k, p in params.items()} for s in self.slots}
+        self.state = {s: {k: _zeros_like(p) for k, p in params.items()} for s in self.slots}
 
     def step(self):
         self.t += 1

@@ -12,7 +12,6 @@ import numpy as np
 
 from . import io, kernels
 from .checks import check_number, check_positive_int
-from .datasets import binarize_dynamic
 from .diagnostics import collapse_report
 from .models.vae import ESTIMATORS, OBJECTIVES
 from .distributions import kl_standard_normal
@@ -84,7 +83,12 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     """
     check_fit_arguments(**locals())
     schedule = lr_schedule_of(lr_schedule)
+    resident = device_resident(model, optimizer, estimator, objective, mae_eta or mae_gamma, weight_decay, reduction,
+                               clip_value, clip_norm, log)
+    if resident:  # the parameters, and then the optimiser's state, on the GPU; the training set uploaded once
+        model.to_device()
     opt = OPTIMIZERS[optimizer](model.params, model.grads, lr, **(optimizer_kwargs or {}))
+    x_fit = kernels.ops.to_device(x) if resident else x
     beta_schedule = SCHEDULES[anneal]
     history = {k: [] for k in ("epoch", "lr", "beta", "train_elbo", "train_log_px", "train_kl",
                                "val_elbo", "val_log_px", "val_kl", "seconds")}
@@ -114,7 +118,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
 
     def check_finite(epoch, step):
         for name, arrays in (("the parameters are", model.params), ("the optimiser's state is", opt.state_dict())):
-            if not all(kernels.ops.all_finite(np.asarray(a, dtype=float)) for a in arrays.values()):
+            if not all(kernels.ops.all_finite(kernels.to_host(a).astype(float)) for a in arrays.values()):
                 raise diverged(epoch, step, f"{name} no longer finite" + (" (nothing checkpointed)" if path else ""))
 
     def checkpoint(epoch, step, position=None):
@@ -125,14 +129,15 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
 
     n, t0, first_epoch_seconds, first_loss = len(x), time.perf_counter(), None, None
     total_steps = epochs * -(-n // batch_size)
-    with _deferred_interrupt() as interrupted:
+    with _deferred_interrupt() as interrupted, _back_to_host(model, resident):
         for epoch in range(start + 1, epochs + 1):
             order, done, sums = (rng.permutation(n), 0, np.zeros(3)) if position is None else (
                 np.asarray(position["order"]), position["steps"], np.asarray(position["sums"]))
             position, beta_t = None, beta
             for step, s in enumerate(range(done * batch_size, n, batch_size), start=done + 1):
                 idx = order[s : s + batch_size]
-                xb = binarize_dynamic(x[idx], rng) if binarize else x[idx]
+                xb = kernels.ops.take_rows(x_fit, idx)
+                xb = kernels.ops.binarize(xb, rng) if binarize else xb
                 beta_t = beta * (beta_schedule(opt.t, anneal_steps) if anneal != "constant" else 1.0)
                 opt.lr = scheduled_lr(lr, schedule, epoch, opt.t, total_steps)
                 labels = {} if y is None else {"y": y[idx]}
@@ -140,7 +145,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
                     loss, stats = model.loss_and_grad(xb, **labels, **kwargs, **(
                         {"beta": beta_t} if hasattr(model, "elbo") else {}))
                 except ValueError:  # a layer refusing a non-finite input: the parameters, not the data
-                    if all(kernels.ops.all_finite(p) for p in model.params.values()):
+                    if all(kernels.ops.all_finite(kernels.to_host(p)) for p in model.params.values()):
                         raise
                     raise diverged(epoch, step, "the parameters are no longer finite") from None
                 if not np.isfinite(loss):
@@ -187,6 +192,33 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             if stop:
                 break
     return history
+
+
+def device_resident(model, optimizer, estimator, objective, mae, weight_decay, reduction, clip_value, clip_norm,
+                    log=None):
+    """Whether ``fit`` keeps every array of a step on the GPU: on the CUDA backend, for
+    Adam without clipping and a step that ``VAE.device_refusal`` accepts. Otherwise
+    the model keeps NumPy arrays (on "cuda", each op copies them up and back), and
+    ``log`` hears why."""
+    if kernels.backend != "cuda":
+        return False
+    refusal = model.device_refusal(estimator, objective, bool(mae), bool(weight_decay), reduction) if hasattr(
+        model, "device_refusal") else "the autoencoder not yet on the device"
+    if refusal is None and (optimizer != "adam" or clip_value is not None or clip_norm is not None):
+        refusal = "optimisers other than Adam, and clipping, not yet on the device"
+    if refusal and log:
+        log(f"backend cuda: {refusal}: training with NumPy arrays, each op copying them to the GPU and back")
+    return refusal is None
+
+
+@contextlib.contextmanager
+def _back_to_host(model, resident):
+    """A device-resident model comes back to NumPy arrays however training ends."""
+    try:
+        yield
+    finally:
+        if resident:
+            model.to_host()
 
 
 @contextlib.contextmanager

@@ -86,21 +86,21 @@ def test_numpys_openblas_is_found_where_numpy_bundles_it():
     blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     if blas["name"] != "scipy-openblas":
         pytest.skip(f"NumPy is built against {blas['name']}, not scipy-openblas")
-    assert cpu._OPENBLAS is not None and "libscipy_openblas64_" in cpu._OPENBLAS
+    assert cpu.dense._OPENBLAS is not None and "libscipy_openblas64_" in cpu.dense._OPENBLAS
 
 
 def test_small_batches_run_blas_on_one_thread_and_restore_the_count():
-    if cpu._OPENBLAS is None:
+    if cpu.dense._OPENBLAS is None:
         pytest.skip("NumPy's OpenBLAS was not found (see the test above)")
-    before = cpu._blas_threads(0)  # 0 reads the count and leaves it
-    assert cpu._blas_threads(1) == before and cpu._blas_threads(0) == 1
-    assert cpu._blas_threads(before) == 1 and cpu._blas_threads(0) == before
+    before = cpu.dense._blas_threads(0)  # 0 reads the count and leaves it
+    assert cpu.dense._blas_threads(1) == before and cpu.dense._blas_threads(0) == 1
+    assert cpu.dense._blas_threads(before) == 1 and cpu.dense._blas_threads(0) == before
     rng = np.random.default_rng(0)
-    for n in (cpu.SERIAL_ROWS, cpu.SERIAL_ROWS + 1):  # one thread, then all of them
+    for n in (cpu.dense.SERIAL_ROWS, cpu.dense.SERIAL_ROWS + 1):  # one thread, then all of them
         x, W, dy = rng.normal(size=(n, 100)), rng.normal(size=(100, 3)), rng.normal(size=(n, 3))
         h, y = cpu.linear_forward(x, W, np.zeros(3), "relu")
         cpu.linear_backward(x, W, h, y, dy, np.zeros((100, 3)), np.zeros(3), "relu")
-        assert cpu._blas_threads(0) == before
+        assert cpu.dense._blas_threads(0) == before
 
 
 @given(seed=seeds, n=st.integers(1, 9), n_samples=st.integers(1, 4), d=st.integers(1, 7), dtype=dtypes,
@@ -138,8 +138,8 @@ def test_float32_bernoulli_kernel_over_the_whole_range_of_logits():
     NaN, which must give the reference's inf and NaN. And the two functions themselves,
     to within 3e-7 of float64's exp and log1p over their domains."""
     a, e = np.linspace(0, 87, 4001, dtype=np.float32), np.linspace(0, 1, 4001, dtype=np.float32)
-    np.testing.assert_allclose([cpu._exp_minus_f32(v) for v in a], np.exp(-a.astype(np.float64)), rtol=3e-7, atol=0)
-    np.testing.assert_allclose([cpu._log1p_f32(v) for v in e], np.log1p(e.astype(np.float64)), rtol=3e-7, atol=0)
+    np.testing.assert_allclose([cpu.elbo._exp_minus_f32(v) for v in a], np.exp(-a.astype(np.float64)), rtol=3e-7, atol=0)
+    np.testing.assert_allclose([cpu.elbo._log1p_f32(v) for v in e], np.log1p(e.astype(np.float64)), rtol=3e-7, atol=0)
     logits = np.concatenate([np.linspace(-120, 120, 96001), [87, -87, 87.5, np.inf, -np.inf, np.nan]])
     logits = logits.astype(np.float32)[:, None]
     x = np.random.default_rng(0).random(logits.shape).astype(np.float32)

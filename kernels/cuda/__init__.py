@@ -10,7 +10,8 @@ One module per concern, the same names as the Numba CPU backend's:
 * ``activations``: elementwise activations, the finite check, the bias gradient's
   column sums.
 * ``conv``: im2col / col2im and the four convolution ops on the product.
-* ``elbo``: reparameterisation with the KL, the Bernoulli and Gaussian likelihoods.
+* ``elbo``: reparameterisation with the KL, the Bernoulli and Gaussian likelihoods,
+  the MAE regulariser.
 * ``optim``: Adam.
 * ``arrays``: moving arrays between host and device; launch sizes.
 
@@ -30,24 +31,17 @@ if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
                        "use backend 'numba' or 'numpy', or set NUMBA_ENABLE_CUDASIM=1 for the simulator")
 
-from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu.py)
+from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu/)
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
-from .arrays import is_device, to_device, to_host  # noqa: E402,F401
+from .arrays import (  # noqa: E402,F401
+    binarize, clear, concat_columns, is_device, scale_rows, standard_normal, take_rows, to_device, to_host,
+)
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
 from .elbo import (  # noqa: E402,F401
-    bernoulli_log_prob_grad, gaussian_log_prob_grad, reparameterize_kl, reparameterize_kl_backward,
+    bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty, reparameterize_kl,
+    reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: E402,F401
-from .. import reference  # noqa: E402
-
-
-def mae_penalty(mean, logvar, eta, gamma):
-    """The reference's, on the host: O(B^2 d) numbers for one batch, small beside a
-    step's products; device gradients for device inputs."""
-    value, dmean, dlogvar, m, s = reference.mae_penalty(to_host(mean), to_host(logvar), eta, gamma)
-    if is_device(mean):
-        dmean, dlogvar = to_device(dmean), to_device(dlogvar)
-    return value, dmean, dlogvar, m, s

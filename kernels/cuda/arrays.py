@@ -8,9 +8,13 @@ the caller's arrays), so a model that holds NumPy arrays runs unchanged on this
 backend, one transfer per op.
 """
 
+import math
+
 import numpy as np
-from numba import cuda
-from numba.cuda.random import create_xoroshiro128p_states, xoroshiro128p_normal_float64
+from numba import cuda, float64, uint64
+
+from .. import reference
+from ..reference import GOLDEN
 
 THREADS = 256  # threads per block of the one-dimensional (elementwise) kernels
 
@@ -32,13 +36,6 @@ def empty(shape, dtype):
 def zeros(shape, dtype):
     """A zeroed device array, filled on the device (no host copy)."""
     return clear(empty(shape, dtype))
-
-
-def clear(a):
-    """Zero the contiguous device array ``a`` in place, one launch; returns it."""
-    if a.size:
-        fill[blocks(a.size), THREADS](a.reshape(a.size), 0)
-    return a
 
 
 def to_host(a):
@@ -75,10 +72,20 @@ def mixed(*arrays):
     return arrays[0].dtype not in _REALS or any(a.dtype != arrays[0].dtype for a in arrays)
 
 
-# ------------------------------------------------ device-array glue for a whole step
-# What a training step does to arrays besides the op table (picking the minibatch,
-# scaling a gradient, joining dmean and dlogvar, drawing the noise), for arrays that
-# stay on the device. Each is one launch, one thread per output element.
+# ------------------------------------------------------------ the reference's array ops
+# What the models and the fit loop do to arrays besides the layers' ops (picking the
+# minibatch, joining columns, weighting rows, drawing noise), each one launch with one
+# thread per output element. Each result lives where its main input lives: NumPy
+# inputs take the reference's NumPy path.
+
+
+def clear(a):
+    """Zero ``a`` in place (one launch for a contiguous device array); returns it."""
+    if not is_device(a):
+        a[...] = 0
+    elif a.size:
+        fill[blocks(a.size), THREADS](a.reshape(a.size), 0)
+    return a
 
 
 @cuda.jit
@@ -90,25 +97,16 @@ def _take_rows(x, idx, out):
 
 
 def take_rows(x, idx):
-    """``x[idx]`` for a device matrix ``x`` (N, D) and a device int array ``idx`` whose
-    entries the caller keeps in [0, N) (checking them would copy them back)."""
-    out = empty((idx.size, x.shape[1]), x.dtype)
-    _take_rows[blocks(out.size), THREADS](x, idx, out)
-    return out
-
-
-@cuda.jit
-def _scale(a, s, out):
-    i = cuda.grid(1)
-    if i < out.size:
-        out[i] = s * a[i]
-
-
-def scale(a, s):
-    """``s * a`` for a contiguous device array ``a``, as a new array."""
-    out = empty(a.shape, a.dtype)
-    _scale[blocks(a.size), THREADS](a.reshape(a.size), a.dtype.type(s), out.reshape(out.size))
-    return out
+    """``x[idx]`` for a device array ``x`` (N, ...) and ints ``idx`` (NumPy or device;
+    the caller keeps them in [0, N): checking device ones would copy them back)."""
+    if not is_device(x):
+        return reference.take_rows(x, to_host(idx))
+    idx = to_device(np.asarray(idx, dtype=np.int64)) if not is_device(idx) else idx
+    rows = x.reshape(x.shape[0], x.size // max(x.shape[0], 1))
+    out = empty((idx.size, rows.shape[1]), x.dtype)
+    if out.size:
+        _take_rows[blocks(out.size), THREADS](rows, idx, out)
+    return out.reshape((idx.size, *x.shape[1:]))
 
 
 @cuda.jit
@@ -121,32 +119,98 @@ def _concat_columns(a, b, out):
 
 
 def concat_columns(a, b):
-    """``np.concatenate([a, b], axis=1)`` for device matrices."""
+    """``[a, b]`` side by side, on the device if either is there."""
+    if not (is_device(a) or is_device(b)):
+        return reference.concat_columns(a, b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"a, b: expected matrices with one number of rows, got {a.shape}, {b.shape}")
+    a, b = to_device(a), to_device(np.asarray(b, dtype=a.dtype) if not is_device(b) else b)
     out = empty((a.shape[0], a.shape[1] + b.shape[1]), a.dtype)
-    _concat_columns[blocks(out.size), THREADS](a, b, out)
+    if out.size:
+        _concat_columns[blocks(out.size), THREADS](a, b, out)
     return out
 
 
 @cuda.jit
-def _standard_normal(states, out):
-    """Thread t draws out[t], out[t + T], ... from its own xoroshiro128+ stream."""
-    t = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for i in range(t, out.size, stride):
-        out[i] = xoroshiro128p_normal_float64(states, t)
+def _scale_rows(a, w, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        r, c = e // out.shape[1], e % out.shape[1]
+        out[r, c] = w[r] * a[r, c]
 
 
-class NormalStream:
-    """Standard normal draws made on the device: ``draw(shape, dtype)``. ``threads``
-    independent xoroshiro128+ streams from ``seed`` (their states are made once on the
-    host and uploaded); a draw is one launch."""
+def scale_rows(a, w):
+    """Row n of ``a`` (N, D) times ``w[n]``: ``w`` (NumPy or device) goes up in a's dtype."""
+    if not is_device(a):
+        return reference.scale_rows(a, to_host(w))
+    w = w if is_device(w) else to_device(np.asarray(w, dtype=a.dtype))
+    out = empty(a.shape, a.dtype)
+    if out.size:
+        _scale_rows[blocks(out.size), THREADS](a, w, out)
+    return out
 
-    def __init__(self, seed, threads=4096):
-        self.states, self.threads = create_xoroshiro128p_states(threads, seed=seed), threads
 
-    def draw(self, shape, dtype):
-        out = empty(shape, dtype)
-        _standard_normal[self.threads // THREADS, THREADS](self.states, out.reshape(out.size))
-        return out
+# Noise on the device: reference.counter_normal and counter_uniform, one thread per number.
+
+
+@cuda.jit(device=True, inline=True)
+def _splitmix64(seed, i):
+    x = seed + (uint64(i) + uint64(1)) * uint64(GOLDEN)
+    x = (x ^ (x >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> uint64(27))) * uint64(0x94D049BB133111EB)
+    return x ^ (x >> uint64(31))
+
+
+@cuda.jit(device=True, inline=True)
+def _unit(half):
+    """A 32-bit half of the hash as a float64 in (0, 1)."""
+    return (float64(half) + 0.5) * (1.0 / 4294967296.0)
+
+
+@cuda.jit
+def _counter_normal(seed, out):
+    i = cuda.grid(1)
+    if i < out.size:
+        bits = _splitmix64(seed, i)
+        u1, u2 = _unit(bits >> uint64(32)), _unit(bits & uint64(0xFFFFFFFF))
+        out[i] = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@cuda.jit
+def _counter_binarize(seed, x, out):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = 1.0 if _unit(_splitmix64(seed, i) >> uint64(32)) < x[i] else 0.0
+
+
+def _seed(rng):
+    """A 63-bit seed drawn from the caller's generator: each draw advances it once."""
+    return uint64(int(rng.integers(2**63)))
+
+
+def counter_normal(seed, shape, dtype):
+    """``reference.counter_normal`` on the device."""
+    out = empty(shape, dtype)
+    if out.size:
+        _counter_normal[blocks(out.size), THREADS](uint64(seed), out.reshape(out.size))
+    return out
+
+
+def standard_normal(rng, shape, dtype, like=None):
+    """N(0, 1) numbers of ``shape`` in ``dtype``, made where ``like`` lives: for a NumPy
+    ``like``, the reference's draw from ``rng``; otherwise (a device array, or None) on
+    the device, ``reference.counter_normal`` with a seed taken from ``rng``."""
+    if like is not None and not is_device(like):
+        return reference.standard_normal(rng, shape, dtype)
+    return counter_normal(_seed(rng), shape, dtype)
+
+
+def binarize(x, rng):
+    """Dynamic binarisation of a device array by ``reference.counter_uniform`` (seeded
+    from ``rng``); a NumPy ``x`` takes the reference's."""
+    if not is_device(x):
+        return reference.binarize(x, rng)
+    out = empty(x.shape, x.dtype)
+    if out.size:
+        _counter_binarize[blocks(out.size), THREADS](_seed(rng), x.reshape(x.size), out.reshape(out.size))
+    return out

@@ -81,6 +81,31 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     return (dmean.copy_to_host(), dlogvar.copy_to_host()) if host else (dmean, dlogvar)
 
 
+@cuda.jit
+def _log_pz_minus_log_qz(z, eps, logvar, out):
+    """One thread per sample (n, l), summing its d terms in order, in float64."""
+    i = cuda.grid(1)
+    n_samples, d = z.shape[1], z.shape[2]
+    if i < out.size:
+        n, s = i // n_samples, i % n_samples
+        total = 0.0
+        for j in range(d):
+            total += z[n, s, j] * z[n, s, j] - logvar[n, j] - eps[n, s, j] * eps[n, s, j]
+        out[n, s] = -0.5 * total
+
+
+def log_pz_minus_log_qz(z, eps, logvar):
+    """``(N, L)`` as the reference's, one launch."""
+    if mixed(z, eps, logvar) or not z.size:
+        return reference.log_pz_minus_log_qz(to_host(z), to_host(eps), to_host(logvar))
+    reference.check_latent(logvar, logvar, eps, z)
+    host = not is_device(z)
+    z, eps, logvar = to_device(z), to_device(eps), to_device(logvar)
+    out = empty(z.shape[:2], z.dtype)
+    _log_pz_minus_log_qz[blocks(out.size), THREADS](z, eps, logvar, out)
+    return out.copy_to_host() if host else out
+
+
 @cuda.jit(device=True, inline=True)
 def _row_sum(total, partial):
     """The sum over the block of each thread's ``total``, by a fixed-order tree in the
@@ -162,3 +187,12 @@ def gaussian_log_prob_grad(x, mu, logvar):
     _gaussian[len(x), ROW_THREADS](x, mu, logvar, log_p, dmu, dlogvar)
     out = (log_p, dmu, dlogvar)
     return tuple(a.copy_to_host() for a in out) if host else out
+
+
+def mae_penalty(mean, logvar, eta, gamma):
+    """The reference's, on the host: O(B^2 d) numbers for one batch, small beside a
+    step's products; device gradients for device inputs."""
+    value, dmean, dlogvar, m, s = reference.mae_penalty(to_host(mean), to_host(logvar), eta, gamma)
+    if is_device(mean):
+        dmean, dlogvar = to_device(dmean), to_device(dlogvar)
+    return value, dmean, dlogvar, m, s

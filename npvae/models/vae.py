@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..checks import as_rng, check_array, check_positive_int
-from ..distributions import gaussian_log_prob, reparameterize_kl, reparameterize_kl_backward, standard_normal_log_prob
+from ..distributions import reparameterize_kl, reparameterize_kl_backward
 from ..objectives import importance_weights, kl_penalty, log_mean_exp, check_mae_weights, mae_regularizer, weight_decay
 from .base import LatentModel, check_reduction, summed
 
@@ -33,14 +34,15 @@ class VAE(LatentModel):
 
     @staticmethod
     def _with(a, onehot):
-        return a if onehot is None else np.concatenate([a, onehot], axis=1)
+        return a if onehot is None else kernels.ops.concat_columns(a, onehot)
 
     # ---------------------------------------------------------------- the networks
 
     def encode(self, x, y=None):
         """``(mean, logvar)`` of q(z|x), each (N, latent_dim)."""
         self.check_x(x)
-        return self._encode(x, self._labels(y, len(x)))
+        mean, logvar = self._encode(self.placed(x), self._labels(y, len(x)))
+        return kernels.to_host(mean), kernels.to_host(logvar)
 
     def _encoder_input(self, x, onehot):
         """x with the labels appended: as features of flat data, as ``n_classes``
@@ -50,7 +52,7 @@ class VAE(LatentModel):
         if len(self.data_shape) == 3:
             planes = np.broadcast_to(onehot[:, :, None, None], (len(x), onehot.shape[1], *self.data_shape[1:]))
             return np.concatenate([x, planes], axis=1)
-        return np.concatenate([x.reshape(len(x), -1), onehot], axis=1)
+        return kernels.ops.concat_columns(x.reshape(len(x), -1), onehot)
 
     def _encode(self, x, onehot):
         h = self._check_output("encoder", self.encoder.forward(self._encoder_input(x, onehot)), 2 * self.latent_dim)
@@ -59,7 +61,7 @@ class VAE(LatentModel):
     def decode(self, z, y=None):
         """The likelihood's parameters (the decoder's raw output, flattened per example)."""
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
-        return self._decode(z, self._labels(y, len(z)))
+        return kernels.to_host(self._decode(self.placed(z), self._labels(y, len(z))))
 
     def _decode(self, z, onehot):
         out = self.decoder.forward(self._with(z, onehot)).reshape(len(z), -1)
@@ -68,8 +70,7 @@ class VAE(LatentModel):
     def reconstruct(self, x, y=None):
         """The likelihood's mean at z = the posterior mean: x -> E[x | z = mean(x)]."""
         mean, _ = self.encode(x, y)
-        out = self._decode(mean, self._labels(y, len(x)))
-        return self.likelihood.mean(out).reshape(x.shape)
+        return self.likelihood.mean(self.decode(mean, y)).reshape(x.shape)
 
     def sample(self, n, rng, mean=False, y=None):
         """n examples from the model. ``mean=False``: ancestral sampling, z ~ p(z) then
@@ -77,7 +78,7 @@ class VAE(LatentModel):
         show; not a sample of p(x))."""
         n, rng = check_positive_int(n, "n"), as_rng(rng)
         z = rng.standard_normal((n, self.latent_dim)).astype(self.dtype)
-        out = self._decode(z, self._labels(y, n))
+        out = self.decode(z, y)
         x = self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)
         return x.reshape(n, *self.data_shape)
 
@@ -87,38 +88,67 @@ class VAE(LatentModel):
         """Forward pass with noise ``eps`` (N, L, d): every per-sample term, and with
         ``grad`` the likelihood's gradient in the decoder's output (``dlog_px``).
         ``densities``: also log p(z) and log q(z|x), which only estimator A and the
-        IWAE bound use (estimator B's KL is analytic)."""
+        IWAE bound use (estimator B's KL is analytic): as one term, log p(z) - log q(z|x).
+        Arrays stay where ``x`` is (on the GPU for a device-resident model)."""
         n, n_samples = eps.shape[:2]
         mean, logvar = self._encode(x, onehot)
         z, kl = reparameterize_kl(mean, logvar, eps)  # (N, L, d), (N, d)
         rep = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
-        out = self._decode(z.reshape(n * n_samples, -1), rep)
-        x_rep = x.reshape(n, -1) if n_samples == 1 else np.repeat(x.reshape(n, -1), n_samples, axis=0)
+        out = self._decode(z.reshape(n * n_samples, self.latent_dim), rep)
+        x_rep = x.reshape(n, -1)
+        if n_samples > 1:  # each example once per sample, rows in (n, l) order
+            x_rep = kernels.ops.take_rows(x_rep, np.repeat(np.arange(n), n_samples))
         if grad:
             log_px, dlog_px = self.likelihood.log_prob_and_grad(x_rep, out)
         else:
             log_px, dlog_px = self.likelihood.log_prob(x_rep, out), None
         t = dict(mean=mean, logvar=logvar, z=z, out=out, kl=kl, log_px=log_px.reshape(n, n_samples), dlog_px=dlog_px)
         if densities:
-            t.update(log_pz=standard_normal_log_prob(z), log_qz=gaussian_log_prob(z, mean[:, None], logvar[:, None]))
+            t["log_pz_minus_log_qz"] = kernels.ops.log_pz_minus_log_qz(z, eps, logvar)
         return t
 
-    def _draw_eps(self, n, n_samples, rng, eps):
-        shape = (n, check_positive_int(n_samples, "n_samples"), self.latent_dim)
+    def _draw_eps(self, x, n_samples, rng, eps):
+        """The noise (N, L, d) for the examples ``x``, drawn where x is (the GPU for a
+        device array), unless given."""
+        shape = (len(x), check_positive_int(n_samples, "n_samples"), self.latent_dim)
         if eps is None:
-            return as_rng(rng).standard_normal(shape).astype(self.dtype)
+            return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
+
+    @property
+    def on_device(self):
+        """Whether the parameters are on the GPU (after ``to_device()`` on the CUDA backend)."""
+        return kernels.is_device(next(iter(self.encoder.params.values())))
+
+    def placed(self, x):
+        """``x`` where the parameters are: uploaded once for a device-resident model."""
+        return kernels.ops.to_device(x) if self.on_device else x
+
+    def device_refusal(self, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean"):
+        """Why a training step with these settings cannot keep its arrays on the GPU
+        (a sentence), or None when it can: the device path covers the plain VAE with
+        estimator B (any samples, beta, annealing, free bits), a Bernoulli or
+        fixed-sigma Gaussian likelihood, and the batch mean. The rest trains on the
+        CUDA backend with NumPy arrays, each op copying to the GPU and back."""
+        reasons = [(hasattr(self, "n_classes"), "a ConditionalVAE's labels"),
+                   (not getattr(self.likelihood, "on_device", False), f"the {self.likelihood.name} likelihood"),
+                   (objective != "elbo" or estimator != "B", f"objective {objective!r} with estimator {estimator!r}"),
+                   (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'")]
+        found = [what for refused, what in reasons if refused]
+        return f"{', '.join(found)} not yet on the device" if found else None
 
     def elbo(self, x, y=None, rng=None, n_samples=1, estimator="B", eps=None):
         """ELBO per example (nats, positive-is-better), averaged over ``n_samples`` draws."""
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         self.check_x(x)
-        eps = self._draw_eps(len(x), n_samples, rng, eps)
+        x = self.placed(x)
+        eps = self._draw_eps(x, n_samples, rng, eps)
         t = self._terms(x, self._labels(y, len(x)), eps, densities=estimator == "A")
+        log_px = kernels.to_host(t["log_px"])
         if estimator == "A":
-            return np.mean(t["log_px"] + t["log_pz"] - t["log_qz"], axis=1)
-        return np.mean(t["log_px"], axis=1) - t["kl"].sum(axis=1)
+            return np.mean(log_px + kernels.to_host(t["log_pz_minus_log_qz"]), axis=1)
+        return np.mean(log_px, axis=1) - kernels.to_host(t["kl"]).sum(axis=1)
 
     def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None, progress=None):
         """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
@@ -135,13 +165,14 @@ class VAE(LatentModel):
         chunk, rng = check_positive_int(chunk, "chunk"), as_rng(rng)
         result = np.empty(len(x))
         for s in range(0, len(x), batch_size):
-            xb = x[s : s + batch_size]
+            xb = self.placed(x[s : s + batch_size])
             onehot = self._labels(None if y is None else y[s : s + batch_size], len(xb))
             log_w = []
             for c in range(0, k, chunk):
-                eps = rng.standard_normal((len(xb), min(chunk, k - c), self.latent_dim)).astype(self.dtype)
+                eps = self._draw_eps(xb, min(chunk, k - c), rng, None)
                 t = self._terms(xb, onehot, eps)
-                log_w.append((t["log_px"] + t["log_pz"] - t["log_qz"]).astype(np.float64))
+                log_w.append(kernels.to_host(t["log_px"]).astype(np.float64)
+                             + kernels.to_host(t["log_pz_minus_log_qz"]))
             result[s : s + len(xb)] = log_mean_exp(np.concatenate(log_w, axis=1), axis=1)
             if progress is not None:
                 progress(s + len(xb), len(x))
@@ -185,25 +216,33 @@ class VAE(LatentModel):
             raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
                              f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
         self.check_x(x)
+        if self.on_device:
+            refusal = self.device_refusal(estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
+                                          reduction)
+            if refusal:
+                raise ValueError(f"model: its parameters are on the GPU, and {refusal}; call model.to_host() first")
+            x = self.placed(x)
         n = len(x)
         onehot = self._labels(y, n)
-        eps = self._draw_eps(n, n_samples, rng, eps)
+        eps = self._draw_eps(x, n_samples, rng, eps)
         t = self._terms(x, onehot, eps, grad=True, densities=objective == "iwae" or estimator == "A")
-        log_px, kl = float(t["log_px"].mean()), float(t["kl"].sum()) / n  # batch means
+        # The per-example numbers come to the host (from the GPU: N x L and N x d numbers).
+        log_px_n, kl_n = kernels.to_host(t["log_px"]), kernels.to_host(t["kl"])
+        log_px, kl = float(log_px_n.mean()), float(kl_n.sum()) / n  # batch means
         stats = {"elbo": log_px - kl, "log_px": log_px, "kl": kl}
 
         L = n_samples
         if objective == "iwae":
-            log_w = t["log_px"] + t["log_pz"] - t["log_qz"]
+            log_w = log_px_n + t["log_pz_minus_log_qz"]
             a = c = importance_weights(log_w, axis=1)
             stats["iwae"] = float(np.mean(log_mean_exp(log_w, axis=1)))
             objective_value = stats["iwae"]
         elif estimator == "A":
             a, c = np.full((n, L), 1.0 / L), np.full((n, L), beta / L)
-            objective_value = float(np.mean(np.sum(a * t["log_px"] + c * (t["log_pz"] - t["log_qz"]), axis=1)))
+            objective_value = float(np.mean(np.sum(a * log_px_n + c * t["log_pz_minus_log_qz"], axis=1)))
         else:
             a, c = np.full((n, L), 1.0 / L), None
-            penalty, dkl = kl_penalty(t["kl"], free_bits)
+            penalty, dkl = kl_penalty(kl_n, free_bits)
             objective_value = log_px - beta * penalty
 
         self.zero_grad()
@@ -217,7 +256,8 @@ class VAE(LatentModel):
             stats.update(mae=mae[0], posterior_kl_mean=float(mae[3].sum()), posterior_kl_std=mae[4])
 
         dout = self.likelihood.backward(t["dlog_px"], (-a / n).astype(self.dtype).ravel())
-        dz = self.decoder.backward(dout.reshape(self.decoder.out_shape))[:, : self.latent_dim].reshape(t["z"].shape)
+        dx = self.decoder.backward(dout.reshape(self.decoder.out_shape))
+        dz = (dx if onehot is None else dx[:, : self.latent_dim]).reshape(t["z"].shape)
         if c is None:
             dmean, dlogvar = reparameterize_kl_backward(dz, eps, t["mean"], t["logvar"], beta * dkl)
         else:
@@ -226,7 +266,7 @@ class VAE(LatentModel):
             dlogvar += 0.5 * w.sum(axis=1)
         if mae is not None:
             dmean, dlogvar = dmean + mae[1], dlogvar + mae[2]
-        self.encoder.backward(np.concatenate([dmean, dlogvar], axis=1), need_dx=False)
+        self.encoder.backward(kernels.ops.concat_columns(dmean, dlogvar), need_dx=False)
         return summed(self, loss, n) if reduction == "sum" else loss, stats
 
 

@@ -8,6 +8,7 @@ needs, and ``backward(dy)`` which returns dL/dx and *adds* dL/dparam into
 
 import numpy as np
 
+from .. import kernels
 from ..checks import check_array
 
 
@@ -33,7 +34,23 @@ class Module:
 
     def zero_grad(self):
         for g in self.grads.values():
-            g[...] = 0
+            kernels.ops.clear(g)
+
+    def to_device(self):
+        """Move every parameter and gradient to where the active backend computes (the
+        GPU for "cuda"; on the CPU backends nothing moves); returns self. Optimisers
+        hold the arrays, so make them after this call (``fit`` does all of it)."""
+        for d in (self.params, self.grads):
+            for k in d:
+                d[k] = kernels.ops.to_device(d[k])
+        return self
+
+    def to_host(self):
+        """Bring every parameter and gradient back as NumPy arrays; returns self."""
+        for d in (self.params, self.grads):
+            for k in d:
+                d[k] = kernels.to_host(d[k])
+        return self
 
     def astype(self, dtype):
         """Cast every parameter (and reset its gradient) to ``dtype``; returns self."""
@@ -81,6 +98,16 @@ class Container(Module):
     def zero_grad(self):
         for m in self.children.values():
             m.zero_grad()
+
+    def to_device(self):
+        for m in self.children.values():
+            m.to_device()
+        return self
+
+    def to_host(self):
+        for m in self.children.values():
+            m.to_host()
+        return self
 
     def astype(self, dtype):
         for m in self.children.values():

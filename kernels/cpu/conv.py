@@ -1,0 +1,211 @@
+"""Convolutions as im2col + one BLAS product, channels-last inside."""
+
+import math
+import threading
+
+import numpy as np
+from numba import njit
+
+from .. import reference
+from ..reference import conv_output_size
+from .arrays import JIT, mixed
+from .activations import _add_bias_rows, _column_sums
+
+# --------------------------------------------------------------------- convolution
+# Inside this backend images are channels-last. A receptive field of the image x
+# (N, H, W, C) is then kh runs of kw*C consecutive numbers,
+#   cols[(n, i, j), (p, q, c)] = x[n, i sh + p - ph, j sw + q - pw, c]   (0 outside x),
+# so im2col copies runs and col2im adds runs, loops that vectorise; in NCHW order the
+# runs are kw (4) numbers long. The padding is never materialised: a run that crosses
+# the border is copied (or added) number by number, and one wholly outside is zeros
+# (or skipped). The fields' columns come in (p, q, c) order, so the weight is
+# permuted to match (a copy of a few thousand numbers per call).
+
+
+@njit(**JIT)
+def _im2col_runs(x, channels, kh, kw, sh, sw, ph, pw, ho, wo, cols):
+    """cols[(n, i, j), (p, q, c)] = x[n, i sh + p - ph, (j sw + q - pw) C + c], zero
+    outside the image; x is (N, H, W*C)."""
+    h, w, run = x.shape[1], x.shape[2] // channels, kw * channels
+    r = 0
+    for n in range(x.shape[0]):
+        for i in range(ho):
+            for j in range(wo):
+                left = j * sw - pw
+                for p in range(kh):
+                    dst = cols[r, p * run : (p + 1) * run]
+                    row = i * sh + p - ph
+                    if row < 0 or row >= h:
+                        dst[:] = 0
+                    elif left >= 0 and left + kw <= w:
+                        src = x[n, row, left * channels : left * channels + run]
+                        for k in range(run):
+                            dst[k] = src[k]
+                    else:
+                        for q in range(kw):
+                            inside = 0 <= left + q < w
+                            for c in range(channels):
+                                dst[q * channels + c] = x[n, row, (left + q) * channels + c] if inside else 0
+                r += 1
+
+
+@njit(**JIT)
+def _col2im_runs(cols, channels, kh, kw, sh, sw, ph, pw, ho, wo, out):
+    """The adjoint of :func:`_im2col_runs`: each run of ``cols`` added back into ``out``
+    (N, H, W*C), the parts that fall in the padding dropped."""
+    h, w, run = out.shape[1], out.shape[2] // channels, kw * channels
+    r = 0
+    for n in range(out.shape[0]):
+        for i in range(ho):
+            for j in range(wo):
+                left = j * sw - pw
+                for p in range(kh):
+                    src = cols[r, p * run : (p + 1) * run]
+                    row = i * sh + p - ph
+                    if row < 0 or row >= h:
+                        continue
+                    if left >= 0 and left + kw <= w:
+                        dst = out[n, row, left * channels : left * channels + run]
+                        for k in range(run):
+                            dst[k] += src[k]
+                    else:
+                        for q in range(kw):
+                            if 0 <= left + q < w:
+                                for c in range(channels):
+                                    out[n, row, (left + q) * channels + c] += src[q * channels + c]
+                r += 1
+
+
+_scratch = threading.local()  # per thread: tag -> a reused buffer
+
+
+def _buffer(tag, shape, dtype):
+    """A scratch array kept between calls for an op's internal temporary (never for a
+    result): the conv VAE's 13 MB im2col matrices, allocated afresh, came back from
+    the OS as new pages every step and doubled a backward pass's time. One buffer per
+    tag, grown to the largest size asked for, so layers of different shapes share it."""
+    size = math.prod(shape)
+    buf = getattr(_scratch, tag, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype=dtype)
+        setattr(_scratch, tag, buf)
+    return buf[:size].reshape(shape)
+
+
+def _out_size(hw, kernel, stride, padding):
+    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
+
+
+def _channels_last_rows(x):
+    """``x`` (N, C, H, W) as a contiguous (N, H, W*C) array: a view of this backend's
+    channels-last conv outputs (and of one-channel images), a copy of other NCHW data."""
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n, h, w * c)
+
+
+def _fields(x, kernel, stride, padding, out_hw, cols=None):
+    """im2col: the receptive fields of ``x`` (N, C, H, W) as rows (N*Ho*Wo, kh*kw*C),
+    into ``cols`` if given, else into scratch (for the op's own use only)."""
+    shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+    cols = _buffer("fields", shape, x.dtype) if cols is None else cols
+    _im2col_runs(_channels_last_rows(x), x.shape[1], *kernel, *stride, *padding, *out_hw, cols)
+    return cols
+
+
+def _add_fields(cols, kernel, stride, padding, out_hw, out):
+    """col2im, the adjoint: ``out`` (N, H, W, C) += each row of ``cols`` where
+    :func:`_fields` took it from; returns ``out`` as an (N, C, H, W) view."""
+    n, h, w, c = out.shape
+    _col2im_runs(cols, c, *kernel, *stride, *padding, *out_hw, out.reshape(n, h, w * c))
+    return out.transpose(0, 3, 1, 2)
+
+
+def im2col(x, kernel, stride, padding):
+    """The receptive fields of ``x`` (N, C, H, W) as rows, (N*Ho*Wo, kh*kw*C): the
+    reference's fields with the channel axis last (columns in (p, q, c) order)."""
+    out_hw = _out_size(x.shape[2:], kernel, stride, padding)
+    cols = np.empty((x.shape[0] * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1]), dtype=x.dtype)
+    return _fields(x, kernel, stride, padding, out_hw, cols)
+
+
+def col2im(cols, x_shape, kernel, stride, padding):
+    """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array."""
+    (n, c, h, w), out_hw = x_shape, _out_size(x_shape[2:], kernel, stride, padding)
+    return _add_fields(np.ascontiguousarray(cols), kernel, stride, padding, out_hw, np.zeros((n, h, w, c), cols.dtype))
+
+
+def _weight_rows(W):
+    """W (A, B, kh, kw) as the (A, kh*kw*B) matrix whose columns match im2col's (p, q, c)."""
+    return W.transpose(0, 2, 3, 1).reshape(W.shape[0], -1)
+
+
+def _add_weight_grad(dW, dW_rows):
+    """dW += dW_rows, the gradient of :func:`_weight_rows` (W) taken back to W's layout."""
+    dW += dW_rows.reshape(dW.shape[0], *dW.shape[2:], dW.shape[1]).transpose(0, 3, 1, 2)
+
+
+def _to_rows(image):
+    """(N, C, H, W) -> (N*H*W, C), contiguous (free when ``image`` is channels-last)."""
+    return np.ascontiguousarray(image.transpose(0, 2, 3, 1)).reshape(-1, image.shape[1])
+
+
+def conv2d_forward(x, W, b, stride, padding):
+    """im2col by runs, then one product (BLAS) straight into the output's rows; the
+    bias added in place. (Going a few images at a time, for the fields to stay in
+    cache, measured no faster.)"""
+    if mixed(x, W):  # the scratch and outputs take x's dtype: mixed dtypes to NumPy's promotion
+        return reference.conv2d_forward(x, W, b, stride, padding)
+    kernel, n = W.shape[2:], x.shape[0]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    Wr = _weight_rows(W)
+    cols = _fields(x, kernel, stride, padding, (ho, wo))
+    y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
+    if b is not None:
+        _add_bias_rows(y.reshape(-1, W.shape[0]), b)
+    return y.transpose(0, 3, 1, 2)
+
+
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """im2col by runs, ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
+    ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields)."""
+    if mixed(x, W, dy):
+        return reference.conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
+    kernel = W.shape[2:]
+    ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
+    Wr, dY = _weight_rows(W), _to_rows(dy)
+    cols = _fields(x, kernel, stride, padding, (ho, wo))
+    _add_weight_grad(dW, dY.T @ cols)
+    _column_sums(dY, db)
+    if not need_dx:
+        return None
+    (n, c, h, w) = x.shape
+    return _add_fields(np.matmul(dY, Wr, out=cols), kernel, stride, padding, (ho, wo), np.zeros((n, h, w, c), x.dtype))
+
+
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
+    """The rows of x @ Wf (BLAS), added by col2im by runs into an output that starts
+    as the bias."""
+    if mixed(x, W):
+        return reference.conv_transpose2d_forward(x, W, b, stride, padding, output_padding)
+    kernel, (n, _, h, w) = W.shape[2:], x.shape
+    ho, wo = (
+        conv_output_size(s, k, st, p, op, transposed=True)
+        for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding)
+    )
+    X, Wr = _to_rows(x), _weight_rows(W)
+    rows = np.matmul(X, Wr, out=_buffer("fields", (len(X), Wr.shape[1]), x.dtype))
+    y = np.empty((n, ho, wo, W.shape[1]), x.dtype)
+    y[...] = 0 if b is None else b  # the bias first, then every field added onto it
+    return _add_fields(rows, kernel, stride, padding, (h, w), y)
+
+
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+    """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dX = D @ Wf.T``; ``db`` in one pass."""
+    if mixed(x, W, dy):
+        return reference.conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
+    kernel, (n, _, h, w) = W.shape[2:], x.shape
+    X, Wr = _to_rows(x), _weight_rows(W)
+    D = _fields(dy, kernel, stride, padding, (h, w))
+    _add_weight_grad(dW, X.T @ D)
+    _column_sums(_to_rows(dy), db)
+    return (D @ Wr.T).reshape(n, h, w, -1).transpose(0, 3, 1, 2) if need_dx else None
