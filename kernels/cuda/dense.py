@@ -26,19 +26,25 @@ from .. import reference
 from .activations import KINDS, activate, bias_grad
 from .arrays import empty, is_device, mixed, to_device, to_host, write_back
 
-TILES = {"large": (128, 128, 8, 8, 8), "small": (64, 64, 16, 4, 4)}  # BM, BN, BK, TM, TN
+# BM, BN, BK, TM, TN, PAD: PAD extra numbers per row of the shared strips. A strip
+# copied from an operand stored (rows, K) is written down its columns: with rows of
+# BM = 64 numbers, a half warp's 16 stores land in one bank (16-way conflicts); with
+# rows of 65 each lands in its own.
+TILES = {"large": (128, 128, 8, 8, 8, 0), "small": (64, 64, 16, 4, 4, 0), "small_padded": (64, 64, 16, 4, 4, 1),
+         "large_padded": (128, 128, 8, 8, 8, 1)}
 
 
-def _make_gemm(real, BM, BN, BK, TM, TN):
+def _make_gemm(real, BM, BN, BK, TM, TN, PAD):
     TY, TX = BM // TM, BN // TN
     NT = TY * TX
+    A_ROW, B_ROW = BM + PAD, BN + PAD  # the strips' stored row lengths (constants for the shared arrays)
 
     @cuda.jit(device=True, inline=True)
-    def copy_strip(src, dst, k_major, r0, k0, r_size, k_size, tid):
-        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for a ``dst`` of
-        BK x R (R = BM or BN). ``src`` is (K, R-side) when ``k_major``, else (R-side, K);
-        consecutive threads take consecutive addresses of ``src`` as it is stored."""
-        width = dst.shape[1]
+    def copy_strip(src, dst, width, k_major, r0, k0, r_size, k_size, tid):
+        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for rr < ``width``
+        (BM or BN) of a ``dst`` of BK x (width + PAD). ``src`` is (K, R-side) when
+        ``k_major``, else (R-side, K); consecutive threads take consecutive addresses of
+        ``src`` as it is stored."""
         for load in range(BK * width // NT):
             e = tid + load * NT
             if k_major:
@@ -55,8 +61,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
     def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha):
         m_size, n_size = c.shape
         k_size = a.shape[0] if trans_a else a.shape[1]
-        a_s = cuda.shared.array((BK, BM), real)
-        b_s = cuda.shared.array((BK, BN), real)
+        a_s = cuda.shared.array((BK, A_ROW), real)
+        b_s = cuda.shared.array((BK, B_ROW), real)
         acc = cuda.local.array((TM, TN), real)
         a_frag = cuda.local.array(TM, real)
         b_frag = cuda.local.array(TN, real)
@@ -67,8 +73,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
             for j in range(TN):
                 acc[i, j] = 0
         for k0 in range(0, k_size, BK):
-            copy_strip(a, a_s, trans_a, row0, k0, m_size, k_size, tid)
-            copy_strip(b, b_s, not trans_b, col0, k0, n_size, k_size, tid)
+            copy_strip(a, a_s, BM, trans_a, row0, k0, m_size, k_size, tid)
+            copy_strip(b, b_s, BN, not trans_b, col0, k0, n_size, k_size, tid)
             cuda.syncthreads()
             for kk in range(BK):
                 for i in range(TM):
@@ -104,7 +110,7 @@ _GEMMS = {}
 def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0,
          tile="small"):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
-    code ``kind`` != 0, ``y = f(c)``. ``tile`` ("small" or "large") picks the tile shape.
+    code ``kind`` != 0, ``y = f(c)``. ``tile`` (a key of ``TILES``) picks the tile shape.
     Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -117,7 +123,7 @@ def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=
     key = (c.dtype.str, tile)
     if key not in _GEMMS:
         _GEMMS[key] = _make_gemm(float32 if c.dtype.itemsize == 4 else float64, *TILES[key[1]])
-    bm, bn, _, tm, tn = TILES[tile]
+    bm, bn, _, tm, tn, _ = TILES[tile]
     grid = (max(1, (n + bn - 1) // bn), max(1, (m + bm - 1) // bm))
     bias = c[:0, 0] if bias is None else bias
     _GEMMS[key][grid, (bn // tn, bm // tm)](a, b, c, trans_a, trans_b, c.dtype.type(beta), bias,
