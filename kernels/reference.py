@@ -438,6 +438,19 @@ def clear(a):
     return a
 
 
+def clear_all(arrays):
+    """Zero every array of the list in place."""
+    for a in arrays:
+        clear(a)
+
+
+def pack(arrays):
+    """The arrays placed where this backend computes, as a list. A backend with a
+    device copies them into one buffer, each array a view of it, so that an op over
+    all of them (``clear_all``, ``adam_update``) is one launch. Here: the arrays."""
+    return list(arrays)
+
+
 def take_rows(x, idx):
     """``x[idx]``: the rows ``idx`` (ints in [0, len(x))) of ``x``, a minibatch."""
     return x[idx]

@@ -11,10 +11,13 @@ from . import kernels
 from .checks import check_number
 
 
-def _zeros_like(p):
-    """Zeros shaped like ``p``, where p is (on the GPU for a device array)."""
-    z = np.zeros(p.shape, p.dtype)
-    return kernels.ops.to_device(z) if kernels.is_device(p) else z
+def _zeros_like(params):
+    """Zeros shaped like each parameter, by name, where the parameters are: on the GPU
+    for device arrays, packed into one buffer (one launch updates them all)."""
+    zeros = [np.zeros(p.shape, p.dtype) for p in params.values()]
+    if any(kernels.is_device(p) for p in params.values()):
+        zeros = kernels.ops.pack(zeros)
+    return dict(zip(params, zeros))
 
 
 class Optimizer:
@@ -28,7 +31,7 @@ class Optimizer:
                              f"{'' if set(grads) != set(params) else ', or a shape differs'}; pass model.grads")
         self.params, self.grads = params, grads
         self.t = 0  # steps taken
-        self.state = {s: {k: _zeros_like(p) for k, p in params.items()} for s in self.slots}
+        self.state = {s: _zeros_like(params) for s in self.slots}
 
     def step(self):
         self.t += 1

@@ -142,14 +142,18 @@ def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, scale, per_ro
 
 @few
 @given(seed=seeds, shapes=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=2), min_size=1, max_size=3),
-       dtype=dtypes, t=st.integers(1, 1000), on_device=st.booleans())
-def test_adam_update_equals_the_reference(seed, shapes, dtype, t, on_device):
+       dtype=dtypes, t=st.integers(1, 1000), place=st.sampled_from(["host", "device", "packed"]))
+def test_adam_update_equals_the_reference(seed, shapes, dtype, t, place):
+    """On NumPy arrays, on device arrays (a launch each), on packed ones (one launch)."""
     rng = np.random.default_rng(seed)
     groups = [[draw(rng, (1, *shape), dtype)[0] for shape in shapes] for _ in range(4)]
     for v in groups[3]:
         np.abs(v, out=v)
     ref = [[a.copy() for a in g] for g in groups]
-    ours = [[gpu.to_device(a) if on_device else a.copy() for a in g] for g in groups]
+    put = {"host": lambda g: [a.copy() for a in g], "device": lambda g: [gpu.to_device(a) for a in g],
+           "packed": gpu.pack}[place]
+    ours = [put(g) for g in groups]
+    assert all((arrays.packed_buffer(g) is not None) == (place == "packed") for g in ours)
     reference.adam_update(*ref, 1e-2, 0.9, 0.999, 1e-8, t)
     gpu.adam_update(*ours, 1e-2, 0.9, 0.999, 1e-8, t)
     for group_ours, group_ref in zip(ours, ref):
@@ -331,8 +335,8 @@ def test_a_device_resident_step_equals_the_reference(arch, likelihood, host_nois
         model = build.to_device() if resident else build
         data = gpu.to_device(x.astype(np.float64)) if resident else x.astype(np.float64)
         loss, stats = model.loss_and_grad(data, rng=np.random.default_rng(4), n_samples=2, beta=0.7)
-        if resident:
-            assert all(gpu.is_device(g) for g in model.grads.values())
+        if resident:  # every gradient on the device, the views of one buffer
+            assert arrays.packed_buffer(list(model.grads.values())) is not None
         return loss, stats, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
 
     (loss, stats, grads), (ref_loss, ref_stats, ref_grads) = _on("cuda", lambda: step(True)), _on(
@@ -443,6 +447,25 @@ def test_the_array_ops_equal_the_reference(seed, n, d, dtype, on_device):
     z, eps, logvar = draw(rng, (n, n_samples, d), dtype), draw(rng, (n, n_samples, d), dtype), draw(rng, (n, d), dtype)
     close(gpu.to_host(both(gpu.log_pz_minus_log_qz, z, eps, logvar)), reference.log_pz_minus_log_qz(z, eps, logvar),
           dtype)
+
+
+def test_packed_arrays_are_views_of_one_buffer():
+    """pack: the values, as views of one buffer that packed_buffer finds only for the
+    whole list in order; clear_all zeros them (through the buffer, or one by one)."""
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(4.0)
+    views = gpu.pack([a, b])
+    np.testing.assert_array_equal(views[0].copy_to_host(), a)
+    np.testing.assert_array_equal(views[1].copy_to_host(), b)
+    buffer = arrays.packed_buffer(views)
+    assert buffer is not None and buffer.size == 10
+    assert arrays.packed_buffer(views[::-1]) is None and arrays.packed_buffer(views[:1]) is None
+    assert arrays.packed_buffer([gpu.to_device(a)]) is None
+    gpu.clear_all(views)
+    assert not buffer.copy_to_host().any()
+    mixed = gpu.pack([a, b.astype(np.float32)])  # two dtypes: copied up one by one
+    assert arrays.packed_buffer(mixed) is None and mixed[1].dtype == np.float32
+    reference.clear_all(hosts := [a.copy(), b.copy()])
+    assert not any(h.any() for h in hosts)
 
 
 # The simulator runs the kernels as Python, where NumPy reports the hash's uint64

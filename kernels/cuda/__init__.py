@@ -15,17 +15,32 @@ One module per concern, the same names as the Numba CPU backend's:
 * ``optim``: Adam.
 * ``arrays``: moving arrays between host and device; launch sizes.
 
-Every op takes NumPy arrays or device arrays: given device arrays (``to_device``) its
-results stay on the device; given NumPy arrays it copies them up and its results back.
-The models hold NumPy arrays, so on this backend they train correctly but pay one
-round trip per op; a step with every array on the device is what
-``benchmarks/gpu.py`` times by calling these ops on device arrays.
+Every op takes NumPy arrays or device arrays: given device arrays its results stay on
+the device; given NumPy arrays it copies them up and its results back. A model moved
+with ``model.to_device()`` (``fit`` does it) holds its parameters and gradients as
+views of one device buffer each (``arrays.pack``); its minibatches, noise and
+activations stay on the device, and only per-example numbers (log p(x|z), the KL)
+come back for the loss. A model that keeps NumPy arrays still trains on this
+backend, paying one round trip per op.
+
+``NPVAE_CUDA_POOL=1`` keeps freed device blocks for reuse (``arrays.pooled_memory_manager``).
 """
 
 try:
     from numba import cuda
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("backend cuda: numba-cuda is not installed; pip install -e '.[cuda]'") from e
+
+import os  # noqa: E402
+
+from numba import config  # noqa: E402
+
+if os.environ.get("NPVAE_CUDA_POOL") == "1" and not config.ENABLE_CUDASIM:
+    from numba.cuda.cudadrv import driver as _driver
+
+    from .arrays import pooled_memory_manager
+
+    _driver.set_memory_manager(pooled_memory_manager())  # before the first context
 
 if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
@@ -34,7 +49,8 @@ if not cuda.is_available():
 from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu/)
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
 from .arrays import (  # noqa: E402,F401
-    binarize, clear, concat_columns, is_device, scale_rows, standard_normal, take_rows, to_device, to_host,
+    binarize, clear, clear_all, concat_columns, is_device, pack, scale_rows, standard_normal, take_rows, to_device,
+    to_host,
 )
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,

@@ -38,6 +38,48 @@ def zeros(shape, dtype):
     return clear(empty(shape, dtype))
 
 
+# --------------------------------------------------------------------------- memory
+# numba-cuda asks the driver for every new device array (cuMemAlloc, about 40 us on an
+# H100 through Python: benchmarks/gpu.py, kind "overheads"), and a training step makes
+# some 25 of them. With NPVAE_CUDA_POOL=1 a freed block is kept for the next array of
+# its size instead. Every op of this backend runs on the one default stream, so a
+# kernel that writes a reused block runs after every kernel that read it before.
+
+
+def pooled_memory_manager():
+    """numba-cuda's memory manager, with freed blocks kept by size for reuse."""
+    import collections
+    import weakref
+
+    from numba.cuda.cudadrv import driver
+
+    class PooledMemoryManager(driver.NumbaCUDAMemoryManager):
+        def initialize(self):
+            super().initialize()
+            self.free = collections.defaultdict(list)  # size in bytes -> device pointers
+
+        def memalloc(self, size):
+            size = max(512, -(-size // 512) * 512)  # whole 512-byte units, so near sizes share blocks
+            blocks = self.free[size]
+            if blocks:
+                pointer = blocks.pop()
+            else:
+                try:
+                    pointer = self._attempt_allocation(lambda: driver.driver.cuMemAlloc(size))
+                except driver.CudaAPIError:  # out of memory: give the kept blocks back, then once more
+                    self.release()
+                    pointer = self._attempt_allocation(lambda: driver.driver.cuMemAlloc(size))
+            return driver.AutoFreePointer(weakref.proxy(self.context), pointer, size,
+                                          finalizer=lambda: blocks.append(pointer)).own()
+
+        def release(self):
+            for blocks in self.free.values():
+                while blocks:
+                    driver.driver.cuMemFree(blocks.pop())
+
+    return PooledMemoryManager
+
+
 def to_host(a):
     """``a`` as a NumPy array (a copy from the device)."""
     return a.copy_to_host() if is_device(a) else a
@@ -86,6 +128,42 @@ def clear(a):
     elif a.size:
         fill[blocks(a.size), THREADS](a.reshape(a.size), 0)
     return a
+
+
+def pack(arrays):
+    """Copies of ``arrays`` (one dtype) on the device as consecutive views of one new
+    buffer; each view records ``packed_at = (buffer, offset)``, so that ``clear_all``
+    and ``adam_update`` treat a list of them as the one buffer: one launch instead of
+    one per array. Arrays of several dtypes are copied up one by one."""
+    hosts = [to_host(a) for a in arrays]
+    if not hosts or any(a.dtype != hosts[0].dtype for a in hosts):
+        return [to_device(a) for a in hosts]
+    buffer = cuda.to_device(np.concatenate([a.ravel() for a in hosts]))
+    views, offset = [], 0
+    for a in hosts:
+        view = buffer[offset : offset + a.size].reshape(a.shape)
+        view.packed_at = (buffer, offset)
+        views.append(view)
+        offset += a.size
+    return views
+
+
+def packed_buffer(arrays):
+    """The buffer that ``arrays`` fill exactly, in order, when ``pack`` made them; else None."""
+    buffer, offset = getattr(arrays[0], "packed_at", (None, 0)) if len(arrays) else (None, 0)
+    for a in arrays:
+        at = getattr(a, "packed_at", None)
+        if buffer is None or at is None or at[0] is not buffer or at[1] != offset:
+            return None
+        offset += a.size
+    return buffer if offset == buffer.size else None
+
+
+def clear_all(arrays):
+    """Zero every array: one launch when ``pack`` made them, else one each."""
+    buffer = packed_buffer(arrays)
+    for a in [buffer] if buffer is not None else arrays:
+        clear(a)
 
 
 @cuda.jit

@@ -1,8 +1,7 @@
-"""Adam on the GPU: one thread per parameter entry, one launch per parameter array.
-
-(One launch for all arrays would need the arrays as one flat buffer, which the
-models do not keep; at the VAEs' 4 to 12 arrays the launches are counted in
-``benchmarks/gpu.py``.)
+"""Adam on the GPU: one thread per parameter entry. A device-resident model's
+parameters and gradients, and the optimiser's moments, are views of one buffer each
+(``arrays.pack``), so a step is one launch over the four buffers; other arrays take
+one launch each.
 """
 
 import math
@@ -10,7 +9,7 @@ import math
 from numba import cuda
 
 from .. import reference
-from .arrays import THREADS, blocks, to_device, write_back
+from .arrays import THREADS, blocks, packed_buffer, to_device, write_back
 
 
 @cuda.jit
@@ -31,6 +30,9 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     if len(params) and not (params[0].dtype.itemsize in (4, 8)
                             and all(a.dtype == params[0].dtype for group in (params, grads, ms, vs) for a in group)):
         return reference.adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t)  # mixed or float16
+    buffers = [packed_buffer(group) for group in (params, grads, ms, vs)]
+    if all(b is not None for b in buffers):  # one launch over everything
+        params, grads, ms, vs = ([b] for b in buffers)
     for p, g, m, v in zip(params, grads, ms, vs):
         if not p.size:
             continue

@@ -33,24 +33,31 @@ class Module:
         return {}
 
     def zero_grad(self):
-        for g in self.grads.values():
-            kernels.ops.clear(g)
+        kernels.ops.clear_all(list(self.grads.values()))  # on the GPU, one launch for a packed model
 
     def to_device(self):
         """Move every parameter and gradient to where the active backend computes (the
-        GPU for "cuda"; on the CPU backends nothing moves); returns self. Optimisers
-        hold the arrays, so make them after this call (``fit`` does all of it)."""
-        for d in (self.params, self.grads):
-            for k in d:
-                d[k] = kernels.ops.to_device(d[k])
+        GPU for "cuda", where the parameters become views of one buffer and the
+        gradients of another, so that zeroing them or an Adam step is one launch; on
+        the CPU backends nothing moves); returns self. Optimisers hold the arrays, so
+        make them after this call (``fit`` does all of it)."""
+        for which in ("params", "grads"):
+            slots = self._slots(which)
+            for (d, k), a in zip(slots, kernels.ops.pack([d[k] for d, k in slots])):
+                d[k] = a
         return self
 
     def to_host(self):
         """Bring every parameter and gradient back as NumPy arrays; returns self."""
-        for d in (self.params, self.grads):
-            for k in d:
+        for which in ("params", "grads"):
+            for d, k in self._slots(which):
                 d[k] = kernels.to_host(d[k])
         return self
+
+    def _slots(self, which):
+        """(dict, key) of each array of ``which`` ("params" or "grads"), where it is stored."""
+        d = getattr(self, which)
+        return [(d, k) for k in d]
 
     def astype(self, dtype):
         """Cast every parameter (and reset its gradient) to ``dtype``; returns self."""
@@ -95,19 +102,8 @@ class Container(Module):
     def grads(self):
         return {f"{c}.{k}": v for c, m in self.children.items() for k, v in m.grads.items()}
 
-    def zero_grad(self):
-        for m in self.children.values():
-            m.zero_grad()
-
-    def to_device(self):
-        for m in self.children.values():
-            m.to_device()
-        return self
-
-    def to_host(self):
-        for m in self.children.values():
-            m.to_host()
-        return self
+    def _slots(self, which):
+        return [slot for m in self.children.values() for slot in m._slots(which)]
 
     def astype(self, dtype):
         for m in self.children.values():
