@@ -26,7 +26,6 @@ import common
 
 threads = common.setup_threads()
 
-import os  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -38,9 +37,6 @@ from npvae.optim import Adam  # noqa: E402
 from npvae.train import fit  # noqa: E402
 
 NETWORKS = {"pytorch_example": ((400,), 20, "relu", 128), "iwae20": ((200, 200), 50, "tanh", 20)}
-
-
-POOL = os.environ.get("NPVAE_CUDA_POOL", "0")  # reported in every line
 
 
 def synchronize():
@@ -86,13 +82,13 @@ def product(repeats):
         op_a, op_b = (ta_t.T if ta else ta_t), (tb_t.T if tb else tb_t)
         inner = max(1, int(2e9 / (2 * m * n * k)))  # enough products per timing to dwarf the launch
         sides = {"torch": lambda: [torch.matmul(op_a, op_b) for _ in range(inner)]}
-        for tile in ["auto", *dense.TILES]:
+        for tile in dense.TILES:
             sides[f"npvae_{tile}"] = (lambda tile=tile: [dense.gemm(a, b, c, ta, tb, tile=tile) for _ in range(inner)])
         seconds = {name: timed(fn, repeats) / inner for name, fn in sides.items()}
         err = float(np.abs(c.copy_to_host() - (op_a @ op_b).cpu().numpy()).max())
         gflops = {f"{side}_gflops": round(2 * m * n * k / s / 1e9, 1) for side, s in seconds.items()}
         best = min(v for side, v in seconds.items() if side.startswith("npvae"))
-        common.emit("gpu_product", threads, memory_pool=POOL, shape=[m, k, n], trans=[ta, tb], **gflops,
+        common.emit("gpu_product", threads, shape=[m, k, n], trans=[ta, tb], **gflops,
                     **{f"{side}_us": round(s * 1e6, 2) for side, s in seconds.items()},
                     fraction_of_cublas=round(seconds["torch"] / best, 3), max_abs_error=err)
 
@@ -201,7 +197,7 @@ def mlp_epoch(x, repeats, networks):
                                    data, batch, latent, repeats, warmup_steps=50))
         best = min(v for k, v in seconds.items() if k != "npvae")
         best_item = min(v for k, v in seconds.items() if k.endswith("_item"))
-        common.emit("gpu_mlp_epoch", threads, memory_pool=POOL, network=name, hidden=list(hidden), latent=latent, activation=activation,
+        common.emit("gpu_mlp_epoch", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
                     batch=batch, examples=len(x), repeats=repeats,
                     **{f"{side}_s": round(v, 4) for side, v in seconds.items()},
                     ratio=round(seconds["npvae"] / best, 3), ratio_loss_read_both=round(seconds["npvae"] / best_item, 3),
@@ -227,7 +223,7 @@ def conv_step(x, repeats, steps=40):
     seconds = {"npvae": timed(npvae_run, repeats)}
     seconds.update(torch_sides(lambda: torch_conv(latent), torch.from_numpy(images).cuda(), batch, latent, repeats))
     best = min(v for k, v in seconds.items() if k != "npvae")
-    common.emit("gpu_conv_step", threads, memory_pool=POOL, batch=batch, steps=steps, repeats=repeats,
+    common.emit("gpu_conv_step", threads, batch=batch, steps=steps, repeats=repeats,
                 **{f"{side}_ms": round(v / steps * 1e3, 3) for side, v in seconds.items()},
                 ratio=round(seconds["npvae"] / best, 3))
 
@@ -277,12 +273,12 @@ def evaluation(x_test, probe, limit, k=5000, batch_size=100, chunk=500):
 
     warm = sides(batch_size)
     seconds = {side: timed(fn, 1, warmup=warm[side]) for side, fn in sides(probe).items()}
-    common.emit("gpu_eval", threads, memory_pool=POOL, images=probe, k=k, batch_size=batch_size, chunk=chunk,
+    common.emit("gpu_eval", threads, images=probe, k=k, batch_size=batch_size, chunk=chunk,
                 **{f"{side}_s": round(v, 3) for side, v in seconds.items()}, ratio=round(seconds["npvae"] / seconds["torch"], 3),
                 npvae_projected_10000_s=round(seconds["npvae"] * len(x_test) / probe, 1))
     if seconds["npvae"] * len(x_test) / probe <= limit:
         seconds = {side: timed(fn, 1, warmup=lambda: None) for side, fn in sides(len(x_test)).items()}
-        common.emit("gpu_eval", threads, memory_pool=POOL, images=len(x_test), k=k, batch_size=batch_size, chunk=chunk,
+        common.emit("gpu_eval", threads, images=len(x_test), k=k, batch_size=batch_size, chunk=chunk,
                     **{f"{side}_s": round(v, 3) for side, v in seconds.items()},
                     ratio=round(seconds["npvae"] / seconds["torch"], 3))
 
@@ -312,7 +308,7 @@ def overheads(repeats=200):
             fn()
         cuda.synchronize()
         result[f"{name}_us"] = round((time.perf_counter() - t0) / repeats * 1e6, 2)
-    common.emit("gpu_overheads", threads, memory_pool=POOL, repeats=repeats, **result)
+    common.emit("gpu_overheads", threads, repeats=repeats, **result)
 
 
 def main():

@@ -22,25 +22,12 @@ views of one device buffer each (``arrays.pack``); its minibatches, noise and
 activations stay on the device, and only per-example numbers (log p(x|z), the KL)
 come back for the loss. A model that keeps NumPy arrays still trains on this
 backend, paying one round trip per op.
-
-``NPVAE_CUDA_POOL=1`` keeps freed device blocks for reuse (``arrays.pooled_memory_manager``).
 """
 
 try:
     from numba import cuda
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("backend cuda: numba-cuda is not installed; pip install -e '.[cuda]'") from e
-
-import os  # noqa: E402
-
-from numba import config  # noqa: E402
-
-if os.environ.get("NPVAE_CUDA_POOL") == "1" and not config.ENABLE_CUDASIM:
-    from numba.cuda.cudadrv import driver as _driver
-
-    from .arrays import pooled_memory_manager
-
-    _driver.set_memory_manager(pooled_memory_manager())  # before the first context
 
 if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "

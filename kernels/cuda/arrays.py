@@ -38,48 +38,6 @@ def zeros(shape, dtype):
     return clear(empty(shape, dtype))
 
 
-# --------------------------------------------------------------------------- memory
-# numba-cuda asks the driver for every new device array (cuMemAlloc, about 40 us on an
-# H100 through Python: benchmarks/gpu.py, kind "overheads"), and a training step makes
-# some 25 of them. With NPVAE_CUDA_POOL=1 a freed block is kept for the next array of
-# its size instead. Every op of this backend runs on the one default stream, so a
-# kernel that writes a reused block runs after every kernel that read it before.
-
-
-def pooled_memory_manager():
-    """numba-cuda's memory manager, with freed blocks kept by size for reuse."""
-    import collections
-    import weakref
-
-    from numba.cuda.cudadrv import driver
-
-    class PooledMemoryManager(driver.NumbaCUDAMemoryManager):
-        def initialize(self):
-            super().initialize()
-            self.free = collections.defaultdict(list)  # size in bytes -> device pointers
-
-        def memalloc(self, size):
-            size = max(512, -(-size // 512) * 512)  # whole 512-byte units, so near sizes share blocks
-            blocks = self.free[size]
-            if blocks:
-                pointer = blocks.pop()
-            else:
-                try:
-                    pointer = self._attempt_allocation(lambda: driver.driver.cuMemAlloc(size))
-                except driver.CudaAPIError:  # out of memory: give the kept blocks back, then once more
-                    self.release()
-                    pointer = self._attempt_allocation(lambda: driver.driver.cuMemAlloc(size))
-            return driver.AutoFreePointer(weakref.proxy(self.context), pointer, size,
-                                          finalizer=lambda: blocks.append(pointer)).own()
-
-        def release(self):
-            for blocks in self.free.values():
-                while blocks:
-                    driver.driver.cuMemFree(blocks.pop())
-
-    return PooledMemoryManager
-
-
 def to_host(a):
     """``a`` as a NumPy array (a copy from the device)."""
     return a.copy_to_host() if is_device(a) else a

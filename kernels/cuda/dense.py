@@ -13,14 +13,14 @@ are ``ty + 16 i`` and its columns ``tx + 16 j``, so the 16 threads of a half war
 broadcast): no bank conflicts. Two tile shapes: 64 x 64 (TM = TN = 4), the default,
 and 128 x 128 (TM = TN = 8), which measured slower at every shape tried
 (``benchmarks/gpu.py`` on an H100, 4096^3: 8.5 against 7.1 TFLOP/s, cuBLAS 50.5; the
-VAE's 128 x 784 x 400: 140 against 387 us, cuBLAS 19 us).
+VAE's 128 x 784 x 400: 140 against 387 us, cuBLAS 19 us). Strips padded against bank
+conflicts and 32 x 32 tiles measured no faster: at the VAE's shapes the time is the
+latency of K / BK strips loaded one after the other (``benchmarks/README.md``).
 
 The backward of a dense layer is three launches: ``dh = dy * f'(h)`` with the bias
 gradient's column sums (``activations.bias_grad``), ``dW += x.T @ dh`` (this product
 with beta = 1, no temporary) and ``dx = dh @ W.T``.
 """
-
-import functools
 
 from numba import cuda, float32, float64
 
@@ -28,30 +28,19 @@ from .. import reference
 from .activations import KINDS, activate, bias_grad
 from .arrays import empty, is_device, mixed, to_device, to_host, write_back
 
-# BM, BN, BK, TM, TN, PAD: PAD extra numbers per row of the shared strips. A strip
-# copied from an operand stored (rows, K) is written down its columns: with rows of
-# BM = 64 numbers, a half warp's 16 stores land in one bank (16-way conflicts); with
-# rows of 65 each lands in its own.
-TILES = {"large": (128, 128, 8, 8, 8, 0), "small": (64, 64, 16, 4, 4, 0), "small_padded": (64, 64, 16, 4, 4, 1),
-         "large_padded": (128, 128, 8, 8, 8, 1), "tiny": (32, 32, 16, 2, 2, 1)}
-# The default ("auto"): 64 x 64 tiles, unless they would leave most of the GPU's
-# multiprocessors idle (a VAE layer's 128 x 400 output is 14 such tiles for 132 of
-# them on an H100): then 32 x 32, four times the blocks at half the work per
-# shared-memory read.
-AUTO, AUTO_SMALL_OUTPUT = "small_padded", "tiny"
+TILES = {"large": (128, 128, 8, 8, 8), "small": (64, 64, 16, 4, 4)}  # BM, BN, BK, TM, TN
 
 
-def _make_gemm(real, BM, BN, BK, TM, TN, PAD):
+def _make_gemm(real, BM, BN, BK, TM, TN):
     TY, TX = BM // TM, BN // TN
     NT = TY * TX
-    A_ROW, B_ROW = BM + PAD, BN + PAD  # the strips' stored row lengths (constants for the shared arrays)
 
     @cuda.jit(device=True, inline=True)
-    def copy_strip(src, dst, width, k_major, r0, k0, r_size, k_size, tid):
-        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for rr < ``width``
-        (BM or BN) of a ``dst`` of BK x (width + PAD). ``src`` is (K, R-side) when
-        ``k_major``, else (R-side, K); consecutive threads take consecutive addresses of
-        ``src`` as it is stored."""
+    def copy_strip(src, dst, k_major, r0, k0, r_size, k_size, tid):
+        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for a ``dst`` of
+        BK x R (R = BM or BN). ``src`` is (K, R-side) when ``k_major``, else (R-side, K);
+        consecutive threads take consecutive addresses of ``src`` as it is stored."""
+        width = dst.shape[1]
         for load in range(BK * width // NT):
             e = tid + load * NT
             if k_major:
@@ -68,8 +57,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PAD):
     def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha):
         m_size, n_size = c.shape
         k_size = a.shape[0] if trans_a else a.shape[1]
-        a_s = cuda.shared.array((BK, A_ROW), real)
-        b_s = cuda.shared.array((BK, B_ROW), real)
+        a_s = cuda.shared.array((BK, BM), real)
+        b_s = cuda.shared.array((BK, BN), real)
         acc = cuda.local.array((TM, TN), real)
         a_frag = cuda.local.array(TM, real)
         b_frag = cuda.local.array(TN, real)
@@ -80,8 +69,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PAD):
             for j in range(TN):
                 acc[i, j] = 0
         for k0 in range(0, k_size, BK):
-            copy_strip(a, a_s, BM, trans_a, row0, k0, m_size, k_size, tid)
-            copy_strip(b, b_s, BN, not trans_b, col0, k0, n_size, k_size, tid)
+            copy_strip(a, a_s, trans_a, row0, k0, m_size, k_size, tid)
+            copy_strip(b, b_s, not trans_b, col0, k0, n_size, k_size, tid)
             cuda.syncthreads()
             for kk in range(BK):
                 for i in range(TM):
@@ -114,16 +103,10 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PAD):
 _GEMMS = {}
 
 
-@functools.cache
-def _multiprocessors():
-    device = cuda.get_current_device()
-    return getattr(device, "MULTIPROCESSOR_COUNT", 1)  # (the simulator's device has none)
-
-
 def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0,
-         tile="auto"):
+         tile="small"):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
-    code ``kind`` != 0, ``y = f(c)``. ``tile`` (a key of ``TILES``) picks the tile shape.
+    code ``kind`` != 0, ``y = f(c)``. ``tile`` ("small" or "large") picks the tile shape.
     Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -133,13 +116,10 @@ def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=
         raise ValueError(f"a, b, c: expected op(a) (M, K), op(b) (K, N), c (M, N), bias (N,), y as c, got "
                          f"{op_a}, {op_b}, {c.shape}, {None if bias is None else bias.shape}, "
                          f"{None if y is None else y.shape}")
-    if tile == "auto":
-        bm, bn = TILES[AUTO][:2]
-        tile = AUTO if -(-m // bm) * -(-n // bn) >= _multiprocessors() // 2 else AUTO_SMALL_OUTPUT
     key = (c.dtype.str, tile)
     if key not in _GEMMS:
         _GEMMS[key] = _make_gemm(float32 if c.dtype.itemsize == 4 else float64, *TILES[key[1]])
-    bm, bn, _, tm, tn, _ = TILES[tile]
+    bm, bn, _, tm, tn = TILES[tile]
     grid = (max(1, (n + bn - 1) // bn), max(1, (m + bm - 1) // bm))
     bias = c[:0, 0] if bias is None else bias
     _GEMMS[key][grid, (bn // tn, bm // tm)](a, b, c, trans_a, trans_b, c.dtype.type(beta), bias,
