@@ -32,7 +32,7 @@ EXAMPLES = {
                    lambda r: "test bound at the smallest latent: " + " / ".join(
                        f"{k.split(',')[1][10:]} {v['test_lower_bound'][-1]:.1f}" for k, v in list(r["runs"].items())[:2])
                    + " nats"),
-    "frey_faces": ("Gaussian decoder sigma(z), latent 2, 200 hidden: the face manifold, mean +/- k sigma",
+    "frey_faces": ("Gaussian decoder sigma(z), sigmoid mean, sigma >= 0.05, latent 2: the face manifold, mean +/- k sigma",
                    lambda r: f"test ELBO {r['test_elbo']:.1f} nats"),
     "decoders": ("fixed sigma = 1 vs learned per-pixel sigma vs sigma(z); means vs ancestral samples",
                  lambda r: f"test ELBO {_runs(r, 'decoders', 'test_elbo')} nats"),

@@ -7,6 +7,7 @@ one line and status 1, Ctrl-C a checkpoint, one line and status 130.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -142,9 +143,25 @@ def demo(args):
     return 0
 
 
-TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "latent", "hidden", "encoder_hidden",
+TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "sigma_floor", "decoder_mean", "latent", "hidden", "encoder_hidden",
               "decoder_hidden", "channels", "kernel", "activation", "optimizer", "lr", "beta", "anneal", "anneal_steps",
               "mae_eta", "mae_gamma", "objective", "estimator", "k", "lr_schedule", "reduction", "init", "epochs", "batch_size", "train_size", "seed", "out")
+
+
+def likelihood_kwargs(args):
+    """The likelihood's arguments from --sigma, --sigma-floor and --decoder-mean; a flag
+    that the chosen likelihood does not take is refused."""
+    kwargs = {"sigma": args.sigma} if args.likelihood == "gaussian" else {}
+    if args.sigma_floor is not None:
+        if args.likelihood not in ("gaussian_learned_var", "gaussian_decoder_var"):
+            raise ValueError(f"--sigma-floor: only gaussian_learned_var and gaussian_decoder_var learn a sigma to "
+                             f"floor, got --likelihood {args.likelihood}")
+        kwargs["logvar_floor"] = 2 * math.log(args.sigma_floor)
+    if args.decoder_mean != "identity":
+        if args.likelihood != "gaussian_decoder_var":
+            raise ValueError(f"--decoder-mean: only gaussian_decoder_var takes it, got --likelihood {args.likelihood}")
+        kwargs["mean_activation"] = args.decoder_mean
+    return kwargs
 
 
 def build_model(args, image_shape, input_dim):
@@ -153,7 +170,7 @@ def build_model(args, image_shape, input_dim):
 
     cls = MODELS[MODEL_NAMES[args.model]]
     common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood, init=args.init,
-                  likelihood_kwargs={"sigma": args.sigma} if args.likelihood == "gaussian" else {}, rng=args.seed,
+                  likelihood_kwargs=likelihood_kwargs(args), rng=args.seed,
                   **({"n_classes": 10} if args.model == "cvae" else {}))
     if args.arch == "conv":
         model = cls.conv((1, *image_shape), args.channels, args.kernel, **common)
@@ -490,6 +507,10 @@ def build_parser():
                    help="the decoder p(x|z) (default: bernoulli)")
     p.add_argument("--sigma", type=_at_least(0, float, open_=True), default=1.0,
                    help="the fixed sigma of --likelihood gaussian (default: 1)")
+    p.add_argument("--sigma-floor", type=_at_least(0, float, open_=True),
+                   help="the smallest sigma a learned-variance decoder may take (default: none)")
+    p.add_argument("--decoder-mean", choices=("identity", "sigmoid"), default="identity",
+                   help="gaussian_decoder_var: sigmoid keeps the mean in (0, 1), as grey levels (default: identity)")
     _int_flag(p, "--latent", 20, 1, "latent dimensions")
     p.add_argument("--hidden", type=_at_least(1), nargs="+", default=[500], help="mlp: hidden layer sizes (default: 500)")
     p.add_argument("--encoder-hidden", type=_at_least(1), nargs="+",

@@ -165,6 +165,8 @@ class _GaussianBase(Likelihood):
     logvar comes from. ``logvar_floor`` clamps logvar from below: the likelihood is
     unbounded as sigma -> 0 on a data point (the singularity of Gaussian mixtures)."""
 
+    mean_activation = "identity"  # how the decoder's output becomes the mean (GaussianDecoderVar: a choice)
+
     def __init__(self, logvar_floor=None):
         super().__init__()
         self.logvar_floor = logvar_floor
@@ -185,6 +187,8 @@ class _GaussianBase(Likelihood):
         log_p, dmu, dlogvar = kernels.ops.gaussian_log_prob_grad(x, mu, logvar)
         if self.logvar_floor is not None:
             dlogvar = dlogvar * (logvar > self.logvar_floor)
+        if self.mean_activation == "sigmoid":  # mu = sigmoid(out): d mu / d out = mu (1 - mu)
+            dmu = dmu * mu * (1 - mu)
         return log_p, self._grad(dmu, dlogvar)
 
     def mean(self, out):
@@ -263,16 +267,30 @@ class GaussianDecoderVar(_GaussianBase):
     """sigma(z): the decoder outputs [mu, logvar] (2D values per example).
 
     Gradients as for the learned variance, per example, concatenated: [dmu, dlogvar].
+    ``mean_activation="sigmoid"``: mu = sigmoid(the decoder's mean outputs), so the mean
+    stays in (0, 1) like grey levels (Kingma & Welling's Frey faces decoder); the
+    gradient in those outputs is then dmu * mu (1 - mu).
     """
 
     name = "gaussian_decoder_var"
+    MEAN_ACTIVATIONS = ("identity", "sigmoid")
+
+    def __init__(self, logvar_floor=None, mean_activation="identity"):
+        super().__init__(logvar_floor)
+        if mean_activation not in self.MEAN_ACTIVATIONS:
+            raise ValueError(f"mean_activation: expected one of {self.MEAN_ACTIVATIONS}, got {mean_activation!r}")
+        self.mean_activation = mean_activation
 
     def out_features(self, d):
         return 2 * d
 
     def split(self, out):
         d = out.shape[-1] // 2
-        return out[..., :d], self._clamped(out[..., d:])
+        mu = out[..., :d]
+        return expit(mu) if self.mean_activation == "sigmoid" else mu, self._clamped(out[..., d:])
+
+    def config(self):
+        return {"logvar_floor": self.logvar_floor, "mean_activation": self.mean_activation}
 
     def _grad(self, dmu, dlogvar):
         return np.concatenate([dmu, dlogvar], axis=-1)

@@ -127,8 +127,20 @@ def mean_and_sigma(mean, std, path, ks=(-2, -1, 0, 1, 2), image_shape=(28, 28)):
     """Rows of decoder means shifted by k sigma, k in ``ks``: what a learned-variance
     decoder says about each pixel's spread."""
     rows = [np.clip(np.asarray(mean) + k * np.asarray(std), 0, 1) for k in ks]
-    return image_grid(np.concatenate(rows), path, n_cols=len(mean), image_shape=image_shape,
-                      title=f"rows: mean + k sigma, k = {list(ks)}")
+    h, w = image_shape
+    n = len(mean)
+    fig, ax = plt.subplots(figsize=(1.1 * n * w / h + 1.6, 1.1 * len(ks) + 0.9))
+    ax.imshow(tile(np.concatenate(rows), n, image_shape), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([(i + 0.5) * h for i in range(len(ks))],
+                  ["mean" if k == 0 else f"mean {'+' if k > 0 else '-'} {abs(k)} sigma" for k in ks])
+    ax.set_xticks([(j + 0.5) * w for j in range(n)], [str(j + 1) for j in range(n)])
+    ax.set_xlabel("decoded z (one column each)")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("decoder mean shifted by k sigma per pixel (clipped to [0, 1])")
+    fig.tight_layout()
+    return save(fig, path)
 
 
 def training_curves(history, path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from npvae import plots
+from npvae import io, plots
 from npvae.cli import main
 
 
@@ -100,9 +100,11 @@ def test_mlp_encoder_and_decoder_sizes_from_the_command_line(tmp_path, capsys):
 
 def test_train_frey_faces_from_toml_gives_manifold_and_sigma_panels(tmp_path):
     config = tmp_path / "frey.toml"
-    config.write_text('dataset = "frey"\nlikelihood = "gaussian_learned_var"\nlatent = 2\nhidden = [16]\n'
-                      'epochs = 1\noptimizer = "adagrad"\nlr = 0.02\n')
+    config.write_text('dataset = "frey"\nlikelihood = "gaussian_decoder_var"\ndecoder_mean = "sigmoid"\n'
+                      'sigma_floor = 0.05\nlatent = 2\nhidden = [16]\nepochs = 1\noptimizer = "adagrad"\nlr = 0.02\n')
     assert main(["train", "--config", str(config), "--out", str(tmp_path)]) == 0
+    likelihood = io.load_model(str(tmp_path / "checkpoint.npz")).likelihood
+    assert likelihood.mean_activation == "sigmoid" and likelihood.logvar_floor == pytest.approx(2 * np.log(0.05))
     assert main(["plot", str(tmp_path / "checkpoint.npz"), "--out", str(tmp_path / "figs")]) == 0
     for name in ("manifold", "mean_and_sigma", "samples_ancestral"):
         assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 0, name
@@ -115,7 +117,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     for argv in (["eval", str(tmp_path / "missing.npz")], ["train", "--config", str(bad)],
                  ["train", "--config", str(tmp_path / "none.toml")], ["eval", str(corrupt)],
-                 ["train", "--activation", "sine"]):
+                 ["train", "--activation", "sine"],
+                 ["train", "--likelihood", "bernoulli", "--sigma-floor", "0.05", "--out", str(tmp_path / "o")],
+                 ["train", "--likelihood", "gaussian", "--decoder-mean", "sigmoid", "--out", str(tmp_path / "o")]):
         try:
             code = main(argv)
         except SystemExit as e:  # argparse's own errors

@@ -96,6 +96,7 @@ LIKELIHOODS = {
     "gaussian": lambda d: D.Gaussian(sigma=0.7),
     "gaussian_learned_var": lambda d: D.GaussianLearnedVar(d, dtype=np.float64),
     "gaussian_decoder_var": lambda d: D.GaussianDecoderVar(),
+    "gaussian_decoder_var_sigmoid_mean": lambda d: D.GaussianDecoderVar(mean_activation="sigmoid"),
 }
 
 
@@ -125,6 +126,15 @@ def test_likelihood_gradients(name, n, d, seed, floor):
     arrays = {"out": out, **lik.params}
     grads = {"out": dout, **{k: g.copy() for k, g in lik.grads.items()}}
     assert_gradcheck(check_params(lambda: float(weight @ lik.log_prob(x, out)), arrays, grads))
+
+
+def test_a_sigmoid_mean_lies_in_the_unit_interval():
+    lik = D.GaussianDecoderVar(mean_activation="sigmoid")
+    out = np.array([[-30.0, 0.0, 30.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(lik.mean(out), [[0.0, 0.5, 1.0]], atol=1e-12)
+    assert lik.config() == {"logvar_floor": None, "mean_activation": "sigmoid"}
+    with pytest.raises(ValueError, match="mean_activation: expected one of"):
+        D.GaussianDecoderVar(mean_activation="tanh")
 
 
 def test_logvar_floor_bounds_the_likelihood():

@@ -94,7 +94,7 @@ def hand_built_vae():
     encoder = nn.Sequential(nn.Flatten(), nn.Linear(12, 8, rng=rng), nn.LeakyReLU(0.1), nn.Linear(8, 4, rng=rng))
     decoder = nn.Sequential(nn.Linear(2, 8, rng=rng, activation="softplus"), nn.ELU(0.7), nn.Linear(8, 24, rng=rng),
                             nn.Reshape((2, 3, 4)))
-    return VAE(encoder, decoder, GaussianDecoderVar(logvar_floor=-6.0), 2, (1, 3, 4))
+    return VAE(encoder, decoder, GaussianDecoderVar(logvar_floor=-6.0, mean_activation="sigmoid"), 2, (1, 3, 4))
 
 
 MODELS = {
