@@ -53,7 +53,8 @@ def tile(images, n_cols, image_shape=(28, 28)):
 
 
 def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
-    fig, ax = plt.subplots(figsize=(n_cols * 0.6 * image_shape[1] / 28, -(-len(images) // n_cols) * 0.6))
+    size = 1.0 if n_cols <= 10 else 0.6  # inches per image: a digit or a face stays legible in the large grids too
+    fig, ax = plt.subplots(figsize=(n_cols * size * image_shape[1] / 28, -(-len(images) // n_cols) * size + 0.4))
     ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:
