@@ -151,10 +151,10 @@ def torch_loop(make_nets, data, batch, latent, fused, read_loss, steps=None):
     return run
 
 
-def torch_sides(make_nets, data, batch, latent, repeats, steps=None, warmup_steps=None):
+def torch_sides(make_nets, data, batch, latent, repeats, steps=None, warmup_steps=None, fused_only=False):
     """PyTorch's seconds for the loop, default and fused Adam, with and without the loss read back."""
     seconds = {}
-    for fused in (False, True):
+    for fused in (True,) if fused_only else (False, True):
         for read_loss in (False, True):
             name = f"torch{'_fused' if fused else ''}{'_item' if read_loss else ''}"
             warmup = torch_loop(make_nets, data, batch, latent, fused, read_loss, warmup_steps)
@@ -179,7 +179,18 @@ def first_step_check(model_args, x, batch):
     return float(loss), float(reference), launches
 
 
-def mlp_epoch(x, repeats, networks):
+def npvae_variant(variant):
+    """Set numba-cuda's pending-free batch and the product's default tile from
+    ``"count:tile"`` (``""``: the library's own settings, restored)."""
+    from numba import config
+
+    from npvae.kernels.cuda import dense
+
+    count, tile = variant.split(":") if variant else (LIBRARY_DEFAULTS)
+    config.CUDA_DEALLOCS_COUNT, dense.DEFAULT_TILE = int(count), tile
+
+
+def mlp_epoch(x, repeats, networks, variants=("",), fused_only=False):
     import torch
 
     data = torch.from_numpy(x).cuda()
@@ -191,11 +202,17 @@ def mlp_epoch(x, repeats, networks):
             npvae.kernels.use("cuda")
             fit(VAE.mlp(*model_args, rng=0), x[:n], epochs=1, batch_size=batch, log=None)
 
-        seconds = {"npvae": timed(npvae_run, repeats, warmup=lambda: npvae_run(50 * batch))}
+        seconds = {}
+        for variant in variants:
+            npvae_variant(variant)
+            name_ = "npvae" + (f"_{variant.replace(':', '_')}" if variant else "")
+            seconds[name_] = timed(npvae_run, repeats, warmup=lambda: npvae_run(50 * batch))
+        npvae_variant("")
         seconds.update(torch_sides(lambda: (torch_mlp([784, *hidden, 2 * latent], activation),
                                             torch_mlp([latent, *hidden[::-1], 784], activation)),
-                                   data, batch, latent, repeats, warmup_steps=50))
-        best = min(v for k, v in seconds.items() if k != "npvae")
+                                   data, batch, latent, repeats, warmup_steps=50, fused_only=fused_only))
+        seconds["npvae"] = seconds[next(k for k in seconds if k.startswith("npvae"))]
+        best = min(v for k, v in seconds.items() if not k.startswith("npvae"))
         best_item = min(v for k, v in seconds.items() if k.endswith("_item"))
         common.emit("gpu_mlp_epoch", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
                     batch=batch, examples=len(x), repeats=repeats,
@@ -312,9 +329,13 @@ def overheads(repeats=200):
 
 
 def main():
+    global LIBRARY_DEFAULTS
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--kinds", default="product,mlp_epoch,conv_step,eval,overheads")
     parser.add_argument("--networks", default=",".join(NETWORKS), help="mlp_epoch's networks")
+    parser.add_argument("--npvae-variants", default="",
+                        help="mlp_epoch: npvae's epoch under each 'pending frees:tile', e.g. 10:small,1000:small_prefetch")
+    parser.add_argument("--torch-fused-only", action="store_true", help="mlp_epoch: PyTorch's fused Adam only")
     parser.add_argument("--eval-probe", type=int, default=500, help="images timed first (default 500)")
     parser.add_argument("--eval-limit", type=float, default=120.0,
                         help="run all 10,000 test images when the probe projects at most this many seconds")
@@ -322,6 +343,11 @@ def main():
     if not common.have_torch():
         raise SystemExit("benchmarks/gpu.py needs PyTorch with CUDA as its peer")
     npvae.kernels.use("cuda")  # fails here, with its message, without a GPU
+    from numba import config
+
+    from npvae.kernels.cuda import dense
+
+    LIBRARY_DEFAULTS = (config.CUDA_DEALLOCS_COUNT, dense.DEFAULT_TILE)
     kinds = args.kinds.split(",")
     if "overheads" in kinds:
         overheads()
@@ -333,7 +359,8 @@ def main():
     if "eval" in kinds:
         evaluation(load_mnist("test")[0], args.eval_probe, args.eval_limit)
     if "mlp_epoch" in kinds:
-        mlp_epoch(x, args.repeats, {k: NETWORKS[k] for k in args.networks.split(",")})
+        mlp_epoch(x, args.repeats, {k: NETWORKS[k] for k in args.networks.split(",")},
+                  args.npvae_variants.split(",") if args.npvae_variants else ("",), args.torch_fused_only)
 
 
 if __name__ == "__main__":

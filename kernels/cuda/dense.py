@@ -10,12 +10,17 @@ of the ``a`` strip and TN of the ``b`` strip and does TM x TN multiply-adds (reg
 tiling: each number read from shared memory serves TM or TN products). A thread's rows
 are ``ty + 16 i`` and its columns ``tx + 16 j``, so the 16 threads of a half warp read
 16 consecutive numbers of the ``b`` strip and one number of the ``a`` strip (a
-broadcast): no bank conflicts. Two tile shapes: 64 x 64 (TM = TN = 4), the default,
-and 128 x 128 (TM = TN = 8), which measured slower at every shape tried
-(``benchmarks/gpu.py`` on an H100, 4096^3: 8.5 against 7.1 TFLOP/s, cuBLAS 50.5; the
-VAE's 128 x 784 x 400: 140 against 387 us, cuBLAS 19 us). Strips padded against bank
-conflicts and 32 x 32 tiles measured no faster: at the VAE's shapes the time is the
-latency of K / BK strips loaded one after the other (``benchmarks/README.md``).
+broadcast): no bank conflicts. A strip is first read into registers (each thread's
+LOADS numbers, all loads issued before any is stored) and then written to shared
+memory; with PREFETCH the next strip's loads are issued before the multiply-adds on the
+current one, so their latency overlaps the arithmetic.
+
+Measured on an H100 (``benchmarks/gpu.py``, ``benchmarks/README.md``): at 4096^3 the
+128 x 128 tile (TM = TN = 8) reaches 13.9 TFLOP/s, 27% of cuBLAS, the 64 x 64 one
+(TM = TN = 4) 8.5; at the VAE's shapes (outputs of 128 x 400 to 784 x 400, a handful of
+tiles) the 64 x 64 tile with PREFETCH is the default, at 140-220 us a product against
+cuBLAS's 19-28 us: there the time is the latency of K / BK strips in a row, not the
+arithmetic. Strips padded against bank conflicts and 32 x 32 tiles measured no faster.
 
 The backward of a dense layer is three launches: ``dh = dy * f'(h)`` with the bias
 gradient's column sums (``activations.bias_grad``), ``dW += x.T @ dh`` (this product
@@ -28,20 +33,26 @@ from .. import reference
 from .activations import KINDS, activate, bias_grad
 from .arrays import empty, is_device, mixed, to_device, to_host, write_back
 
-TILES = {"large": (128, 128, 8, 8, 8), "small": (64, 64, 16, 4, 4)}  # BM, BN, BK, TM, TN
+# BM, BN, BK, TM, TN, PREFETCH. With PREFETCH each thread issues its loads of the next
+# strip before computing on the current one, so that their latency overlaps the
+# multiply-adds instead of following them (at the VAE's shapes a product is a chain of
+# K / BK strips, and that chain's latency is its time).
+TILES = {"small": (64, 64, 16, 4, 4, False), "large": (128, 128, 8, 8, 8, False),
+         "small_prefetch": (64, 64, 16, 4, 4, True), "large_prefetch": (128, 128, 8, 8, 8, True)}
+DEFAULT_TILE = "small_prefetch"
 
 
-def _make_gemm(real, BM, BN, BK, TM, TN):
+def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
     TY, TX = BM // TM, BN // TN
     NT = TY * TX
+    LOADS_A, LOADS_B = BK * BM // NT, BK * BN // NT  # numbers of a strip each thread copies
 
     @cuda.jit(device=True, inline=True)
-    def copy_strip(src, dst, k_major, r0, k0, r_size, k_size, tid):
-        """dst[kk, rr] = src's entry (r0 + rr, k0 + kk), 0 outside it, for a ``dst`` of
-        BK x R (R = BM or BN). ``src`` is (K, R-side) when ``k_major``, else (R-side, K);
-        consecutive threads take consecutive addresses of ``src`` as it is stored."""
-        width = dst.shape[1]
-        for load in range(BK * width // NT):
+    def load_strip(src, regs, width, k_major, r0, k0, r_size, k_size, tid):
+        """regs[load] = src's entry (r0 + rr, k0 + kk), 0 outside it, for this thread's
+        share of a BK x ``width`` strip. ``src`` is (K, R-side) when ``k_major``, else
+        (R-side, K); consecutive threads take consecutive addresses of ``src`` as stored."""
+        for load in range(regs.size):
             e = tid + load * NT
             if k_major:
                 kk, rr = e // width, e % width
@@ -51,7 +62,18 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
             v = real(0)
             if gr < r_size and gk < k_size:
                 v = src[gk, gr] if k_major else src[gr, gk]
-            dst[kk, rr] = v
+            regs[load] = v
+
+    @cuda.jit(device=True, inline=True)
+    def store_strip(regs, dst, width, k_major, tid):
+        """dst[kk, rr] = the numbers that load_strip read, in the same order."""
+        for load in range(regs.size):
+            e = tid + load * NT
+            if k_major:
+                kk, rr = e // width, e % width
+            else:
+                rr, kk = e // BK, e % BK
+            dst[kk, rr] = regs[load]
 
     @cuda.jit
     def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha):
@@ -59,6 +81,8 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
         k_size = a.shape[0] if trans_a else a.shape[1]
         a_s = cuda.shared.array((BK, BM), real)
         b_s = cuda.shared.array((BK, BN), real)
+        a_reg = cuda.local.array(LOADS_A, real)
+        b_reg = cuda.local.array(LOADS_B, real)
         acc = cuda.local.array((TM, TN), real)
         a_frag = cuda.local.array(TM, real)
         b_frag = cuda.local.array(TN, real)
@@ -68,10 +92,15 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
         for i in range(TM):
             for j in range(TN):
                 acc[i, j] = 0
+        load_strip(a, a_reg, BM, trans_a, row0, 0, m_size, k_size, tid)
+        load_strip(b, b_reg, BN, not trans_b, col0, 0, n_size, k_size, tid)
         for k0 in range(0, k_size, BK):
-            copy_strip(a, a_s, trans_a, row0, k0, m_size, k_size, tid)
-            copy_strip(b, b_s, not trans_b, col0, k0, n_size, k_size, tid)
+            store_strip(a_reg, a_s, BM, trans_a, tid)
+            store_strip(b_reg, b_s, BN, not trans_b, tid)
             cuda.syncthreads()
+            if PREFETCH:  # the next strip's loads in flight during the multiply-adds
+                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid)
+                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid)
             for kk in range(BK):
                 for i in range(TM):
                     a_frag[i] = a_s[kk, ty + i * TY]
@@ -81,6 +110,9 @@ def _make_gemm(real, BM, BN, BK, TM, TN):
                     for j in range(TN):
                         acc[i, j] += a_frag[i] * b_frag[j]
             cuda.syncthreads()
+            if not PREFETCH:
+                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid)
+                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid)
         # Epilogue: accumulate, add the bias, apply f, store.
         for i in range(TM):
             r = row0 + ty + i * TY
@@ -104,9 +136,10 @@ _GEMMS = {}
 
 
 def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0,
-         tile="small"):
+         tile=None):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
-    code ``kind`` != 0, ``y = f(c)``. ``tile`` ("small" or "large") picks the tile shape.
+    code ``kind`` != 0, ``y = f(c)``. ``tile`` (a key of ``TILES``; default ``DEFAULT_TILE``)
+    picks the tile shape.
     Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -116,10 +149,11 @@ def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=
         raise ValueError(f"a, b, c: expected op(a) (M, K), op(b) (K, N), c (M, N), bias (N,), y as c, got "
                          f"{op_a}, {op_b}, {c.shape}, {None if bias is None else bias.shape}, "
                          f"{None if y is None else y.shape}")
+    tile = tile or DEFAULT_TILE
     key = (c.dtype.str, tile)
     if key not in _GEMMS:
         _GEMMS[key] = _make_gemm(float32 if c.dtype.itemsize == 4 else float64, *TILES[key[1]])
-    bm, bn, _, tm, tn = TILES[tile]
+    bm, bn, _, tm, tn, _ = TILES[tile]
     grid = (max(1, (n + bn - 1) // bn), max(1, (m + bm - 1) // bm))
     bias = c[:0, 0] if bias is None else bias
     _GEMMS[key][grid, (bn // tn, bm // tm)](a, b, c, trans_a, trans_b, c.dtype.type(beta), bias,
