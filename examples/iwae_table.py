@@ -22,7 +22,9 @@ k=50. The paper: 86.76, 86.47, 86.35, 85.54, 84.78 nats.
 Measured on 2026-11-26 (2-core Zen 4, Numba backend, PyTorch 2.13 CPU), VAE k=1 with
 ``--budget-minutes 15 --peer torch``: npvae 267 passes in 996 s, test NLL 88.73 nats;
 PyTorch 116 passes in 1,207 s, 90.82 nats (k = 5000 on the 10,000 test images). The
-k = 5000 evaluation took 80 ms an image against PyTorch's 44.
+k = 5000 evaluation took 80 ms an image against PyTorch's 44 then; with the Bernoulli
+log-likelihood as one fused pass it takes 26.5 ms against PyTorch's 45.6
+(``python benchmarks/log_likelihood.py``, 200 images, same weights on both sides).
 
 ``--budget-minutes M`` compresses the schedule to about M minutes of training: the
 same eight stages, each given passes in proportion to 3^i (at least one), from the

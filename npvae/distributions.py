@@ -142,9 +142,7 @@ class Bernoulli(Likelihood):
         return check_unit_interval(x, name, "for a Bernoulli likelihood")
 
     def log_prob(self, x, logits):
-        if kernels.is_device(logits):  # the fused kernel (its gradient unused): NumPy cannot read device arrays
-            return kernels.ops.bernoulli_log_prob_grad(x, logits)[0]
-        return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
+        return kernels.ops.bernoulli_log_prob(x, logits)
 
     def log_prob_and_grad(self, x, logits):
         return kernels.ops.bernoulli_log_prob_grad(x, logits)

@@ -125,6 +125,7 @@ def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, layout, scale
     logits = draw(rng, (n, d), dtype, layout) * dtype(scale)  # scale 30: saturated logits
     for ours, ref in zip(cpu.bernoulli_log_prob_grad(x, logits), reference.bernoulli_log_prob_grad(x, logits)):
         close(ours, ref, dtype)
+    close(cpu.bernoulli_log_prob(x, logits), reference.bernoulli_log_prob(x, logits), dtype)
     logvar = draw(rng, (n, d), dtype, layout) if per_row_logvar else draw(rng, (1, d), dtype)[0]
     for ours, ref in zip(cpu.gaussian_log_prob_grad(x, logits, logvar),
                          reference.gaussian_log_prob_grad(x, logits, logvar)):

@@ -133,6 +133,7 @@ def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, scale, per_ro
     x, logits = rng.random((n, d)).astype(dtype), draw(rng, (n, d), dtype) * dtype(scale)
     for ours, ref in zip(both(gpu.bernoulli_log_prob_grad, x, logits), reference.bernoulli_log_prob_grad(x, logits)):
         close(ours, ref, dtype)
+    close(both(gpu.bernoulli_log_prob, x, logits), reference.bernoulli_log_prob(x, logits), dtype)
     logvar = draw(rng, (n, d) if per_row_logvar else (1, d), dtype)
     logvar = logvar if per_row_logvar else logvar[0]
     for ours, ref in zip(both(gpu.gaussian_log_prob_grad, x, logits, logvar),

@@ -135,6 +135,28 @@ def _bernoulli_rows_f32(x, logits, log_p, grad):
         log_p[n] = acc
 
 
+@njit(**JIT)
+def _bernoulli_log_p_f32(x, logits, log_p):
+    """:func:`_bernoulli_rows_f32` without the gradient."""
+    for n in range(x.shape[0]):
+        acc = 0.0
+        for d in range(x.shape[1]):
+            l = logits[n, d]
+            acc += x[n, d] * l - max(l, F32(0)) - _log1p_f32(_exp_minus_f32(abs(l)))
+        log_p[n] = acc
+
+
+def bernoulli_log_prob(x, logits):
+    """log p alone, one fused pass for float32 (the reference makes four passes and three
+    temporaries of the logits' size: 78% of an importance-sampled evaluation's time)."""
+    if mixed(x, logits) or x.dtype != np.float32:
+        return reference.bernoulli_log_prob(x, logits)
+    reference.check_likelihood(x, logits, names="x, logits")
+    log_p = np.empty(len(x), dtype=logits.dtype)
+    _bernoulli_log_p_f32(x, logits, log_p)
+    return log_p
+
+
 def bernoulli_log_prob_grad(x, logits):
     """log p and its gradient in one fused pass: for float32 with exp and log1p in the
     loop (``benchmarks/kernels.py``, kind ``bernoulli_exp_in_loop`` at 128 x 784:
