@@ -1,7 +1,7 @@
 """Elementwise ops on the GPU: the activations and their derivatives, the finite
 check, and column sums (bias gradients).
 
-Layout: one thread per element, ``THREADS`` (256) to a block, over the flattened
+Layout: one thread per element, ``THREADS`` (256 on a GPU) to a block, over the flattened
 array; consecutive threads touch consecutive elements, so loads coalesce. The
 activation is a device function that the dense kernels call in their epilogue too.
 """

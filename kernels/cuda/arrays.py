@@ -11,12 +11,16 @@ backend, one transfer per op.
 import math
 
 import numpy as np
-from numba import cuda, float64, uint64
+from numba import config, cuda, float64, uint64
 
 from .. import reference
 from ..reference import GOLDEN
 
-THREADS = 256  # threads per block of the one-dimensional (elementwise) kernels
+# Threads per block of the one-dimensional (elementwise) kernels. numba-cuda's simulator
+# runs every thread of a block as a Python thread, so under it (the tests) blocks are
+# 32 threads: a tiny array then costs one small block instead of 256 threads, and the
+# kernels' grid logic is exercised across several blocks.
+THREADS = 32 if config.ENABLE_CUDASIM else 256
 
 
 def is_device(a):
