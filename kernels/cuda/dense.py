@@ -48,16 +48,21 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
     LOADS_A, LOADS_B = BK * BM // NT, BK * BN // NT  # numbers of a strip each thread copies
 
     @cuda.jit(device=True, inline=True)
+    def strip_entry(load, tid, width, k_major):
+        """(kk, rr): the strip entry that this thread's ``load``-th copy moves, so that
+        consecutive threads take consecutive addresses of the operand as it is stored."""
+        e = tid + load * NT
+        if k_major:
+            return e // width, e % width
+        return e % BK, e // BK
+
+    @cuda.jit(device=True, inline=True)
     def load_strip(src, regs, width, k_major, r0, k0, r_size, k_size, tid):
         """regs[load] = src's entry (r0 + rr, k0 + kk), 0 outside it, for this thread's
         share of a BK x ``width`` strip. ``src`` is (K, R-side) when ``k_major``, else
-        (R-side, K); consecutive threads take consecutive addresses of ``src`` as stored."""
+        (R-side, K)."""
         for load in range(regs.size):
-            e = tid + load * NT
-            if k_major:
-                kk, rr = e // width, e % width
-            else:
-                rr, kk = e // BK, e % BK
+            kk, rr = strip_entry(load, tid, width, k_major)
             gr, gk = r0 + rr, k0 + kk
             v = real(0)
             if gr < r_size and gk < k_size:
@@ -68,11 +73,7 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
     def store_strip(regs, dst, width, k_major, tid):
         """dst[kk, rr] = the numbers that load_strip read, in the same order."""
         for load in range(regs.size):
-            e = tid + load * NT
-            if k_major:
-                kk, rr = e // width, e % width
-            else:
-                rr, kk = e // BK, e % BK
+            kk, rr = strip_entry(load, tid, width, k_major)
             dst[kk, rr] = regs[load]
 
     @cuda.jit
