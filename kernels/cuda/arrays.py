@@ -1,4 +1,5 @@
-"""Moving arrays between the host and the GPU, and launch sizes.
+"""Moving arrays between the host and the GPU, launch sizes, and the reference's array
+ops on the device (packing, minibatch rows, joined columns, weighted rows, noise).
 
 Every op of this backend takes NumPy arrays or device arrays (numba-cuda's
 ``DeviceNDArray``, made by ``to_device``). Given device arrays it leaves its results on
