@@ -186,7 +186,7 @@ def npvae_variant(variant):
 
     from npvae.kernels.cuda import dense
 
-    count, tile = variant.split(":") if variant else (LIBRARY_DEFAULTS)
+    count, tile = variant.split(":") if variant else LIBRARY_DEFAULTS
     config.CUDA_DEALLOCS_COUNT, dense.DEFAULT_TILE = int(count), tile
 
 

@@ -430,13 +430,9 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
 
 
 def to_device(a):
-    """``a`` where this backend computes (here: the array as it is)."""
+    """``a`` where this backend computes (here: the array as it is). The way back, on
+    every backend, is ``npvae.kernels.to_host``."""
     return a
-
-
-def to_host(a):
-    """``a`` as a NumPy array."""
-    return np.asarray(a)
 
 
 def clear(a):
@@ -468,9 +464,17 @@ def concat_columns(a, b):
     return np.concatenate([a, b], axis=1)
 
 
+def check_rows_weights(a, w):
+    """Raise unless ``a`` is (N, D) and ``w`` (N,): NumPy would broadcast a single weight."""
+    if a.ndim != 2 or w.shape != (a.shape[0],):
+        _refuse("a, w", "(N, D), (N,)", (a, w))
+
+
 def scale_rows(a, w):
     """Row n of ``a`` (N, D) times ``w[n]`` ((N,), any float dtype), in ``a``'s dtype."""
-    return (np.asarray(w)[:, None] * a).astype(a.dtype, copy=False)
+    w = np.asarray(w)
+    check_rows_weights(a, w)
+    return (w[:, None] * a).astype(a.dtype, copy=False)
 
 
 def standard_normal(rng, shape, dtype, like=None):
@@ -500,16 +504,20 @@ def splitmix64(seed, index):
         return x ^ (x >> np.uint64(31))
 
 
-def counter_uniform(seed, shape):
-    """Uniform numbers in (0, 1), float64: (the hash's high 32 bits + 1/2) / 2^32."""
+def _unit_halves(seed, shape):
+    """The high and low 32 bits of each number's hash as floats in (0, 1):
+    (half + 1/2) / 2^32, so neither is ever 0 or 1."""
     bits = splitmix64(seed, np.arange(math.prod(shape)))
-    return (((bits >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32).reshape(shape)
+    high, low = bits >> np.uint64(32), bits & np.uint64(0xFFFFFFFF)
+    return ((h.astype(np.float64) + 0.5) / 2.0**32 for h in (high, low))
+
+
+def counter_uniform(seed, shape):
+    """Uniform numbers in (0, 1), float64: the hashes' high halves."""
+    return next(_unit_halves(seed, shape)).reshape(shape)
 
 
 def counter_normal(seed, shape, dtype):
-    """N(0, 1) numbers by Box-Muller from the two 32-bit halves of each hash:
-    sqrt(-2 log u1) cos(2 pi u2), u = (half + 1/2) / 2^32, so log(0) never occurs."""
-    bits = splitmix64(seed, np.arange(math.prod(shape)))
-    u1 = ((bits >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32
-    u2 = ((bits & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 2.0**32
+    """N(0, 1) numbers by Box-Muller from both halves: sqrt(-2 log u1) cos(2 pi u2)."""
+    u1, u2 = _unit_halves(seed, shape)
     return (np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(dtype).reshape(shape)

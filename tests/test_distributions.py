@@ -26,6 +26,25 @@ def test_reparameterize_backward(shape, seed):
     assert_gradcheck(check_function(lambda lv: np.sum(w * D.reparameterize(mean, lv, eps)[0]), logvar, dlogvar))
 
 
+@given(shapes, st.integers(1, 3), seeds)
+def test_log_pz_minus_log_qz_and_its_gradient(shape, n_samples, seed):
+    """kernels' log p(z) - log q(z|x) (eps-form) equals the densities' difference, and
+    with eps fixed its gradient is -z in z and +1/2 per sample in logvar (what the
+    IWAE and estimator-A backward passes use)."""
+    from npvae.kernels import reference
+
+    rng = np.random.default_rng(seed)
+    mean, logvar = gaussian_params(rng, shape)
+    eps, w = rng.standard_normal((shape[0], n_samples, shape[1])), rng.standard_normal((shape[0], n_samples))
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * eps
+    ratio = reference.log_pz_minus_log_qz(z, eps, logvar)
+    np.testing.assert_allclose(ratio, D.standard_normal_log_prob(z) - D.gaussian_log_prob(z, mean[:, None],
+                                                                                         logvar[:, None]), atol=1e-9)
+    loss = lambda: float(np.sum(w * reference.log_pz_minus_log_qz(z, eps, logvar)))  # noqa: E731
+    assert_gradcheck(check_params(loss, {"z": z, "logvar": logvar},
+                                  {"z": -w[..., None] * z, "logvar": 0.5 * np.broadcast_to(w.sum(1)[:, None], shape)}))
+
+
 @given(shapes, st.integers(1, 3), seeds, st.sampled_from(["numpy", "numba"]))
 def test_fused_reparameterize_kl_backward(shape, n_samples, seed, backend):
     """The fused kernel pair against finite differences of L = sum(wz * z) + sum(wkl * kl)."""

@@ -444,6 +444,8 @@ def test_the_array_ops_equal_the_reference(seed, n, d, dtype, on_device):
                       (gpu.clear(put(x.copy())), np.zeros_like(x))):
         assert gpu.is_device(ours) == on_device
         close(gpu.to_host(ours), ref, dtype)
+    with pytest.raises(ValueError, match="expected shapes .N, D., .N,."):
+        gpu.scale_rows(put(x), np.ones(n + 1))  # a weight per row, not one more (nor one for all)
     n_samples = 3
     z, eps, logvar = draw(rng, (n, n_samples, d), dtype), draw(rng, (n, n_samples, d), dtype), draw(rng, (n, d), dtype)
     close(gpu.to_host(both(gpu.log_pz_minus_log_qz, z, eps, logvar)), reference.log_pz_minus_log_qz(z, eps, logvar),

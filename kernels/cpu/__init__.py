@@ -46,7 +46,7 @@ One module per concern, the same names as the CUDA backend's: ``dense``,
 from ..reference import LOG_2PI, conv_output_size, matmul  # noqa: F401  (ops taken as they are)
 from .activations import KINDS, activation_backward, activation_forward, all_finite  # noqa: F401
 from .arrays import (  # noqa: F401
-    binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device, to_host,
+    binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device,
 )
 from .conv import (  # noqa: F401
     col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,

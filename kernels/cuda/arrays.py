@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import config, cuda, float64, uint64
 
-from .. import reference
+from .. import is_device, reference, to_host  # noqa: F401  (the backend-independent pair, used here too)
 from ..reference import GOLDEN
 
 # Threads per block of the one-dimensional (elementwise) kernels. numba-cuda's simulator
@@ -22,11 +22,6 @@ from ..reference import GOLDEN
 # 32 threads: a tiny array then costs one small block instead of 256 threads, and the
 # kernels' grid logic is exercised across several blocks.
 THREADS = 32 if config.ENABLE_CUDASIM else 256
-
-
-def is_device(a):
-    """Whether ``a`` is a device array (the simulator's fake arrays count)."""
-    return hasattr(a, "copy_to_host")
 
 
 def to_device(a):
@@ -41,11 +36,6 @@ def empty(shape, dtype):
 def zeros(shape, dtype):
     """A zeroed device array, filled on the device (no host copy)."""
     return clear(empty(shape, dtype))
-
-
-def to_host(a):
-    """``a`` as a NumPy array (a copy from the device)."""
-    return a.copy_to_host() if is_device(a) else a
 
 
 def write_back(device, host):
@@ -184,6 +174,7 @@ def scale_rows(a, w):
     """Row n of ``a`` (N, D) times ``w[n]``: ``w`` (NumPy or device) goes up in a's dtype."""
     if not is_device(a):
         return reference.scale_rows(a, to_host(w))
+    reference.check_rows_weights(a, w)  # the kernel reads w[r] for every row r
     w = w if is_device(w) else to_device(np.asarray(w, dtype=a.dtype))
     out = empty(a.shape, a.dtype)
     if out.size:
