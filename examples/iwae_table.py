@@ -40,7 +40,9 @@ the same recipe, data and budget after npvae (skipped with a message without tor
 """
 
 import math
+import multiprocessing
 import os
+import sys
 import time
 
 import common
@@ -56,20 +58,46 @@ from npvae.train import fit
 ROWS = {"vae1": ("elbo", 1), "vae5": ("elbo", 5), "vae50": ("elbo", 50), "iwae5": ("iwae", 5), "iwae50": ("iwae", 50)}
 PAPER = {"vae1": 86.76, "vae5": 86.47, "vae50": 86.35, "iwae5": 85.54, "iwae50": 84.78}
 SETTINGS = {
-    "full": dict(n_train=60000, n_test=10000, k_eval=5000, stages=8),
-    "quick": dict(n_train=2000, n_test=500, k_eval=100, stages=2),
-    "smoke": dict(n_train=200, n_test=40, k_eval=5, stages=2),
+    "full": dict(n_train=60000, n_test=10000, k_eval=5000, passes=[3**i for i in range(8)]),
+    "quick": dict(n_train=2000, n_test=500, k_eval=100, passes=[1, 1]),
+    "smoke": dict(n_train=200, n_test=40, k_eval=5, passes=[1, 1]),
 }
-BATCH, LR, EPS = 20, 1e-3, 1e-4
+BATCH, LR, EPS, FACTOR = 20, 1e-3, 1e-4, 10 ** (-1 / 7)
 
 
-def stage_passes(n_stages, budget_seconds=None, seconds_per_pass=None):
-    """Passes per stage: 3^i, or compressed to fit the budget (at least one each)."""
-    full = [3**i for i in range(n_stages)]
-    if budget_seconds is None:
-        return full
-    scale = budget_seconds / seconds_per_pass / sum(full)
-    return [max(1, round(p * scale)) for p in full]
+def planned_passes(schedule, stage, seconds_left, seconds_per_pass):
+    """Passes for ``stage`` of ``schedule`` (passes per stage) compressed: its share of
+    the passes that ``seconds_left`` allow at ``seconds_per_pass`` (3^i / sum_{j>=i} 3^j
+    for the IWAE stages), at least one and at most the schedule's own."""
+    share = schedule[stage] / sum(schedule[stage:])
+    return min(schedule[stage], max(1, round(share * seconds_left / seconds_per_pass)))
+
+
+def run_stages(train_stage, schedule, budget_seconds=None):
+    """Train ``schedule`` (passes per stage) through ``train_stage(stage, passes,
+    deadline)``, which runs up to ``passes`` passes at stage ``stage``'s learning rate
+    (stopping once the next pass would end after ``deadline``, when given) and returns
+    (training seconds so far, passes run). Without a budget every stage runs its passes.
+    With one, the plan is made as training goes, from the pace of the stage before:
+    stage 0 runs its first pass, each later stage gets its share of the time left, and
+    the last stage runs until the budget is spent. Returns the passes per stage."""
+    seconds, pace, passes = 0.0, None, []
+    for stage in range(len(schedule)):
+        last = stage == len(schedule) - 1
+        if budget_seconds is None or last:
+            n = schedule[stage]
+        else:
+            n = 1 if pace is None else planned_passes(schedule, stage, budget_seconds - seconds, pace)
+        before = seconds
+        seconds, done = train_stage(stage, n, budget_seconds if budget_seconds is not None and last else None)
+        pace = (seconds - before) / done
+        passes.append(done)
+    return passes
+
+
+def past_deadline(seconds, stage_start, passes_in_stage, deadline):
+    """Whether one more pass at this stage's pace would end after ``deadline``."""
+    return deadline is not None and seconds + (seconds - stage_start) / passes_in_stage > deadline
 
 
 def npvae_model(x, seed):
@@ -77,18 +105,38 @@ def npvae_model(x, seed):
                    data_mean=x.mean(axis=0))
 
 
-def npvae_row(x, x_test, objective, k, passes, cfg, seed):
-    model = npvae_model(x, seed)
-    history = fit(model, x, optimizer="adam", lr=LR, optimizer_kwargs={"eps": EPS}, reduction="sum",
-                  lr_schedule=iwae_stages(passes=passes), epochs=sum(passes), batch_size=BATCH, seed=seed,
-                  objective=objective, n_samples=k, binarize=True,
+def npvae_row(x, x_test, objective, k, cfg, seed, budget, folder, resume=False):
+    """Train and evaluate npvae's row. The full schedule is one ``fit`` with the stage
+    schedule, checkpointed every pass into ``folder`` (``resume`` goes on from there); a
+    budget runs each stage as its own ``fit`` at the stage's rate, the checkpoint carrying
+    Adam's state from one to the next."""
+    model, path = npvae_model(x, seed), os.path.join(folder, "checkpoint.npz")
+    kwargs = dict(optimizer="adam", optimizer_kwargs={"eps": EPS}, reduction="sum", batch_size=BATCH, seed=seed,
+                  objective=objective, n_samples=k, binarize=True, checkpoint_dir=folder,
                   log=lambda line: print(f"  npvae: {line}", flush=True))
+    if budget is None:
+        passes = cfg["passes"]
+        history = fit(model, x, lr=LR, lr_schedule=iwae_stages(passes=passes), epochs=sum(passes), checkpoint_every=1,
+                      resume=path if resume else None, **kwargs)
+    else:
+        runs = []
+
+        def train_stage(stage, passes, deadline):
+            done = len(runs[-1]["epoch"]) if runs else 0
+            stage_start = runs[-1]["seconds"][-1] if runs else 0.0
+            stop = lambda epoch, h: past_deadline(h["seconds"][-1], stage_start, epoch - done, deadline)  # noqa: E731
+            runs.append(fit(model, x, lr=LR * FACTOR**stage, epochs=done + passes, callbacks=[stop],
+                            resume=path if runs else None, **kwargs))
+            return runs[-1]["seconds"][-1], len(runs[-1]["epoch"]) - done
+
+        passes = run_stages(train_stage, cfg["passes"], budget)
+        history = runs[-1]
     t0 = time.perf_counter()
     nll = -model.log_likelihood(x_test, k=cfg["k_eval"], rng=seed, progress=_progress("npvae"))
     eval_seconds = time.perf_counter() - t0
     return {"test_nll": float(nll.mean()), "test_elbo": float(model.elbo(x_test, rng=seed).mean()),
             "active_units": diagnostics.active_units(model, x_test)[0], "passes": sum(passes),
-            "train_seconds": history["seconds"][-1], "eval_seconds": eval_seconds,
+            "stage_passes": passes, "train_seconds": history["seconds"][-1], "eval_seconds": eval_seconds,
             "eval_ms_per_image": 1e3 * eval_seconds / len(x_test)}
 
 
@@ -99,35 +147,10 @@ def _progress(label):
     return report
 
 
-def seconds_per_pass(train_steps, n):
-    """A pass's time from ``train_steps(steps)`` (a throwaway run of that many steps):
-    the difference of a 600- and a 200-step run, so that compilation and each run's
-    fixed costs cancel."""
-    train_steps(20)  # compiles
-    times = {}
-    for steps in (200, 600):
-        t0 = time.perf_counter()
-        train_steps(steps)
-        times[steps] = time.perf_counter() - t0
-    return (times[600] - times[200]) / 400 * (n / BATCH)
-
-
-def repeated(x, steps):
-    """``steps`` minibatches' worth of rows of ``x`` (repeated if it is shorter)."""
-    return np.resize(x, (steps * BATCH, x.shape[1]))
-
-
-def npvae_steps(x, objective, k, seed):
-    def train_steps(steps):
-        fit(npvae_model(x, seed), repeated(x, steps), optimizer="adam", epochs=1, batch_size=BATCH,
-            objective=objective, n_samples=k, binarize=True, log=None)
-    return train_steps
-
-
 # ----------------------------------------------------------------------------- the peer
-def torch_row(x, x_test, objective, k, passes, cfg, seed, log=True):
+def torch_row(x, x_test, objective, k, cfg, seed, budget):
     """The same recipe in PyTorch (CPU): the network, init, output bias, Adam, summed
-    loss, dynamic binarisation, stages and evaluation."""
+    loss, dynamic binarisation, stages (planned by the same ``run_stages``) and evaluation."""
     import torch
     from torch import nn
 
@@ -155,10 +178,13 @@ def torch_row(x, x_test, objective, k, passes, cfg, seed, log=True):
         return log_px + log_pz - log_qz  # the log 2 pi terms cancel
 
     t0, done = time.perf_counter(), 0
-    for stage, n_passes in enumerate(passes):
+
+    def train_stage(stage, passes, deadline):
+        nonlocal done
         for group in opt.param_groups:
-            group["lr"] = LR * 10 ** (-stage / 7)
-        for _ in range(n_passes):
+            group["lr"] = LR * FACTOR**stage
+        stage_start = time.perf_counter() - t0
+        for n in range(1, passes + 1):
             for idx in torch.randperm(len(data)).split(BATCH):
                 xb = torch.bernoulli(data[idx])
                 log_w = log_weights(xb, k)
@@ -168,8 +194,12 @@ def torch_row(x, x_test, objective, k, passes, cfg, seed, log=True):
                 loss.backward()
                 opt.step()
             done += 1
-            if log:
-                print(f"  torch: pass {done}/{sum(passes)}, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"  torch: pass {done} (stage {stage}), {time.perf_counter() - t0:.0f} s", flush=True)
+            if past_deadline(time.perf_counter() - t0, stage_start, n, deadline):
+                break
+        return time.perf_counter() - t0, n
+
+    passes = run_stages(train_stage, cfg["passes"], budget)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -180,8 +210,24 @@ def torch_row(x, x_test, objective, k, passes, cfg, seed, log=True):
         elbo = log_weights(test, 1).mean()
     eval_seconds = time.perf_counter() - t0
     return {"test_nll": float(torch.cat(nll).mean()), "test_elbo": float(elbo), "passes": sum(passes),
-            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+            "stage_passes": passes, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "eval_ms_per_image": 1e3 * eval_seconds / len(x_test)}
+
+
+def beside(function, *args):
+    """Start ``function(*args)`` in a forked process; returns a function that waits for
+    its result (an EOFError if the process died without one)."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=lambda: send.send(function(*args)))
+    process.start()
+    send.close()  # only the child's end stays open, so its death ends the wait
+
+    def result():
+        value = receive.recv()
+        process.join()
+        return value
+    return result
 
 
 def main():
@@ -189,9 +235,22 @@ def main():
         p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="default: all five (full), vae1 iwae5 (else)")
         p.add_argument("--budget-minutes", type=float, help="compress the schedule to about M minutes of training")
         p.add_argument("--peer", choices=("torch",), help="run PyTorch with the same recipe, data and budget")
+        p.add_argument("--beside", action="store_true",
+                       help="run the peer at the same time in a second process (one core each: both see the same "
+                            "machine, noise included; set OMP_NUM_THREADS=1)")
+        p.add_argument("--resume", action="store_true",
+                       help="go on with each row's npvae run from its checkpoint in --out (full schedule only)")
 
     args, cfg = common.setup("iwae_table", __doc__, SETTINGS, flags)
     rows = args.rows or (["vae1", "iwae5"] if args.mode != "full" else list(ROWS))
+    budget = None if args.budget_minutes is None else 60 * args.budget_minutes
+    folders = {row: common.out(args, f"{row}-npvae") for row in rows}
+    if args.resume:
+        missing = [f for f in folders.values() if not os.path.exists(os.path.join(f, "checkpoint.npz"))]
+        if budget is not None or missing:
+            print("iwae_table.py: --resume: " + ("a budget run starts afresh" if budget is not None else
+                  f"no checkpoint in {', '.join(missing)} (run without --resume first)"), file=sys.stderr)
+            sys.exit(2)
     x = load_mnist("train")[0][: cfg["n_train"]]
     x_test = binarize_static(load_mnist("test")[0][: cfg["n_test"]], seed=2)
     peer = args.peer
@@ -204,22 +263,15 @@ def main():
     results = {}
     for row in rows:
         objective, k = ROWS[row]
-        budget = None if args.budget_minutes is None else 60 * args.budget_minutes
-        if args.mode != "full" and budget is None:
-            passes = [1] * cfg["stages"]
-        else:
-            spp = None if budget is None else seconds_per_pass(npvae_steps(x, objective, k, args.seed), len(x))
-            passes = stage_passes(cfg["stages"], budget, spp)
-        print(f"{row}: {objective} with k = {k}, stages of {passes} passes", flush=True)
-        results[row] = {"npvae": npvae_row(x, x_test, objective, k, passes, cfg, args.seed), "paper": PAPER[row]}
+        print(f"{row}: {objective} with k = {k}" + (f", {args.budget_minutes:g} minutes of training" if budget else ""),
+              flush=True)
+        # the peer: the same recipe, and the same wall-clock budget planned by the same rule
+        peer_args = (x, x_test, objective, k, cfg, args.seed, budget)
+        peer_result = beside(torch_row, *peer_args) if peer and args.beside else None
+        results[row] = {"npvae": npvae_row(x, x_test, objective, k, cfg, args.seed, budget, folders[row], args.resume),
+                        "paper": PAPER[row]}
         if peer:
-            if budget is not None:  # the peer gets the same wall-clock budget: its own passes per stage
-                spp_torch = seconds_per_pass(lambda steps: torch_row(repeated(x, steps), x[:20], objective, k, [1],
-                                                                     {"k_eval": 1}, args.seed, log=False), len(x))
-                peer_passes = stage_passes(cfg["stages"], budget, spp_torch)
-            else:
-                peer_passes = passes
-            results[row]["torch"] = torch_row(x, x_test, objective, k, peer_passes, cfg, args.seed)
+            results[row]["torch"] = peer_result() if peer_result else torch_row(*peer_args)
         save_json(common.out(args, f"{row}.json"), results[row])
     lines = [f"{'row':<8}{'paper':>8}" + "".join(f"{s + ' NLL':>12}{'passes':>8}" for s in ("npvae", "torch")
                                                  if any(s in r for r in results.values()))]

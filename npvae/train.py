@@ -74,7 +74,8 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     Checkpoints go to ``checkpoint_dir/checkpoint.npz`` every ``checkpoint_every``
     epochs and at the end, and on Ctrl-C (after the step in progress; then the
     KeyboardInterrupt goes on); ``resume`` is a checkpoint to go on from, at the step
-    it was written (``epochs`` counts from the start of the original run). The same
+    it was written (``epochs``, and the history's ``seconds`` of training, count from the
+    start of the original run). The same
     seed and backend give the same result bit for bit, resumed or not. Every argument
     is checked before any work; a run whose loss, parameters or optimiser state stop
     being finite, or whose loss grows to ``DIVERGED`` times the first step's, stops with
@@ -128,6 +129,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
                                                   "position": position, "lr_schedule": schedule})
 
     n, t0, first_epoch_seconds, first_loss = len(x), time.perf_counter(), None, None
+    seconds_before = history["seconds"][-1] if history["seconds"] else 0.0  # a resumed run's clock goes on
     total_steps = epochs * -(-n // batch_size)
     with _deferred_interrupt() as interrupted, _back_to_host(model, resident):
         for epoch in range(start + 1, epochs + 1):
@@ -171,7 +173,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
             elapsed = time.perf_counter() - t0
             for k, v in (("epoch", epoch), ("lr", opt.lr), ("beta", beta_t), ("train_elbo", train[0]), ("train_log_px", train[1]),
                          ("train_kl", train[2]), ("val_elbo", val["elbo"]), ("val_log_px", val["log_px"]),
-                         ("val_kl", val["kl"]), ("seconds", elapsed)):
+                         ("val_kl", val["kl"]), ("seconds", seconds_before + elapsed)):
                 history.setdefault(k, []).append(v if v is None or k == "epoch" else float(v))
             if diagnostics_every:
                 due = epoch % diagnostics_every == 0 or epoch == epochs
@@ -185,7 +187,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
                 rate = elapsed / done_epochs if done_epochs == 1 else (elapsed - first_epoch_seconds) / (done_epochs - 1)
                 val_text = "" if val["elbo"] is None else f"  val elbo {val['elbo']:9.3f}"
                 log(f"epoch {epoch:3d}/{epochs}  train elbo {train[0]:9.3f}  kl {train[2]:7.3f}{val_text}"
-                    f"  {elapsed:7.1f}s elapsed  eta {rate * (epochs - epoch):6.1f}s")
+                    f"  {seconds_before + elapsed:7.1f}s elapsed  eta {rate * (epochs - epoch):6.1f}s")
             stop = any(cb(epoch, history) for cb in callbacks)
             if checkpoint_every and epoch % checkpoint_every == 0 or epoch == epochs or stop:
                 checkpoint(epoch, -(-n // batch_size))

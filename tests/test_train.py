@@ -69,6 +69,7 @@ def test_resumed_run_ends_identical(mnist, tmp_path):
     for k in straight.params:
         np.testing.assert_array_equal(straight.params[k], resumed.params[k])
     assert h1["val_elbo"] == h2["val_elbo"] and h2["epoch"] == [1, 2, 3, 4]
+    assert np.all(np.diff(h2["seconds"]) > 0), h2["seconds"]  # the resumed clock goes on from the checkpoint's
 
 
 def test_checkpoint_round_trip(mnist, tmp_path):
