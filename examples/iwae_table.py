@@ -234,6 +234,9 @@ def main():
     def flags(p):
         p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="default: all five (full), vae1 iwae5 (else)")
         p.add_argument("--budget-minutes", type=float, help="compress the schedule to about M minutes of training")
+        p.add_argument("--stage-passes", type=int, nargs="+", metavar="N",
+                       help="passes per stage instead of 3^i, for both sides (a results.json's stage_passes: "
+                            "the same passes as another run)")
         p.add_argument("--peer", choices=("torch",), help="run PyTorch with the same recipe, data and budget")
         p.add_argument("--beside", action="store_true",
                        help="run the peer at the same time in a second process (one core each: both see the same "
@@ -244,6 +247,11 @@ def main():
     args, cfg = common.setup("iwae_table", __doc__, SETTINGS, flags)
     rows = args.rows or (["vae1", "iwae5"] if args.mode != "full" else list(ROWS))
     budget = None if args.budget_minutes is None else 60 * args.budget_minutes
+    if args.stage_passes and (budget is not None or min(args.stage_passes) < 1):
+        print(f"iwae_table.py: --stage-passes: expected integers >= 1 and no --budget-minutes, got "
+              f"{args.stage_passes} with --budget-minutes {args.budget_minutes}", file=sys.stderr)
+        sys.exit(2)
+    cfg = {**cfg, "passes": args.stage_passes or cfg["passes"]}
     folders = {row: common.out(args, f"{row}-npvae") for row in rows}
     if args.resume:
         missing = [f for f in folders.values() if not os.path.exists(os.path.join(f, "checkpoint.npz"))]

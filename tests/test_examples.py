@@ -80,3 +80,18 @@ def test_the_iwae_budget_keeps_the_stages_and_ends_on_time_when_the_machine_slow
     assert budget - 12.0 < clock[0] <= budget, clock[0]  # the last stage ends within a pass of the budget
     assert 150 < sum(passes) < 300 and passes[-1] > passes[-2]
     assert iwae_table.run_stages(lambda stage, n, deadline: (float(n), n), [1, 3, 9]) == [1, 3, 9]  # no budget
+
+
+def test_iwae_table_runs_given_stage_passes_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    def run(*flags):
+        monkeypatch.setattr(sys, "argv", ["iwae_table.py", "--smoke", "--rows", "vae1", "--out", str(tmp_path), *flags])
+        runpy.run_path(os.path.join(EXAMPLES, "iwae_table.py"), run_name="__main__")
+        return json.loads((tmp_path / "vae1.json").read_text())["npvae"]
+
+    with pytest.raises(SystemExit) as refused:
+        run("--resume")  # no checkpoint yet
+    assert refused.value.code == 2 and not (tmp_path / "vae1.json").exists()
+    first = run("--stage-passes", "1", "2")
+    assert first["stage_passes"] == [1, 2] and first["passes"] == 3
+    again = run("--stage-passes", "1", "2", "--resume")  # the run is complete: its checkpoint is evaluated as it is
+    assert again["test_nll"] == first["test_nll"] and again["train_seconds"] == first["train_seconds"]
