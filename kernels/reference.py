@@ -398,7 +398,7 @@ def check_adam_arrays(params, grads, ms, vs):
     gradient over its parameter), and every array is floating-point (an integer
     parameter cannot take a step of lr)."""
     groups = (params, grads, ms, vs)
-    not_float = sorted({str(a.dtype) for group in groups for a in group if not np.issubdtype(a.dtype, np.floating)})
+    not_float = sorted({str(a.dtype) for group in groups for a in group if a.dtype.kind != "f"})  # run every step
     if not_float:
         raise TypeError(f"params, grads, ms, vs: expected floating-point arrays, got dtype {', '.join(not_float)}")
     if not len(params) == len(grads) == len(ms) == len(vs) or any(
