@@ -107,8 +107,9 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
         position = state.get("position")  # mid-epoch: the epoch's order, steps done, running sums
     path = None if checkpoint_dir is None else os.path.join(checkpoint_dir, "checkpoint.npz")
     kwargs = dict(rng=rng, estimator=estimator, objective=objective, n_samples=n_samples, free_bits=free_bits,
-                  weight_decay_lambda=weight_decay, reduction=reduction, **({"mae_eta": mae_eta, "mae_gamma": mae_gamma}
-                                                        if mae_eta or mae_gamma else {}))
+                  weight_decay_lambda=weight_decay, reduction=reduction, **(
+                      {"mae_eta": mae_eta, "mae_gamma": mae_gamma} if mae_eta or mae_gamma else {}),
+                  check_input=False)  # x was checked whole; its minibatches are its rows
     if not hasattr(model, "elbo"):  # the autoencoder has no KL, noise or estimator
         kwargs = {"weight_decay_lambda": weight_decay, "reduction": reduction}
 

@@ -59,3 +59,16 @@ def test_vae_refuses_labels_and_bad_arguments():
     assert model.sample(3, 0).shape == (3, 6)  # an int seed is accepted like everywhere else
     with pytest.raises(ValueError, match="activation: expected one of"):
         VAE.mlp(6, (5,), 2, "swish")
+
+
+def test_check_input_false_skips_only_the_checks_of_x():
+    model = VAE.mlp(6, (5,), 2, rng=0)
+    x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
+    eps = np.random.default_rng(1).standard_normal((4, 1, 2)).astype(np.float32)
+    checked = model.loss_and_grad(x, eps=eps)[0]
+    assert model.loss_and_grad(x, eps=eps, check_input=False)[0] == checked
+    with pytest.raises(ValueError, match=r"x: expected values in \[0, 1\]"):
+        model.loss_and_grad(x + 1, eps=eps)
+    assert np.isfinite(model.loss_and_grad(x + 1, eps=eps, check_input=False)[0])  # the caller vouches for x
+    with pytest.raises(ValueError, match="estimator: expected one of"):  # the other arguments are still checked
+        model.loss_and_grad(x, eps=eps, estimator="C", check_input=False)

@@ -180,7 +180,7 @@ class VAE(LatentModel):
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
-                      reduction="mean"):
+                      reduction="mean", check_input=True):
         """The training loss (a scalar: minus the objective, averaged over the batch)
         after zeroing and filling every parameter's gradient. Returns ``(loss, stats)``
         with ``stats`` the batch means of the ELBO (analytic KL, beta = 1), log p(x|z)
@@ -205,6 +205,11 @@ class VAE(LatentModel):
         ``reduction="sum"``: the loss (and every gradient) is N times the mean's, as
         in the IWAE paper's code. Nothing else changes: SGD's lr scales by N, and
         Adam's steps are the same with eps scaled by N (it divides m by sqrt(v)).
+
+        ``check_input=False`` skips the checks of ``x`` (dtype, shape, finite values,
+        the likelihood's support), as scikit-learn's ``check_input``: for ``fit``, which
+        checks the whole training set once before its first step (10% of a step of the
+        784-200-200-50 network at batch 20).
         """
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
@@ -215,7 +220,8 @@ class VAE(LatentModel):
         if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
             raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
                              f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
-        self.check_x(x)
+        if check_input:
+            self.check_x(x)
         if self.on_device:
             refusal = self.device_refusal(estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
                                           reduction)
