@@ -33,10 +33,16 @@ took 9.7 s (the first ones slower still), so npvae trained 51% longer; per pass 
 faster (9.7 against 13.8 s). Evaluation, side by side on the 10,000 test images: 28.0
 against 44.8 ms an image.
 
-``--budget-minutes M`` compresses the schedule to about M minutes of training: the
-same eight stages, each given passes in proportion to 3^i (at least one), from the
-time of a pass measured on a throwaway copy first. ``--peer torch`` runs PyTorch with
-the same recipe, data and budget after npvae (skipped with a message without torch).
+``--budget-minutes M`` compresses the schedule to M minutes of training, planned as
+training goes so that a machine that slows down or speeds up still ends on time: the
+same eight stages, stage 0 one pass, each later stage its share 3^i / sum_{j>=i} 3^j of
+the passes that the time left allows at the last stage's pace (at least one), and the
+last stage runs until the next pass would end after the budget. ``--peer torch`` runs
+PyTorch with the same recipe, data and planning after npvae, or with ``--beside`` at the
+same time in a second process (one core each, so that both see the same machine and its
+noise; set OMP_NUM_THREADS=1). ``--stage-passes`` gives both sides one plan (a budget
+run's ``stage_passes``: the same passes), and ``--resume`` continues a full-schedule
+run from its checkpoint, written every pass into ``--out``/<row>-npvae/.
 """
 
 import math
