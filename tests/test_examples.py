@@ -95,3 +95,11 @@ def test_iwae_table_runs_given_stage_passes_and_resumes_from_its_checkpoint(tmp_
     assert first["stage_passes"] == [1, 2] and first["passes"] == 3
     again = run("--stage-passes", "1", "2", "--resume")  # the run is complete: its checkpoint is evaluated as it is
     assert again["test_nll"] == first["test_nll"] and again["train_seconds"] == first["train_seconds"]
+
+
+def test_beside_returns_the_forked_result_and_reports_a_death():
+    import iwae_table
+
+    assert iwae_table.beside(pow, 2, 10)() == 1024
+    with pytest.raises(EOFError):
+        iwae_table.beside(os._exit, 3)()  # the child dies without a result: the wait ends
