@@ -1,7 +1,7 @@
-"""The CUDA backend against the NumPy reference: every op on tiny hypothesis-drawn
-shapes in float32 and float64, on NumPy and on device arrays; one training step of an
-MLP VAE and of a conv VAE; every model trained by ``fit``; checkpoints that move
-between backends. In numba-cuda's simulator unless NPVAE_TEST_GPU=1 (tests/conftest.py):
+"""The CUDA backend's ops against the NumPy reference: every op on tiny
+hypothesis-drawn shapes in float32 and float64, on NumPy and on device arrays, the
+device noise against its specification, and the backend refused without a GPU (whole
+models: test_device_training.py). In numba-cuda's simulator unless NPVAE_TEST_GPU=1 (tests/conftest.py):
 the simulator runs each GPU thread as a Python thread, so shapes stay small and the
 examples few."""
 
@@ -14,12 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import npvae
 from npvae.testing import seeds
 from npvae.kernels import cuda as gpu
 from npvae.kernels import reference
 from npvae.kernels.cuda import arrays, dense
-from npvae.models import VAE
 from test_kernels_cpu import close, conv_cases, draw
 
 dtypes = st.sampled_from([np.float64, np.float32])
@@ -247,171 +245,6 @@ def test_kernels_refuse_shapes_they_would_read_out_of_bounds():
                                        d(np.ones((2, 3))), d(np.ones((1, 3))))
     with pytest.raises(ValueError, match="a, b"):
         arrays.concat_columns(d(np.ones((2, 3))), d(np.ones((3, 3))))
-
-
-# ------------------------------------------------------------------ whole models
-
-
-@pytest.fixture
-def cuda_backend():
-    npvae.kernels.use("cuda")
-    yield
-    npvae.kernels.use("numpy")
-
-
-def _on(backend, fn):
-    npvae.kernels.use(backend)
-    try:
-        return fn()
-    finally:
-        npvae.kernels.use("numpy")
-
-
-@pytest.mark.parametrize("dtype", ["float32"])
-def test_an_mlp_vae_training_step_is_the_same_on_the_gpu(dtype):
-    x = (np.random.default_rng(1).random((6, 10)) < 0.3).astype(dtype)
-    eps = np.random.default_rng(2).standard_normal((6, 2, 3)).astype(dtype)
-
-    def step():
-        model = VAE.mlp(10, (7,), 3, "tanh", "bernoulli", rng=3, dtype=dtype)
-        loss, _ = model.loss_and_grad(x, eps=eps, n_samples=2, objective="iwae")
-        return loss, {k: g.copy() for k, g in model.grads.items()}
-
-    (loss, grads), (ref_loss, ref_grads) = _on("cuda", step), _on("numpy", step)
-    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-5)
-    np.testing.assert_allclose(loss, ref_loss, **tol)
-    for name, g in ref_grads.items():
-        np.testing.assert_allclose(grads[name], g, **tol, err_msg=name)
-
-
-def test_a_conv_vae_training_step_is_the_same_on_the_gpu():
-    from npvae import nn
-    from npvae.distributions import Bernoulli
-
-    x = np.random.default_rng(0).random((2, 1, 4, 4))
-    eps = np.random.default_rng(1).standard_normal((2, 1, 2))
-
-    def step():
-        rng = np.random.default_rng(2)
-        encoder = nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng), nn.ReLU(), nn.Flatten(),
-                                nn.Linear(8, 4, rng=rng))
-        decoder = nn.Sequential(nn.Linear(2, 8, rng=rng), nn.Reshape((2, 2, 2)),
-                                nn.ConvTranspose2d(2, 1, 4, 2, 1, rng=rng))
-        model = VAE(encoder, decoder, Bernoulli(), 2, (1, 4, 4)).astype(np.float64)
-        loss, _ = model.loss_and_grad(x, eps=eps)
-        return loss, {k: g.copy() for k, g in model.grads.items()}
-
-    (loss, grads), (ref_loss, ref_grads) = _on("cuda", step), _on("numpy", step)
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
-    for name, g in ref_grads.items():
-        np.testing.assert_allclose(grads[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
-
-
-@pytest.fixture
-def host_noise(monkeypatch):
-    """The CUDA backend's noise drawn as the reference draws it, then uploaded: a
-    device-resident model then meets the NumPy backend's numbers."""
-    def standard_normal(rng, shape, dtype, like=None):
-        eps = reference.standard_normal(rng, shape, dtype)
-        return eps if isinstance(like, np.ndarray) else gpu.to_device(eps)
-
-    def binarize(x, rng):
-        binary = reference.binarize(gpu.to_host(x), rng)
-        return gpu.to_device(binary) if gpu.is_device(x) else binary
-
-    monkeypatch.setattr(gpu, "standard_normal", standard_normal)
-    monkeypatch.setattr(gpu, "binarize", binarize)
-
-
-@pytest.mark.parametrize("arch, likelihood", [("mlp", "bernoulli"), ("conv", "bernoulli"), ("mlp", "gaussian")])
-def test_a_device_resident_step_equals_the_reference(arch, likelihood, host_noise):
-    """Parameters, gradients and the minibatch on the device: the loss and every
-    gradient as on NumPy, with two samples per example (rows repeated on the device)."""
-    x = (np.random.default_rng(1).random((3, 1, 6, 6)) < 0.4).reshape(3, -1 if arch == "mlp" else 1, 6, 6)
-    x = x.reshape(3, 36) if arch == "mlp" else x
-
-    def step(resident):
-        build = VAE.mlp(36, (5,), 2, likelihood=likelihood, rng=3, dtype="float64") if arch == "mlp" else VAE.conv(
-            (1, 6, 6), (2,), 3, latent_dim=2, rng=3, dtype="float64")
-        model = build.to_device() if resident else build
-        data = gpu.to_device(x.astype(np.float64)) if resident else x.astype(np.float64)
-        loss, stats = model.loss_and_grad(data, rng=np.random.default_rng(4), n_samples=2, beta=0.7)
-        if resident:  # every gradient on the device, the views of one buffer
-            assert arrays.packed_buffer(list(model.grads.values())) is not None
-        return loss, stats, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
-
-    (loss, stats, grads), (ref_loss, ref_stats, ref_grads) = _on("cuda", lambda: step(True)), _on(
-        "numpy", lambda: step(False))
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
-    np.testing.assert_allclose(stats["kl"], ref_stats["kl"], rtol=1e-10)
-    for name, g in ref_grads.items():
-        np.testing.assert_allclose(grads[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
-
-
-def test_a_device_resident_model_evaluates_as_on_the_cpu(host_noise):
-    """encode, decode, the ELBO and the importance-sampled log p(x) of a model whose
-    parameters are on the device: NumPy results, the reference's numbers."""
-    x = (np.random.default_rng(0).random((5, 8)) < 0.5).astype(np.float64)
-
-    def evaluate(resident):
-        model = VAE.mlp(8, (4,), 2, rng=1, dtype="float64")
-        model = model.to_device() if resident else model
-        out = (*model.encode(x), model.decode(np.ones((2, 2))), model.elbo(x, rng=2, n_samples=2, estimator="A"),
-               model.log_likelihood(x, k=3, batch_size=3, chunk=2, rng=3))
-        assert all(isinstance(a, np.ndarray) for a in out)
-        return out
-
-    for ours, ref in zip(_on("cuda", lambda: evaluate(True)), _on("numpy", lambda: evaluate(False))):
-        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
-
-
-def test_a_device_resident_model_refuses_what_the_device_path_lacks(cuda_backend):
-    model = VAE.mlp(4, (3,), 2, rng=0, dtype="float64").to_device()
-    x = np.zeros((2, 4))
-    with pytest.raises(ValueError, match="objective 'iwae'.*not yet on the device; call model.to_host"):
-        model.loss_and_grad(x, objective="iwae", n_samples=2, rng=0)
-    model.to_host()
-    assert not any(gpu.is_device(a) for d in (model.params, model.grads) for a in d.values())
-
-
-def test_every_model_trains_on_the_gpu_with_the_references_numbers(tmp_path, host_noise):
-    """fit for one epoch: VAE (Bernoulli: device-resident; Gaussian decoder variance:
-    NumPy arrays, each op on the GPU), conditional VAE, autoencoder; the same history as
-    on NumPy (the device-resident run with the reference's noise); the model comes back
-    with NumPy arrays; and a checkpoint written on the GPU evaluates the same on the
-    CPU backends."""
-    from npvae import io
-    from npvae.models import Autoencoder, ConditionalVAE
-    from npvae.train import fit
-
-    rng = np.random.default_rng(0)
-    x = (rng.random((8, 6)) < 0.5).astype(np.float64)
-    builders = {
-        "vae": lambda: VAE.mlp(6, (4,), 2, rng=0, dtype="float64"),
-        "gaussian": lambda: VAE.mlp(6, (4,), 2, activation="relu", likelihood="gaussian_decoder_var", rng=0,
-                                    dtype="float64"),
-        "cvae": lambda: ConditionalVAE.mlp(6, (4,), 2, rng=0, n_classes=3, dtype="float64"),
-        "autoencoder": lambda: Autoencoder.mlp(6, (4,), 2, rng=0, dtype="float64"),
-    }
-    for name, build in builders.items():
-        labels = {"y": np.arange(8) % 3} if name == "cvae" else {}
-        logged = []
-
-        def train(backend):
-            model = build()
-            history = fit(model, x, epochs=1, batch_size=4 if name == "vae" else 8, log=logged.append, checkpoint_dir=str(tmp_path / backend),
-                          binarize=name == "vae", **labels)
-            assert not any(gpu.is_device(p) for p in model.params.values())
-            return history["train_elbo"], {k: p.copy() for k, p in model.params.items()}
-
-        (elbo, params), (ref_elbo, ref_params) = _on("cuda", lambda: train("cuda")), _on("numpy", lambda: train("numpy"))
-        assert any("not yet on the device" in line for line in logged) == (name != "vae"), (name, logged[:2])
-        np.testing.assert_allclose(elbo, ref_elbo, rtol=1e-10, err_msg=name)
-        for k, p in ref_params.items():
-            np.testing.assert_allclose(params[k], p, rtol=1e-9, atol=1e-12, err_msg=f"{name} {k}")
-        reloaded = io.load_model(str(tmp_path / "cuda" / "checkpoint.npz"))
-        for k, p in params.items():
-            np.testing.assert_array_equal(reloaded.params[k], p)
 
 
 def test_the_cuda_backend_without_a_gpu_is_refused_with_one_clear_line():
