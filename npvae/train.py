@@ -75,12 +75,11 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, optimizer="adam", lr=1e-3, 
     epochs and at the end, and on Ctrl-C (after the step in progress; then the
     KeyboardInterrupt goes on); ``resume`` is a checkpoint to go on from, at the step
     it was written (``epochs``, and the history's ``seconds`` of training, count from the
-    start of the original run). The same
-    seed and backend give the same result bit for bit, resumed or not. Every argument
-    is checked before any work; a run whose loss, parameters or optimiser state stop
-    being finite, or whose loss grows to ``DIVERGED`` times the first step's, stops with
-    a FloatingPointError naming the step and the last checkpoint, which is never
-    overwritten by a non-finite state.
+    start of the original run). The same seed and backend give the same result bit for
+    bit, resumed or not. Every argument is checked before any work; a run whose loss,
+    parameters or optimiser state stop being finite, or whose loss grows to ``DIVERGED``
+    times the first step's, stops with a FloatingPointError naming the step and the last
+    checkpoint, which is never overwritten by a non-finite state.
     """
     check_fit_arguments(**locals())
     schedule = lr_schedule_of(lr_schedule)
