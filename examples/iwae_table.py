@@ -34,9 +34,7 @@ k=50. The paper: 86.76, 86.47, 86.35, 85.54, 84.78 nats.
 (test NLL: k = 5000 on the 10,000 test images.) On PyTorch's 362 passes (``--rows vae1
 --stage-passes 1 1 1 3 8 22 69 257``) npvae reached 88.31 nats, test ELBO -92.67,
 against PyTorch's 88.68: per pass the two train alike (0.37 nats apart, npvae ahead). A
-pass took npvae 3.8 s and PyTorch 6.6 s for VAE k=1, 8.5 and 12.5 s for IWAE k=5; run
-alone, the two sides' passes take about what they take side by side (3.6 and 5.6 s for
-VAE k=1: a core each does not slow the other), and PyTorch on two threads gains 5%. The
+pass took npvae 3.8 s and PyTorch 6.6 s for VAE k=1, 8.5 and 12.5 s for IWAE k=5. The
 machine's own speed drifts: an IWAE k=5 pass took 6.7 s, then 8.5, then 11 s within
 minutes on an idle machine, which is why a budget is planned as training goes and the
 two sides run at the same time.

@@ -208,8 +208,7 @@ class VAE(LatentModel):
 
         ``check_input=False`` skips the checks of ``x`` (dtype, shape, finite values,
         the likelihood's support), as scikit-learn's ``check_input``: for ``fit``, which
-        checks the whole training set once before its first step (10% of a step of the
-        784-200-200-50 network at batch 20).
+        checks the whole training set once before its first step.
         """
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
