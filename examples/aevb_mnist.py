@@ -4,8 +4,8 @@ training and test sets against the number of training examples seen, for latent 
 3, 5, 10, 20 and 200 and for the SGVB estimators A (log p(x,z) - log q(z|x) sampled) and
 B (the KL term analytic).
 
-Then the architecture experiments of the AEVB poster (shared/literature/
-003_199cab7834f862a2.txt) at N_z = 20, estimator B: the activation function (tanh, the
+Then the architecture experiments of Budzianowski, Nicholson & Tebbutt's poster
+"Auto-Encoding Variational Bayes" (a study of Kingma & Welling's paper) at N_z = 20, estimator B: the activation function (tanh, the
 paper's, against ReLU, softplus, sigmoid and ELU) and a deeper encoder only
 (784-500-500 encoder, the 500-unit decoder unchanged)."""
 

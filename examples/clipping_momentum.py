@@ -1,5 +1,5 @@
 """An MNIST VAE trained with plain SGD, to see what gradient clipping and momentum do
-(the text in shared/literature/004_de1790d0e748929f.txt, its Figures 1-4): clipping by
+(Mashra & Shahid, "Variational Autoencoder", 2022, its Figures 1-4): clipping by
 value at several thresholds in (0, 1], clipping by global norm at several thresholds,
 and heavy-ball momentum from 0.5 to 0.99; training-loss curves for each against
 unclipped, momentum-free SGD.

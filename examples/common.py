@@ -2,8 +2,8 @@
 settings they select, the MNIST splits, and writing results.json.
 
 Each example keeps a SETTINGS dict {"full": ..., "quick": ..., "smoke": ...}: "full"
-is the experiment as published (or as close as a laptop allows), "quick" runs in under
-2 minutes on 2 cores, "smoke" in seconds (the test suite runs it).
+is the experiment as published (or as close as a laptop allows), "quick" is a small
+setting for a quick look, "smoke" the smallest that runs every line (the test suite runs it).
 """
 
 import argparse
@@ -12,7 +12,7 @@ import sys
 
 from npvae.datasets import binarize_static, load_mnist
 from npvae.diagnostics import collapse_report
-from npvae.io import save_json
+from npvae.files import save_json
 
 
 def setup(name, doc, settings, flags=None):
@@ -23,8 +23,8 @@ def setup(name, doc, settings, flags=None):
     if flags is not None:
         flags(parser)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="a small setting, under 2 minutes on 2 cores")
-    mode.add_argument("--smoke", action="store_true", help="tiny settings that run in seconds (for the tests)")
+    mode.add_argument("--quick", action="store_true", help="a small setting, for a quick look")
+    mode.add_argument("--smoke", action="store_true", help="tiny settings that run every line (for the tests)")
     parser.add_argument("--out", default=os.path.join("runs", "examples", name), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -5,17 +5,10 @@ latent size 2, 200 tanh hidden units, Adam 1e-3; the learned 2-D manifold of fac
 grid over the unit square through the Gaussian inverse CDF) and the decoder's mean
 +/- k sigma for a few z.
 
-The recipe's two choices, each measured with the others fixed (300 epochs, seed 0,
-2026-11-26): without the sigmoid, the lower rows of the manifold turn dark and
-high-contrast (black eyes and mouths: the mean leaves the grey range; test ELBO 724.9
-nats); with it every face of the grid is a face, turning from one side to the other
-across it and smiling towards the bottom (754.1). The floor on sigma (0.05 of the grey
-range) keeps the density bounded where a pixel barely varies; at 0.02 the test ELBO is
-higher (797.4) but the faces at the grid's far corner, beyond two prior standard
-deviations, dissolve into speckle: a lower floor buys likelihood, not pictures. Where
-the decoder is unsure (two of the eight random z of the README recipe's ``npvae plot``)
-sigma nears the grey range: those mean +/- sigma panels clip to black and white, and
-ancestral samples there are noise.
+The recipe's two choices, each measured with the others fixed (``docs/results.md``): the
+sigmoid keeps the mean in the grey range, so every face of the manifold is a face; the
+floor on sigma (0.05 of the grey range) keeps the density bounded where a pixel barely
+varies. A lower floor buys likelihood, not pictures.
 """
 
 import common

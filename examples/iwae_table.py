@@ -19,35 +19,8 @@ k=50. The paper: 86.76, 86.47, 86.35, 85.54, 84.78 nats.
     python examples/iwae_table.py --rows vae1 --budget-minutes 40 --peer torch
     python examples/iwae_table.py --quick
 
-40 minutes of training a side, npvae and PyTorch at the same time on one core each
-(2026-11-26, 2-core Zen 4 VM, Numba backend, PyTorch 2.13 CPU with fused Adam):
-
-    OMP_NUM_THREADS=1 NPVAE_BACKEND=numba python examples/iwae_table.py --rows vae1 iwae5 \
-        --budget-minutes 40 --peer torch --beside
-
-    row       side     passes  test NLL  test ELBO  evaluation      paper (full schedule)
-    VAE k=1   npvae      634     87.60     -92.04   40 ms an image  86.76
-              PyTorch    362     88.68     -92.83   80 ms an image
-    IWAE k=5  npvae      283     87.62     -94.29   40 ms an image  85.54
-              PyTorch    191     88.16     -95.16   80 ms an image
-
-(test NLL: k = 5000 on the 10,000 test images.) On PyTorch's plans (npvae only:
-``--rows vae1 --stage-passes 1 1 1 3 8 22 69 257`` and ``--rows iwae5 --stage-passes 1 1
-1 2 4 15 45 122``) npvae reached 88.31 nats (test ELBO -92.67) on PyTorch's 362 VAE
-passes against its 88.68, and 88.19 (-95.31) on its 191 IWAE passes against its 88.16:
-per pass the two train alike (0.37 and 0.03 nats apart). A pass took npvae 3.8 s and
-PyTorch 6.6 s for VAE k=1, 8.5 and 12.5 s for IWAE k=5. The machine's own speed drifts:
-an IWAE k=5 pass took 6.7 s, then 8.5, then 11 s within minutes on an idle machine,
-which is why a budget is planned as training goes and the two sides run at the same
-time. IWAE k=50 in 40 minutes (npvae only, ``--rows iwae50 --budget-minutes 40``): 43
-passes at 55 s each, test NLL 90.95, test ELBO -103.57, 43 active units (the paper's
-full schedule: 84.78); its full schedule would take about two days on this machine.
-
-The full schedule, VAE k=1 (``OMP_NUM_THREADS=1 NPVAE_BACKEND=numba python
-examples/iwae_table.py --rows vae1``, resumed twice with ``--resume``; 3,280 passes,
-13,063 s of training at 3.6-4.3 s a pass): test NLL 86.09 nats, test ELBO -90.26, 20
-active units, against the paper's 86.76: 0.67 nats better than the paper, whose code
-trains on 59,600 images with its own initialisation.
+What these commands gave, with the date, the machine and the exact command of each run,
+is in ``docs/results.md``.
 
 ``--budget-minutes M`` compresses the schedule to M minutes of training, planned as
 training goes so that a machine that slows down or speeds up still ends on time: the
@@ -72,7 +45,7 @@ import numpy as np
 
 from npvae import diagnostics
 from npvae.datasets import binarize_static, load_mnist
-from npvae.io import save_json
+from npvae.files import save_json
 from npvae.models import VAE
 from npvae.optim import iwae_stages
 from npvae.train import fit

@@ -3,8 +3,8 @@ about it, on dynamically binarised MNIST.
 
 The setting: the IWAE paper's network (784-200-200-50, tanh) with a 50-dimensional
 latent. Burda et al. (2015) found a plain VAE of this shape uses about 20 of its 50
-units (the rest collapse onto the prior); it trains in minutes on 2 cores, so the
-collapse is cheap to show clearly. Five runs on the same data, seed and budget:
+units (the rest collapse onto the prior), and a network this small shows the collapse
+cheaply. Five runs on the same data, seed and budget:
 plain; KL annealing (a linear warm-up of beta); free bits (each dimension pays at
 least lambda nats); MAE at two settings of (eta, gamma). Per run: the test NLL
 (importance-sampled), test ELBO, KL, active units and the mutual information
@@ -14,27 +14,10 @@ information against training steps (on the validation set), and samples.
 The claim to check is MAE's (Ma et al. 2019): more active units and more mutual
 information at a similar NLL.
 
-The full run (2026-11-26, 2-core Zen 4, Numba backend, seed 0, 100 epochs of 50,000
-images, batch 100, Adam 1e-3; test NLL with k = 1000 on all 10,000 test images):
-
-    NPVAE_BACKEND=numba python examples/posterior_collapse.py
-
-    run                   test NLL  test ELBO   KL    active units  MI (cap log N = 9.21)
-    plain                   91.66     -97.32   22.63     15 / 50       9.16
-    annealing (20 epochs)   90.98     -97.65   26.82     28 / 50       9.17
-    free bits 0.1           91.90     -98.53   23.97     50 / 50       9.16
-    MAE eta 1, gamma 0.5    95.60    -105.86   31.41     50 / 50       9.18
-    MAE eta 4, gamma 1     100.07    -110.04   47.88     50 / 50       9.21
-
-What it shows: the plain VAE uses 15 of its 50 units (Burda et al. report about 20 for
-this network); annealing keeps 28 at a slightly better NLL. MAE makes every unit active,
-spreading 0.6-1 nats of KL over each dimension, but here at a cost of 3.9 and 8.4 nats
-of NLL, and its samples from the prior are visibly worse: on this MLP decoder the claim
-of "more active units at a similar NLL" does not hold at these weights (the paper's
-decoders are autoregressive, whose collapse is far stronger). Free bits' 50 active units
-are its floor at work: 39 dimensions sit at exactly 0.1 nats. The mutual information
-does not separate the runs: every estimate is within 0.05 nats of its cap log N, so
-these codes carry more than the 10,000 test images can measure.
+What the full run shows (its table, date, machine and command are in ``docs/results.md``):
+on this MLP decoder MAE makes every unit active but costs NLL, so the claim of "more
+active units at a similar NLL" does not hold at the weights tried; the paper's decoders
+are autoregressive, whose collapse is far stronger.
 """
 
 import common

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from npvae.io import atomic_write
+from npvae.files import atomic_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN = "<!-- examples table: python examples/run_all.py --quick -->"

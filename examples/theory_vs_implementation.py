@@ -1,5 +1,6 @@
-"""Theory against implementation (the study of section 3.6 of the text in
-``shared/literature/001_640f71683816af4a.txt``, its Figures 1-14), on MNIST.
+"""Theory against implementation (section 3.6 of Beaulac,
+"Variational AutoEncoders: Theory, implementation and unanswered questions", 2019, its
+Figures 1-14), on MNIST.
 
 The model is the supervised (conditional) VAE, labels given to the encoder and the
 decoder, with a 2-D latent so that z can be drawn as a plane; beta = 1 unless said. Its

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from scipy.special import expit
 
-LOG_2PI = math.log(2 * math.pi)
+from ..constants import LOG_2PI
 
 # --------------------------------------------------------------------------- checks
 

@@ -126,7 +126,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="train a VAE on the bundled MNIST and write figures (a few minutes)",
+    p = sub.add_parser("demo", help="train a VAE on the bundled MNIST and write figures",
                        description=demo.__doc__)
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")

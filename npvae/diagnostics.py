@@ -12,7 +12,7 @@ import numpy as np
 
 from .checks import as_rng, check_positive_int
 from .distributions import kl_standard_normal
-from .kernels.reference import LOG_2PI
+from .constants import LOG_2PI
 
 
 def posterior_parameters(model, x, y=None, batch_size=500):

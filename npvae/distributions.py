@@ -15,7 +15,7 @@ from scipy.special import expit
 
 from . import kernels
 from .checks import check_array, check_unit_interval
-from .kernels.reference import LOG_2PI
+from .constants import LOG_2PI
 from .nn.module import Module
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .checks import as_rng, check_positive_int
 from .distributions import kl_standard_normal_grad
 from .gradcheck import compare, numerical_gradient
-from .io import save_json
+from .files import save_json
 from .nn.activations import Activation
 from .nn.sequential import Sequential
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from npvae import io
+from npvae import files, io
 from npvae.models import VAE
 
 WRITER = textwrap.dedent("""
@@ -31,7 +31,7 @@ WRITER = textwrap.dedent("""
 def test_files_get_ordinary_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        io.save_json(tmp_path / "a.json", {"x": 1})
+        files.save_json(tmp_path / "a.json", {"x": 1})
         io.save_checkpoint(tmp_path / "c.npz", VAE.mlp(4, (3,), 2, rng=0))
     finally:
         os.umask(old)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from npvae.cli import main
-from npvae.gradcheck import tour
+from npvae.tour import tour
 from npvae.models import VAE
 from npvae.tour import format_tour
 

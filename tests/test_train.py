@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from npvae import io
+from npvae import files, io
 from npvae.datasets import load_mnist
 from npvae.models import VAE, Autoencoder, ConditionalVAE
 from npvae.train import fit
@@ -149,14 +149,14 @@ def test_bad_checkpoints_are_refused(mnist, tmp_path):
 
 def test_failed_write_leaves_the_old_file(tmp_path):
     path = tmp_path / "f.json"
-    io.save_json(path, {"a": 1})
+    files.save_json(path, {"a": 1})
 
     def broken(f):
         f.write(b"{half")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        io.atomic_write(path, broken)
+        files.atomic_write(path, broken)
     assert path.read_text() == '{\n  "a": 1\n}'
     assert os.listdir(tmp_path) == ["f.json"]
 

@@ -1,43 +1,35 @@
 """Numba CPU backend: the reference's ops with the same signatures, selected by
 ``npvae.kernels.use("numba")`` or ``NPVAE_BACKEND=numba``.
 
-Where the time goes and what this backend does about it (figures from
-``benchmarks/kernels.py`` and ``benchmarks/mlp_vae.py`` on the README's 2-core machine):
+What this backend does, and why (the measurements behind each choice, with their
+commands, are in ``benchmarks/README.md``, "Why the CPU kernels are shaped as they are"):
 
 * Convolutions are im2col + one BLAS product, as in the reference, but channels-last
-  inside, where a receptive field is kh runs of kw*C consecutive numbers: im2col
-  copies runs and col2im adds runs (conv2's 12.8 MB of fields in 0.8 ms, against
-  2.4 ms for a gather through index tables), reading and writing the unpadded image.
-  Conv outputs keep channels-last memory under their NCHW shape, so the next layer and
-  the backward pass read them without a transposing copy (``benchmarks/conv_vae.py``:
-  47 -> 33 ms per conv-VAE step).
-* Matrix products stay in BLAS. A hand-tiled Numba matmul reaches about a third of
-  BLAS on these shapes (shared/BENCHMARKING.md: 48-62 against 139-177 GFLOP/s on
-  128x784 @ 784x400). The kernels call NumPy's own OpenBLAS gemm themselves, so a
-  dense layer's forward or backward is one call, with its activation (or its
-  derivative) inside, except that the forward leaves f of tanh, sigmoid, softplus and
-  ELU to a pass of its own (tanh's is NumPy's, see below). Weight gradients accumulate
-  with beta = 1, small batches take a faster route to ``dx``, and the first layer
-  skips ``dx`` (its input is data). Batches of at most 32 rows run their products on
-  one BLAS thread, which keeps a small step's data in one core's cache
-  (:data:`SERIAL_ROWS`: an IWAE-net step at batch 20 took 1.06 ms steadily, against
-  1.0-2.4 ms on two threads).
+  inside, where a receptive field is kh runs of kw*C consecutive numbers, so im2col
+  copies runs and col2im adds runs, reading and writing the unpadded image. Conv
+  outputs keep channels-last memory under their NCHW shape, so the next layer and the
+  backward pass read them without a transposing copy.
+* Matrix products stay in BLAS, which a hand-tiled Numba product does not approach.
+  The kernels call NumPy's own OpenBLAS gemm themselves, so a dense layer's forward or
+  backward is one call with its activation (or its derivative) around it. Weight
+  gradients accumulate with beta = 1, and the first layer skips ``dx`` (its input is
+  data). Batches of at most :data:`SERIAL_ROWS` rows run their products on one BLAS
+  thread, which keeps a small step's data in one core's cache.
 * What NumPy cannot do is fuse: ``x @ W + b``, ``dy * (1 - y * y)``, Adam's ten
   operators, the Bernoulli log-likelihood and its gradient each make several passes
   over memory and a temporary per operator. Here each is one loop.
-* Numba has no vectorised exp/log/tanh here (no Intel SVML), so a scalar libm call
-  costs 5-15 ns per element, where NumPy's SIMD ufuncs take under 1 ns. The
-  kernels therefore take ``exp``/``log1p``/``tanh`` from NumPy's ufuncs (into
-  preallocated buffers) and fuse everything around them; only the float32 Bernoulli
-  kernel, the hottest, computes its own exp and log1p with polynomials that vectorise.
-* The loops are serial and compiled with ``error_model="numpy"`` (a division does
-  not test for zero, so LLVM can vectorise the loop) and fast-math flags that allow
-  reassociation and FMA but keep NaN and inf semantics. With ``parallel=True``
-  Numba's worker threads and OpenBLAS's (which spin for a while after each product)
-  fought over the 2 cores: an epoch of the 784-400-20 VAE took 10x longer.
+* Numba has no vectorised exp/log/tanh here (no Intel SVML), and a scalar libm call
+  per element is far slower than NumPy's SIMD ufuncs; so the kernels take
+  ``exp``/``log1p``/``tanh`` from NumPy's ufuncs (into preallocated buffers) and fuse
+  everything around them. Only the float32 Bernoulli kernel, the hottest, computes its
+  own exp and log1p with polynomials that vectorise.
+* The loops are serial and compiled with ``error_model="numpy"`` (a division does not
+  test for zero, so LLVM can vectorise the loop) and fast-math flags that allow
+  reassociation and FMA but keep NaN and inf semantics. With ``parallel=True``,
+  Numba's worker threads and OpenBLAS's would compete for the same cores.
 
 Every kernel is compiled with ``cache=True``, so only the first run on a machine pays
-the compilation; each is tested against ``reference.py``.
+the compilation; each is tested against the reference.
 
 One module per concern, the same names as the CUDA backend's: ``dense``,
 ``activations``, ``conv``, ``elbo``, ``optim``, ``arrays``.

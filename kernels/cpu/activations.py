@@ -72,7 +72,7 @@ def _activate_flat(x, out, kind, alpha):
 @njit(**JIT)
 def _backward_flat(dy, x, y, out, kind, alpha):
     # ReLU and tanh get loops of their own: with the per-element branch on ``kind``
-    # (and the int/float mix of the general derivative) the loop ran 8x slower.
+    # (and the int/float mix of the general derivative) the loop does not vectorise.
     if kind == 1:
         for i in range(dy.size):
             out[i] = dy[i] if x[i] > 0 else 0
@@ -92,7 +92,7 @@ def _column_sums(dy, out):
         raise ValueError("db: expected one entry per column (output channel) of dy")
     if dy.shape[1] == 1:
         # One column (a one-channel conv's bias) as a flat sum, which vectorises: the
-        # loop below ran one add per row (128x28x28 rows: 0.33 ms -> 0.007 ms).
+        # loop below would make one add per row.
         flat, acc0 = dy.reshape(-1), 0.0
         for i in range(flat.size):
             acc0 += flat[i]
@@ -118,19 +118,18 @@ def _all_finite(a):
 
 def all_finite(x):
     """Whether ``x`` holds no NaN or inf: one vectorised pass, run on every layer's input
-    and gradient (``benchmarks/kernels.py``, op ``all_finite_20x200``: about 3x the
-    reference's speed)."""
+    and gradient (``benchmarks/kernels.py``, op ``all_finite_20x200``)."""
     if x.size == 0:
         return True
     # Memory order ("K") makes the flat array a view of any array whose memory is
     # contiguous in some axis order, such as this backend's channels-last conv outputs
-    # (benchmarks/kernels.py, op all_finite_channels_last_128x32x14x14: 35 us against
-    # the reference's 128); a strided one is copied.
+    # (benchmarks/kernels.py, op all_finite_channels_last_128x32x14x14); a strided one
+    # is copied.
     return bool(_all_finite(x.ravel("K")))
 
 
 def activation_forward(x, kind, alpha=0.0):
-    """``y = f(x)``, one pass (tanh: NumPy's vectorised ufunc, 20x faster than libm's)."""
+    """``y = f(x)``, one pass (tanh: NumPy's vectorised ufunc, not libm's scalar call)."""
     if mixed(x):  # not float32/64: NumPy's promotion (an int input's sigmoid is not an int)
         return reference.activation_forward(x, kind, alpha)
     if channels_last(x):  # work on the channels-last view, and keep that layout

@@ -152,7 +152,7 @@ def _to_rows(image):
 def conv2d_forward(x, W, b, stride, padding):
     """im2col by runs, then one product (BLAS) straight into the output's rows; the
     bias added in place. (Going a few images at a time, for the fields to stay in
-    cache, measured no faster.)"""
+    cache, does not pay: ``benchmarks/README.md``.)"""
     if mixed(x, W):  # the scratch and outputs take x's dtype: mixed dtypes to NumPy's promotion
         return reference.conv2d_forward(x, W, b, stride, padding)
     kernel, n = W.shape[2:], x.shape[0]

@@ -20,16 +20,11 @@ from .arrays import JIT, mixed
 # process has mapped: one thread pool with NumPy's. Where there is no such library
 # (another NumPy build), the reference's NumPy ops are used.
 #
-# This machine's two vCPUs are at times placed far apart on the host (it comes and goes
-# over minutes). Then every number one core writes and the other reads crosses the
-# host, and a product split over OpenBLAS's two threads leaves half of its output in
-# the other core's cache: in an IWAE-net step at batch 20, Adam then took 1.2 ms
-# instead of 0.15 ms to read the gradients, and the step 2.4 ms instead of 1.06 ms on
-# one thread (``benchmarks/kernels.py``, kind ``small_batch_threads``: 1.21 against
-# 2.45 ms a step in such a spell). When the vCPUs sit close, two threads gain about 7%
-# on these small products (0.99 against 1.07 ms a step). So the products of a batch
-# of at most SERIAL_ROWS rows run on one BLAS thread, set and restored inside the
-# kernel; larger batches, where the second thread pays, keep every thread.
+# A product split over OpenBLAS's threads leaves parts of its output in another core's
+# cache, which the next op (Adam reading the gradients) then pays for; on small batches
+# that costs more than the second thread gains (``benchmarks/kernels.py``, kind
+# ``small_batch_threads``). So the products of a batch of at most SERIAL_ROWS rows run
+# on one BLAS thread, set and restored inside the kernel; larger batches keep every thread.
 SERIAL_ROWS = 32
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -94,9 +89,8 @@ _IN_KERNEL = (KINDS["relu"], KINDS["leaky_relu"])
 @njit(**JIT)
 def _linear_forward(x, W, b, h, y, kind, alpha, threads):
     """h = x @ W + b: the product by gemm, then a pass that adds the bias; and y = f(h)
-    for the activations of ``_IN_KERNEL``. (One pass doing both, with the branch on
-    ``kind`` inside, did not vectorise: a forward with 128x400 ReLU outputs took
-    0.06-0.2 ms longer than with the two passes.)"""
+    for the activations of ``_IN_KERNEL``. (Two passes, because one pass doing both,
+    with the branch on ``kind`` inside, does not vectorise.)"""
     before = _blas_threads(threads)
     _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, h)
     _blas_threads(before)
@@ -158,16 +152,15 @@ def linear_backward(x, W, h, y, dy, dW, db, kind="identity", alpha=0.0, need_dx=
     and ``dx = dh @ W.T`` (when needed) in one kernel call (:func:`_linear_backward`).
 
     (SciPy's ``scipy.linalg.blas.sgemm`` accumulates too, but SciPy bundles a second
-    OpenBLAS whose threads and NumPy's fought over the 2 cores: an epoch took 5x longer.)
+    OpenBLAS, whose thread pool would compete with NumPy's.)
     """
     if _dense_fallback(x, W, h, y, dy, dW, db, c_contiguous=(dW,)):
         return reference.linear_backward(x, W, h, y, dy, dW, db, kind, alpha, need_dx)
     reference.check_dense(x, W, db, dy, dW, h, y)
     one_thread = len(x) <= SERIAL_ROWS
     # On one thread OpenBLAS computes dx = dh @ W.T faster as (W @ dh.T).T with a
-    # transposing copy, when W has at least 100 inputs (``benchmarks/kernels.py``, kind
-    # "linear_dx", the whole backward: 0.64-0.88 of the time from 8 to 32 rows with 200
-    # inputs; at batch 1 or under 100 inputs, as fast or slower).
+    # transposing copy when W has at least 100 inputs (``benchmarks/kernels.py``, kind
+    # "linear_dx").
     dx = np.empty(x.shape if need_dx else (0, 0), dtype=x.dtype)
     c = np.ascontiguousarray
     _linear_backward(c(x), c(W), c(h), c(y), c(dy), dW, db, dx, KINDS[kind], x.dtype.type(alpha),

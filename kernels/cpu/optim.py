@@ -15,7 +15,7 @@ from .arrays import JIT, REALS
 def _adam(ps, gs, ms, vs, beta1, one_minus_beta1, beta2, one_minus_beta2, step, inv_sqrt_correction2, eps):
     # Every constant arrives in the parameters' dtype: a literal such as ``1 - beta1``
     # in here would be int64 - float32, which Numba types as float64, and a float32
-    # update then ran in float64 at half the speed (156,800 floats: 86 -> 46 us).
+    # update would run in float64.
     for k in range(len(ps)):
         p, g, m, v = ps[k], gs[k], ms[k], vs[k]
         for i in range(p.size):
@@ -28,8 +28,8 @@ def _adam(ps, gs, ms, vs, beta1, one_minus_beta1, beta2, one_minus_beta2, step, 
 def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
     """Adam in one pass over each (p, g, m, v) instead of ten NumPy operators, and one
     call for all the arrays (as PyTorch's multi-tensor Adam): the arrays go in as
-    tuples of flat views, so the call's cost, about 3 us, is paid once a step rather
-    than once per array (``benchmarks/kernels.py``, op ``adam_update_iwae_12_arrays``).
+    tuples of flat views, so the call's cost is paid once a step rather than once per
+    array (``benchmarks/kernels.py``, op ``adam_update_iwae_12_arrays``).
     The bias corrections are folded into two constants:
     lr m_hat / (sqrt(v_hat) + eps) = (lr / c1) m / (sqrt(v) / sqrt(c2) + eps),
     c1 = 1 - b1^t, c2 = 1 - b2^t."""

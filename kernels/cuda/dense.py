@@ -15,12 +15,10 @@ LOADS numbers, all loads issued before any is stored) and then written to shared
 memory; with PREFETCH the next strip's loads are issued before the multiply-adds on the
 current one, so their latency overlaps the arithmetic.
 
-Measured on an H100 (``benchmarks/gpu.py``, ``benchmarks/README.md``): at 4096^3 the
-128 x 128 tile (TM = TN = 8) reaches 13.9 TFLOP/s, 27% of cuBLAS, the 64 x 64 one
-(TM = TN = 4) 8.5; at the VAE's shapes (outputs of 128 x 400 to 784 x 400, a handful of
-tiles) the 64 x 64 tile with PREFETCH is the default, at 140-220 us a product against
-cuBLAS's 19-28 us: there the time is the latency of K / BK strips in a row, not the
-arithmetic. Strips padded against bank conflicts and 32 x 32 tiles measured no faster.
+The default is the 64 x 64 tile (TM = TN = 4) with PREFETCH: at the VAE's shapes
+(outputs of 128 x 400 to 784 x 400, a handful of tiles) the time is the latency of
+K / BK strips in a row, not the arithmetic, so larger tiles do not pay there. The
+measurements against cuBLAS, and the variants tried, are in ``benchmarks/README.md``.
 
 The backward of a dense layer is three launches: ``dh = dy * f'(h)`` with the bias
 gradient's column sums (``activations.bias_grad``), ``dW += x.T @ dh`` (this product

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
 from ..checks import as_data_matrix, as_rng, check_positive_int
-from ..kernels.reference import LOG_2PI
+from ..constants import LOG_2PI
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("k-means++", "random", "random_from_data")

@@ -25,7 +25,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 from scipy.linalg.blas import dsyrk
 
 from ..checks import as_data_matrix, as_rng, check_positive_int
-from ..kernels.reference import LOG_2PI
+from ..constants import LOG_2PI
 from .gmm import ConvergenceWarning
 
 METHODS = ("closed_form", "em")

@@ -1,4 +1,4 @@
-"""Layers with hand-derived backward passes (see DESIGN.md for the contract)."""
+"""Layers with hand-derived backward passes (the contract: ``docs/design.md``)."""
 
 from .activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
 from .conv import Conv2d, ConvTranspose2d

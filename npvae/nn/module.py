@@ -1,4 +1,4 @@
-"""The layer contract (see DESIGN.md) and the container that composes layers.
+"""The layer contract (``docs/design.md`` says why) and the container that composes layers.
 
 A ``Module`` has ``params`` and ``grads`` (dicts of arrays with the same keys and
 shapes), ``forward(x)`` which returns y and keeps in ``self.cache`` what backward
