@@ -10,10 +10,13 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 
 import numpy as np
 
-from .commands import DATASETS, MODEL_NAMES, TRAIN_KEYS, demo, evaluate, gradient_tour, plot, sample, train
+from . import __version__, kernels
+from .commands import demo, evaluate, gradient_tour, plot, sample, train
+from .settings import CONFIG_KEYS, RUN, TRAINING
 
 
 # ----------------------------------------------------------------------------- parser
@@ -38,15 +41,45 @@ def _at_least(minimum, kind=int, open_=False):
     return parse
 
 
-def _int_list(text):
-    """'32,64' -> [32, 64], each >= 1"""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1 like 32,64, got {text!r}")
-    return values
+def _int_list(minimum=1):
+    """An argparse type: '32,64' -> [32, 64], each >= ``minimum``."""
+    def parse(text):
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers >= {minimum} like 32,64, got {text!r}")
+        return values
+    return parse
+
+
+def _number(setting):
+    """An argparse type for an "int" or "float" setting, checked by the setting itself."""
+    kind = int if setting.kind == "int" else float
+
+    def parse(text):
+        try:
+            return setting.check(kind(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {setting.expects()}, got {text!r}") from None
+    return parse
+
+
+def _add_setting(p, setting):
+    """The flag of one entry of ``settings.TRAINING`` or ``settings.RUN``."""
+    flag, helptext = "--" + setting.cli_name, setting.describe()
+    dest = dict(dest=setting.name, default=setting.default, help=helptext)
+    if setting.kind == "bool":
+        p.add_argument(flag, action="store_true", **dest)
+    elif setting.kind in ("choice", "schedule"):
+        p.add_argument(flag, choices=setting.choices, **dest)
+    elif setting.kind == "ints":
+        p.add_argument(flag, type=_int_list(setting.low), **dest)
+    elif setting.kind in ("int", "float"):
+        p.add_argument(flag, type=_number(setting), **dest)
+    else:
+        p.add_argument(flag, **dest)
 
 
 def _config_file(path):
@@ -63,8 +96,6 @@ def _load_config(path):
         raise ValueError(f"no such file {path}")
     try:
         if path.endswith(".toml"):
-            import tomllib
-
             with open(path, "rb") as f:
                 config = tomllib.load(f)
         else:
@@ -74,9 +105,9 @@ def _load_config(path):
         raise ValueError(f"{path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}")
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a table of settings, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(TRAIN_KEYS))
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
-        raise ValueError(f"{path}: unknown settings {unknown}; expected some of {list(TRAIN_KEYS)}")
+        raise ValueError(f"{path}: unknown settings {unknown}; expected some of {list(CONFIG_KEYS)}")
     return config
 
 
@@ -87,19 +118,18 @@ def _config_tokens(config):
     for key, value in config.items():
         flag = "--" + key.replace("_", "-")
         if isinstance(value, list):
-            items = [str(v) for v in value]
-            tokens += [flag, ",".join(items)] if key == "channels" else [flag, *items]
+            tokens += [flag, ",".join(str(v) for v in value)]
+        elif isinstance(value, bool):
+            tokens += [flag] if value else []
         elif value is not None:
             tokens += [flag, str(value)]
     return tokens
 
 
 def _backend_flag(p):
-    from .kernels import BACKENDS
-
     default = os.environ.get("NPVAE_BACKEND", "numpy")
-    default = default if default in BACKENDS else "numpy"
-    p.add_argument("--backend", choices=sorted(BACKENDS), default=default,
+    default = default if default in kernels.BACKENDS else "numpy"
+    p.add_argument("--backend", choices=sorted(kernels.BACKENDS), default=default,
                    help=f"the kernels: numpy (the reference), numba (CPU) or cuda (a GPU, with the cuda extra) "
                         f"(default: NPVAE_BACKEND or numpy, here {default})")
 
@@ -108,19 +138,7 @@ def _int_flag(p, flag, default, minimum, helptext):
     p.add_argument(flag, type=_at_least(minimum), default=default, help=f"{helptext} (default: {default})")
 
 
-def parse_train_config(path):
-    """A train config file's settings as the train command's parsed flags."""
-    return build_parser()._subparsers._group_actions[0].choices["train"].parse_args(_config_tokens(_load_config(path)))
-
-
 def build_parser():
-    from . import __version__
-    from .distributions import LIKELIHOODS
-    from .nn import INITIALIZERS
-    from .nn.activations import ACTIVATIONS
-    from .objectives import SCHEDULES
-    from .optim import OPTIMIZERS
-
     parser = _Parser(prog="npvae", description="Variational autoencoders from scratch in NumPy. Start with "
                      "`npvae demo`; then `npvae train --help`.")
     parser.add_argument("--version", action="version", version=f"npvae {__version__}")
@@ -144,55 +162,9 @@ def build_parser():
                        description=train.__doc__ + " Flags override the config file.")
     p.add_argument("--config", type=_config_file, help="JSON or TOML file of settings (keys: the flags below, "
                    "with underscores) (default: none)")
-    p.add_argument("--model", choices=sorted(MODEL_NAMES), default="vae", help="(default: vae)")
-    p.add_argument("--arch", choices=("mlp", "conv"), default="mlp",
-                   help="mlp: fully connected networks; conv: stride-2 convolutions and their mirror (default: mlp)")
-    p.add_argument("--dataset", choices=DATASETS, default="mnist",
-                   help="mnist and frey ship with npvae; fashion-mnist needs --data-path or NPVAE_DATA (default: mnist)")
-    p.add_argument("--data-path", help="folder holding the dataset's files (default: the bundled data)")
-    p.add_argument("--likelihood", choices=sorted(LIKELIHOODS), default="bernoulli",
-                   help="the decoder p(x|z) (default: bernoulli)")
-    p.add_argument("--sigma", type=_at_least(0, float, open_=True), default=1.0,
-                   help="the fixed sigma of --likelihood gaussian (default: 1)")
-    p.add_argument("--sigma-floor", type=_at_least(0, float, open_=True),
-                   help="the smallest sigma a learned-variance decoder may take (default: none)")
-    p.add_argument("--decoder-mean", choices=("identity", "sigmoid"), default="identity",
-                   help="gaussian_decoder_var: sigmoid keeps the mean in (0, 1), as grey levels (default: identity)")
-    _int_flag(p, "--latent", 20, 1, "latent dimensions")
-    p.add_argument("--hidden", type=_at_least(1), nargs="+", default=[500], help="mlp: hidden layer sizes (default: 500)")
-    p.add_argument("--encoder-hidden", type=_at_least(1), nargs="+",
-                   help="mlp: the encoder's own sizes (default: --hidden)")
-    p.add_argument("--decoder-hidden", type=_at_least(1), nargs="+",
-                   help="mlp: the decoder's own sizes (default: --hidden)")
-    p.add_argument("--channels", type=_int_list, default=[32, 64], help="conv: channels per layer (default: 32,64)")
-    _int_flag(p, "--kernel", 4, 2, "conv: kernel size")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), help="(default: tanh for mlp, relu for conv)")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="(default: adam)")
-    p.add_argument("--lr", type=_at_least(0, float, open_=True), default=1e-3, help="learning rate (default: 1e-3)")
-    p.add_argument("--beta", type=_at_least(0, float), default=1.0, help="weight of the KL term (default: 1)")
-    p.add_argument("--anneal", choices=sorted(SCHEDULES), default="constant", help="schedule of beta (default: constant)")
-    _int_flag(p, "--anneal-steps", 0, 0, "warm-up length or cyclical period in steps")
-    p.add_argument("--mae-eta", type=_at_least(0, float), default=0.0,
-                   help="MAE regulariser: weight of the diversity term (default: 0, off)")
-    p.add_argument("--mae-gamma", type=_at_least(0, float), default=0.0,
-                   help="MAE regulariser: weight of the smoothness term (default: 0, off)")
-    p.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
-                   help="the training objective: the ELBO or the IWAE bound with --k samples (default: elbo)")
-    p.add_argument("--estimator", choices=("A", "B"), default="B",
-                   help="the ELBO's estimator: A all Monte Carlo, B with the analytic KL (default: B)")
-    _int_flag(p, "--k", 1, 1, "samples of z per example in the objective (IWAE's k, the ELBO's L)")
-    p.add_argument("--lr-schedule", choices=("constant", "iwae", "cosine"), default="constant",
-                   help="iwae: stage i = 0..7 runs 3^i epochs at lr 10^(-i/7) (default: constant)")
-    p.add_argument("--reduction", choices=("mean", "sum"), default="mean",
-                   help="the loss as the batch mean or sum (changes only the lr's scale and Adam's eps) (default: mean)")
-    p.add_argument("--init", choices=sorted(INITIALIZERS),
-                   help="weight initialisation (default: glorot_uniform for tanh/sigmoid, he_normal for ReLU-like)")
-    _int_flag(p, "--epochs", 10, 1, "passes over the training data")
-    _int_flag(p, "--batch-size", 100, 1, "examples per step")
-    p.add_argument("--train-size", type=_at_least(1), default=None,
-                   help="use only the first N training examples (default: all)")
-    _int_flag(p, "--seed", 0, 0, "random seed")
-    p.add_argument("--out", default="runs/train", help="output folder (default: runs/train)")
+    for setting in RUN + TRAINING:
+        if setting.cli_name:
+            _add_setting(p, setting)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with its settings; --epochs may extend it")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
@@ -239,10 +211,13 @@ def main(argv=None):
         if getattr(args, "config", None):  # the file's settings as flags before the real ones, which win
             at = argv.index(args.command) + 1
             args = parser.parse_args(argv[:at] + _config_tokens(args.config) + argv[at:])
+        if args.command == "tour" and args.source.endswith((".json", ".toml")):  # the train flags' own checks
+            args.train_settings = parser.parse_args(["train", *_config_tokens(_config_file(args.source))])
     except SystemExit as e:
         return e.code
-    from . import kernels
-
+    except argparse.ArgumentTypeError as e:
+        print(f"npvae {args.command}: error: {e}", file=sys.stderr)
+        return 2
     try:
         kernels.use(args.backend)
         return args.run(args)

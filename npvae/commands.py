@@ -8,16 +8,26 @@ import time
 
 import numpy as np
 
-DATASETS = ("mnist", "fashion-mnist", "frey")
-MODEL_NAMES = {"vae": "VAE", "cvae": "ConditionalVAE", "autoencoder": "Autoencoder"}
+from . import datasets, kernels, plots
+from .datasets import binarize_static, load_mnist
+from .diagnostics import collapse_report
+from .distributions import GaussianDecoderVar, GaussianLearnedVar
+from .files import save_json
+from .io import load_checkpoint, load_model
+from .models import MODELS, VAE, ConditionalVAE
+from .settings import MODEL_NAMES, RESUMABLE, RUN, TRAINING
+from .tour import format_tour, tour, write_tour
+from .train import check_fit_arguments, fit
+
+# The settings ``npvae train`` takes, by the key of its config files and run.json
+# (the flag's name with underscores): key -> the setting.
+TRAIN_SETTINGS = {s.cli_name.replace("-", "_"): s for s in RUN + TRAINING if s.cli_name}
 
 
 # ----------------------------------------------------------------------------- data
 def load_data(name, split, data_path=None):
     """``(x, y, image_shape)`` for a dataset name; Frey faces (no labels, no test split)
     use their first 1,765 faces for training and the last 200 for testing."""
-    from . import datasets
-
     if name == "frey":
         x = datasets.load_frey_faces(data_path)
         return (x[:1765], None, (28, 20)) if split == "train" else (x[1765:], None, (28, 20))
@@ -29,16 +39,12 @@ def load_data(name, split, data_path=None):
 def eval_data(settings):
     """The test set as the model is evaluated on it: binarised once, with a fixed seed,
     for a Bernoulli decoder (it is trained on fresh binarisations every epoch)."""
-    from .datasets import binarize_static
-
     x, y, shape = load_data(settings["dataset"], "test", settings.get("data_path"))
     return (binarize_static(x, seed=2) if settings["likelihood"] == "bernoulli" else x), y, shape
 
 
 def run_settings(checkpoint):
     """The settings ``npvae train`` saved beside a checkpoint (``run.json``), or MNIST's."""
-    from .io import load_checkpoint
-
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"CHECKPOINT: no such file {checkpoint}")
     path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "run.json")
@@ -71,8 +77,6 @@ def check_out_folder(out, resume=False, overwrite=False):
 
 def _header(command, what, args, n, dataset):
     """The run's first line: what trains on what, where, in which dtype and how many threads."""
-    from . import kernels
-
     threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or os.cpu_count()
     return (f"npvae {command}: {what}, {args.epochs} epochs of {n:,} {dataset} examples; backend {kernels.backend}, "
             f"float32, {threads} threads; output in {args.out}")
@@ -93,11 +97,6 @@ def _progress(label):
 # ----------------------------------------------------------------------------- commands
 def demo(args):
     """Train Kingma & Welling's MNIST VAE on the bundled data and write its figures."""
-    from . import io, plots
-    from .datasets import binarize_static, load_mnist
-    from .models import VAE
-    from .train import fit
-
     if args.train_size > 50000:
         raise ValueError(f"--train-size: expected at most 50,000 (the rest of MNIST's training set validates), "
                          f"got {args.train_size}")
@@ -109,10 +108,10 @@ def demo(args):
     model = VAE.mlp(784, (args.hidden,), args.latent, "tanh", "bernoulli", rng=args.seed)
     print(_header("demo", f"VAE 784-{args.hidden}-{args.latent} (tanh, Bernoulli), Adam, dynamic binarisation",
                   args, len(x_train), "MNIST"))
-    io.save_json(os.path.join(args.out, "run.json"), {"dataset": "mnist", "likelihood": "bernoulli", "seed": args.seed})
+    save_json(os.path.join(args.out, "run.json"), {"dataset": "mnist", "likelihood": "bernoulli", "seed": args.seed})
     history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=args.epochs, batch_size=100,
                   seed=args.seed, binarize=True, checkpoint_dir=args.out, checkpoint_every=5)
-    io.save_json(os.path.join(args.out, "history.json"), history)
+    save_json(os.path.join(args.out, "history.json"), history)
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -123,7 +122,7 @@ def demo(args):
     results = {"test_elbo": elbo, "test_log_likelihood": log_px, "log_likelihood_k": args.k,
                "log_likelihood_examples": n_ll, "epochs": args.epochs, "train_seconds": history["seconds"][-1],
                "eval_seconds": time.perf_counter() - t0}
-    io.save_json(os.path.join(args.out, "results.json"), results)
+    save_json(os.path.join(args.out, "results.json"), results)
 
     out = lambda name: os.path.join(args.out, name)  # noqa: E731
     plots.image_grid(model.sample(100, rng, mean=True), out("samples_mean.png"), title="decoder means E[x|z], z ~ p(z)")
@@ -135,11 +134,6 @@ def demo(args):
           f"(k={args.k}, first {n_ll} test digits)")
     print(f"wrote checkpoint.npz, history.json, results.json and 5 figures to {args.out}")
     return 0
-
-
-TRAIN_KEYS = ("model", "arch", "dataset", "data_path", "likelihood", "sigma", "sigma_floor", "decoder_mean", "latent", "hidden", "encoder_hidden",
-              "decoder_hidden", "channels", "kernel", "activation", "optimizer", "lr", "beta", "anneal", "anneal_steps",
-              "mae_eta", "mae_gamma", "objective", "estimator", "k", "lr_schedule", "reduction", "init", "epochs", "batch_size", "train_size", "seed", "out")
 
 
 def likelihood_kwargs(args):
@@ -160,8 +154,6 @@ def likelihood_kwargs(args):
 
 def build_model(args, image_shape, input_dim):
     """The model the flags describe, and a one-line description of it."""
-    from .models import MODELS
-
     cls = MODELS[MODEL_NAMES[args.model]]
     common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood, init=args.init,
                   likelihood_kwargs=likelihood_kwargs(args), rng=args.seed,
@@ -184,22 +176,33 @@ def as_model_input(model, x):
     return x.reshape(len(x), *model.data_shape)
 
 
+def run_settings_of(args):
+    """The run's settings from the parsed flags, by config key (what run.json holds)."""
+    return {key: getattr(args, setting.name) for key, setting in TRAIN_SETTINGS.items()}
+
+
+def resume_settings(args):
+    """For ``--resume``: the flags become the run's own settings (run.json). A flag set
+    to a value other than its default and the run's is refused, as ``fit`` refuses a
+    checkpoint of other settings; ``settings.RESUMABLE`` (``--epochs``) may change."""
+    with open(os.path.join(args.out, "run.json")) as f:
+        saved = json.load(f)
+    for key, setting in TRAIN_SETTINGS.items():
+        given = getattr(args, setting.name)
+        if key in saved and setting.name not in RESUMABLE and given not in (setting.default, saved[key]):
+            raise ValueError(f"--{setting.cli_name}: the run in {args.out} was trained with {saved[key]!r}, got "
+                             f"{given!r}; a resumed run keeps its settings (only --epochs may change)")
+        if key in saved and setting.name not in RESUMABLE:
+            setattr(args, setting.name, saved[key])
+
+
 def train(args):
     """Train a model from flags or a config file; write checkpoint, history and curves."""
-    from . import io, plots
-    from .datasets import binarize_static
-    from .train import check_fit_arguments, fit
-
     check_out_folder(args.out, args.resume, args.overwrite)
-    if args.resume:  # the run's own settings; only --epochs may extend it
-        with open(os.path.join(args.out, "run.json")) as f:
-            saved = json.load(f)
-        for k in TRAIN_KEYS:
-            if k not in ("epochs", "out"):
-                setattr(args, k, saved.get(k, getattr(args, k)))
+    if args.resume:
+        resume_settings(args)
     if args.activation is None:
         args.activation = "relu" if args.arch == "conv" else "tanh"
-    settings = {k: getattr(args, k) for k in TRAIN_KEYS}
     x, y, image_shape = load_data(args.dataset, "train", args.data_path)
     if args.model == "cvae" and y is None:
         raise ValueError(f"--model: cvae needs labels and {args.dataset} has none")
@@ -212,20 +215,16 @@ def train(args):
     model, description = build_model(args, image_shape, x.shape[1])
     x_train, x_val = as_model_input(model, x_train), as_model_input(model, x_val)
     checkpoint = os.path.join(args.out, "checkpoint.npz")
-    kl_args = {} if args.model == "autoencoder" else {"beta": args.beta, "anneal": args.anneal,
-                                                       "anneal_steps": args.anneal_steps, "mae_eta": args.mae_eta,
-                                                       "mae_gamma": args.mae_gamma, "objective": args.objective,
-                                                       "estimator": args.estimator, "n_samples": args.k}
-    fit_args = dict(y=y_train, y_val=y_val, optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
-                    reduction=args.reduction, epochs=args.epochs,
-                    batch_size=args.batch_size, seed=args.seed, binarize=bernoulli, checkpoint_dir=args.out,
-                    checkpoint_every=5, resume=checkpoint if args.resume else None, **kl_args)
-    check_fit_arguments(model, x_train, x_val, **fit_args)  # before run.json: a refused run writes nothing
+    settings = {s.name: getattr(args, s.name) for s in TRAINING if s.cli_name}
+    settings.update(binarize=bernoulli, checkpoint_every=5)
+    data = dict(y=y_train, y_val=y_val)
+    check_fit_arguments(model, x_train, x_val, settings=settings, **data)  # before run.json: a refused run writes nothing
     what = f"{MODEL_NAMES[args.model]} {description} ({args.activation}, {args.likelihood}), {args.optimizer} lr {args.lr}"
     print(_header("train", what, args, len(x_train), args.dataset))
-    io.save_json(os.path.join(args.out, "run.json"), settings)
-    history = fit(model, x_train, x_val, **fit_args)
-    io.save_json(os.path.join(args.out, "history.json"), history)
+    save_json(os.path.join(args.out, "run.json"), run_settings_of(args))
+    history = fit(model, x_train, x_val, **data, checkpoint_dir=args.out, resume=checkpoint if args.resume else None,
+                  **settings)
+    save_json(os.path.join(args.out, "history.json"), history)
     plots.training_curves(history, os.path.join(args.out, "curves.png"))
     print(f"wrote checkpoint.npz, run.json, history.json and curves.png to {args.out}")
     return 0
@@ -234,10 +233,6 @@ def train(args):
 def evaluate(args):
     """Test ELBO, importance-sampled log-likelihood, and the posterior-collapse
     diagnostics (active units, KL per dimension, mutual information) of a checkpoint."""
-    from .diagnostics import collapse_report
-    from .io import load_model, save_json
-    from .models import VAE, ConditionalVAE
-
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
     if not isinstance(model, VAE):
@@ -270,10 +265,6 @@ def _image_shape(settings, model):
 
 def sample(args):
     """A grid of samples: ancestral x ~ p(x|z) by default, the decoder mean with --mean."""
-    from . import plots
-    from .io import load_model
-    from .models import VAE, ConditionalVAE
-
     plots.check_image_path(args.out, "--out")
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
@@ -290,11 +281,6 @@ def sample(args):
 def plot(args):
     """Every figure that applies to the checkpoint: samples (mean and ancestral),
     reconstructions, latent scatter, the 2-D manifold, mean +/- k sigma, curves."""
-    from . import plots
-    from .distributions import GaussianDecoderVar, GaussianLearnedVar
-    from .io import load_model
-    from .models import VAE, ConditionalVAE
-
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
     x, y, _ = eval_data(settings)
@@ -339,14 +325,8 @@ def gradient_tour(args):
     statistics, gradient norms, update scales and the agreement with finite differences;
     the reconstruction and KL gradients at the encoder's output. Writes tour.json and
     tour.png to --out."""
-    from .io import load_model
-    from .models import ConditionalVAE
-    from .tour import format_tour, tour, write_tour
-
     if args.source.endswith((".json", ".toml")):
-        from .cli import parse_train_config  # the flags' own checks, on the file's settings
-
-        settings = parse_train_config(args.source)
+        settings = args.train_settings  # the config file's settings, parsed by npvae.cli as train's flags
         settings.activation = settings.activation or ("relu" if settings.arch == "conv" else "tanh")
         x, y, image_shape = load_data(settings.dataset, "test", settings.data_path)
         model, _ = build_model(settings, image_shape, x.shape[1])
@@ -357,8 +337,6 @@ def gradient_tour(args):
         dataset, likelihood = run.get("dataset", "mnist"), run.get("likelihood", "bernoulli")
         x, y, _ = load_data(dataset, "test", run.get("data_path"))
     if likelihood == "bernoulli":
-        from .datasets import binarize_static
-
         x = binarize_static(x[: args.n], seed=2)
     x = as_model_input(model, x[: args.n]).astype(model.dtype)
     labels = {"y": y[: args.n]} if isinstance(model, ConditionalVAE) else {}

@@ -9,9 +9,11 @@ that ships inside npvae.
 
 import gzip
 import hashlib
+import io
 import os
 
 import numpy as np
+from scipy.io import loadmat
 
 from .checks import check_positive_int, check_unit_interval
 
@@ -106,10 +108,6 @@ def load_fashion_mnist(split="train", path=None, flatten=True, dtype=np.float32)
 def load_frey_faces(path=None, flatten=True, dtype=np.float32):
     """Frey faces: 1965 grey images of 28x20 (Kingma & Welling's Gaussian-decoder data),
     grey levels scaled to [0, 1]; (1965, 560) or (1965, 1, 28, 20). No labels."""
-    import io
-
-    from scipy.io import loadmat
-
     f = os.path.join(_folder("frey", path), "frey_rawface.mat")
     if not os.path.isfile(f):
         raise FileNotFoundError(f"frey: missing file {f}")

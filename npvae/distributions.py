@@ -44,19 +44,6 @@ def reparameterize_backward(dz, eps, logvar):
     return dz, dz * eps * 0.5 * np.exp(0.5 * logvar)
 
 
-def reparameterize_kl(mean, logvar, eps):
-    """The ELBO's sampling step and analytic KL fused in one kernel: ``(z, kl)`` with
-    ``z[n, l] = mean[n] + exp(logvar[n] / 2) eps[n, l]`` for ``eps`` (N, L, d) and
-    ``kl`` (N, d) as :func:`kl_standard_normal` (``kernels.ops.reparameterize_kl``)."""
-    return kernels.ops.reparameterize_kl(mean, logvar, eps)
-
-
-def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
-    """``(dmean, dlogvar)`` from dL/dz (N, L, d) and dL/dkl (N, d), fused: the sum over
-    samples of :func:`reparameterize_backward` plus dkl times :func:`kl_standard_normal_grad`."""
-    return kernels.ops.reparameterize_kl_backward(dz, eps, mean, logvar, dkl)
-
-
 def gaussian_log_prob(z, mean, logvar):
     """log N(z; mean, diag(exp(logvar))), summed over the last axis::
 
@@ -119,7 +106,7 @@ class Likelihood(Module):
         """x a finite float array in the likelihood's support (here: any real)."""
         return check_array(x, name)
 
-    on_device = False  # whether a device-resident VAE can train with it (``VAE.device_refusal``)
+    on_device = False  # whether a device-resident VAE can train with it (``models.vae.device_refusal``)
 
     def backward(self, grad, weight):
         """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""

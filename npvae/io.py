@@ -8,6 +8,8 @@ import zipfile
 import numpy as np
 
 from . import kernels
+from .models import MODELS
+from .spec import build_model, model_spec
 from .files import atomic_write
 
 FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a spec) still loads
@@ -18,8 +20,6 @@ def save_checkpoint(path, model, optimizer=None, state=None):
     state and ``state`` (a JSON-able dict: epoch, history, random generator state) to
     one ``.npz`` file. A model with a layer of the user's own is saved with its
     parameters only: ``load_params`` restores them, ``load_model`` says why it cannot."""
-    from .spec import model_spec
-
     arrays = {f"param/{k}": kernels.to_host(v) for k, v in model.params.items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": kernels.to_host(v) for k, v in optimizer.state_dict().items()})
@@ -76,8 +76,6 @@ def load_model(path):
     """Rebuild the model a checkpoint describes, with its parameters; a ValueError
     naming what is wrong (an unknown layer, a bad argument, arrays that do not match
     the architecture), and no model, if it cannot."""
-    from .models import MODELS
-    from .spec import build_model
 
     params, _, meta = load_checkpoint(path)
     if meta["format"] == "npvae-checkpoint-1":  # the arguments of an MLP builder

@@ -23,6 +23,7 @@ except ImportError as e:  # a clear message rather than a bare ModuleNotFoundErr
 
 from . import kernels
 from .gradcheck import check_function, check_module
+from .models import VAE
 from .nn.module import Module
 
 # ----------------------------------------------------------------------------- strategies
@@ -81,8 +82,6 @@ def conv_geometries(draw, max_channels=3, max_size=8, transposed=False):
 @st.composite
 def small_models(draw, conv=None):
     """A small float64 VAE (MLP or conv, any likelihood) with data that suits it: ``(model, x)``."""
-    from .models import VAE
-
     rng = np.random.default_rng(draw(seeds))
     likelihood = draw(st.sampled_from(["bernoulli", "gaussian", "gaussian_learned_var", "gaussian_decoder_var"]))
     latent = draw(st.integers(1, 3))
@@ -129,22 +128,49 @@ def assert_gradients_match(module_or_function, inputs, grad=None, h=1e-5, rtol=1
     return result
 
 
+def _copied(a):
+    """An argument as a backend may change it: arrays copied, lists of arrays (Adam's
+    parameters and moments) copied array by array."""
+    if isinstance(a, np.ndarray):
+        return np.array(a, copy=True)
+    if isinstance(a, (list, tuple)) and any(isinstance(b, np.ndarray) for b in a):
+        return type(a)(_copied(b) for b in a)
+    return a
+
+
+def _flat_arrays(values):
+    """Every array in ``values``, lists of arrays opened, in order, as NumPy float64."""
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            yield from _flat_arrays(v)
+        elif isinstance(v, np.ndarray) or kernels.is_device(v):
+            yield np.asarray(kernels.to_host(v), dtype=np.float64)
+        elif isinstance(v, (float, np.floating, bool, np.bool_)):
+            yield np.asarray(v, dtype=np.float64)
+
+
 def assert_backends_agree(op, args, backends=("numpy", "numba"), rtol=1e-10, atol=1e-12):
     """Run the kernel op named ``op`` on each backend with copies of ``args`` (so that
-    in-place updates start from the same arrays) and require every output, and every
-    argument an op updated in place, to agree with the first backend's."""
+    in-place updates, lists of arrays included, start from the same arrays) and require
+    every output, and every argument the op may update in place, to agree with the first
+    backend's (the reference, by default)."""
+    backends = tuple(backends)
+    if len(backends) < 2:
+        raise ValueError(f"backends: expected at least two backends to compare, got {backends!r}")
     runs, previous = [], kernels.backend
     for name in backends:
         ops = kernels.use(name)
         try:
-            copies = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+            copies = [_copied(a) for a in args]
             out = getattr(ops, op)(*copies)
         finally:
             kernels.use(previous)
-        outputs = out if isinstance(out, tuple) else (out,)
-        runs.append((name, [o for o in outputs if o is not None], [a for a in copies if isinstance(a, np.ndarray)]))
+        outputs = list(out) if isinstance(out, tuple) else [out]
+        runs.append((name, list(_flat_arrays(outputs)), list(_flat_arrays(a for a in copies if not isinstance(a, str)))))
     base_name, base_out, base_args = runs[0]
     for name, out, updated in runs[1:]:
+        if len(out) != len(base_out):
+            raise AssertionError(f"{op}: {name} returns {len(out)} arrays, {base_name} {len(base_out)}")
         for i, (a, b) in enumerate(zip(out + updated, base_out + base_args)):
-            np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=rtol,
-                                       atol=atol, err_msg=f"{op}: {name} differs from {base_name} in result {i}")
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol,
+                                       err_msg=f"{op}: {name} differs from {base_name} in result {i}")

@@ -18,6 +18,7 @@ the encoder's output whose cosine with the reconstruction's is negative.
 
 import copy
 import json
+import os
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .gradcheck import compare, numerical_gradient
 from .files import save_json
 from .nn.activations import Activation
 from .nn.sequential import Sequential
+from .plots import plt, save
 
 SATURATING = {"tanh": lambda y: np.abs(y) > 0.99, "sigmoid": lambda y: (y < 0.01) | (y > 0.99)}
 DYING = ("relu",)
@@ -170,8 +172,6 @@ def format_tour(result):
 def plot_tour(result, path):
     """Two panels: gradient norm and update scale per parameter, from the loss back;
     the finite-difference error per parameter; both on log scales."""
-    from .plots import plt, save
-
     names, grad, scale, err, flow = [], [], [], [], []
     for e in result["layers"]:
         for j, (p, s) in enumerate(e["params"].items()):
@@ -200,8 +200,6 @@ def plot_tour(result, path):
 
 def write_tour(result, folder):
     """tour.json and tour.png in ``folder``; returns their paths."""
-    import os
-
     json_path, png_path = os.path.join(folder, "tour.json"), os.path.join(folder, "tour.png")
     save_json(json_path, json.loads(json.dumps(result)))
     return json_path, plot_tour(result, png_path)

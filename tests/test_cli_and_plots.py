@@ -89,7 +89,7 @@ def test_conv_models_train_eval_sample_and_plot_from_the_command_line(tmp_path, 
 
 
 def test_mlp_encoder_and_decoder_sizes_from_the_command_line(tmp_path, capsys):
-    assert main(["train", "--encoder-hidden", "16", "8", "--decoder-hidden", "12", "--latent", "2", "--epochs", "1",
+    assert main(["train", "--encoder-hidden", "16,8", "--decoder-hidden", "12", "--latent", "2", "--epochs", "1",
                  "--train-size", "100", "--out", str(tmp_path)]) == 0
     assert "VAE encoder 784-16-8-2, decoder 2-12-784" in capsys.readouterr().out
     from npvae.io import load_model

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from npvae.testing import assert_gradcheck, seeds
 from npvae import check_function, check_params
 from npvae import distributions as D
+from npvae.models.vae import latent_backward, latent_forward, log_ratio_backward, log_ratio_forward
 
 shapes = st.tuples(st.integers(1, 5), st.integers(1, 4))
 
@@ -27,10 +28,9 @@ def test_reparameterize_backward(shape, seed):
 
 
 @given(shapes, st.integers(1, 3), seeds)
-def test_log_pz_minus_log_qz_and_its_gradient(shape, n_samples, seed):
-    """kernels' log p(z) - log q(z|x) (eps-form) equals the densities' difference, and
-    with eps fixed its gradient is -z in z and +1/2 per sample in logvar (what the
-    IWAE and estimator-A backward passes use)."""
+def test_log_ratio_node_and_its_gradient(shape, n_samples, seed):
+    """The log-ratio node, log p(z) - log q(z|x) in eps-form, equals the densities'
+    difference, and its backward (eps fixed) matches finite differences."""
     from npvae.kernels import reference
 
     rng = np.random.default_rng(seed)
@@ -40,14 +40,15 @@ def test_log_pz_minus_log_qz_and_its_gradient(shape, n_samples, seed):
     ratio = reference.log_pz_minus_log_qz(z, eps, logvar)
     np.testing.assert_allclose(ratio, D.standard_normal_log_prob(z) - D.gaussian_log_prob(z, mean[:, None],
                                                                                          logvar[:, None]), atol=1e-9)
-    loss = lambda: float(np.sum(w * reference.log_pz_minus_log_qz(z, eps, logvar)))  # noqa: E731
-    assert_gradcheck(check_params(loss, {"z": z, "logvar": logvar},
-                                  {"z": -w[..., None] * z, "logvar": 0.5 * np.broadcast_to(w.sum(1)[:, None], shape)}))
+    loss = lambda: float(np.sum(w * log_ratio_forward(z, eps, logvar)[0]))  # noqa: E731
+    dz, dlogvar = log_ratio_backward(w, log_ratio_forward(z, eps, logvar)[1])
+    assert_gradcheck(check_params(loss, {"z": z, "logvar": logvar}, {"z": dz, "logvar": dlogvar}))
 
 
 @given(shapes, st.integers(1, 3), seeds, st.sampled_from(["numpy", "numba"]))
-def test_fused_reparameterize_kl_backward(shape, n_samples, seed, backend):
-    """The fused kernel pair against finite differences of L = sum(wz * z) + sum(wkl * kl)."""
+def test_latent_node_backward(shape, n_samples, seed, backend):
+    """The latent node (the fused kernel pair) against finite differences of
+    L = sum(wz * z) + sum(wkl * kl)."""
     import npvae
 
     rng = np.random.default_rng(seed)
@@ -57,10 +58,10 @@ def test_fused_reparameterize_kl_backward(shape, n_samples, seed, backend):
     npvae.kernels.use(backend)
     try:
         def loss():
-            z, kl = D.reparameterize_kl(mean, logvar, eps)
+            (z, kl), _ = latent_forward(mean, logvar, eps)
             return float(np.sum(wz * z) + np.sum(wkl * kl))
 
-        dmean, dlogvar = D.reparameterize_kl_backward(wz, eps, mean, logvar, wkl)
+        dmean, dlogvar = latent_backward(wz, wkl, latent_forward(mean, logvar, eps)[1])
         assert_gradcheck(check_params(loss, {"mean": mean, "logvar": logvar}, {"mean": dmean, "logvar": dlogvar}))
     finally:
         npvae.kernels.use("numpy")

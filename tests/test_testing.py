@@ -67,3 +67,31 @@ def test_assert_backends_agree_fails_when_a_backend_is_wrong(monkeypatch):
     monkeypatch.setattr(cpu, "activation_forward", lambda x, kind, alpha=0.0: real(x, kind, alpha) * 1.001)
     with pytest.raises(AssertionError, match="activation_forward: numba differs from numpy in result 0"):
         assert_backends_agree("activation_forward", (np.linspace(-2, 2, 12).reshape(3, 4), "relu"))
+
+
+def test_assert_backends_agree_copies_and_compares_list_arguments(monkeypatch):
+    """Adam takes lists of arrays and updates them in place: each backend gets its own
+    copies (the caller's arrays stay as they were) and the updated lists are compared."""
+    rng = np.random.default_rng(0)
+    lists = [[rng.standard_normal((3, 2)), rng.standard_normal(4)] for _ in range(4)]
+    params, grads, ms, vs = lists
+    vs = [np.abs(v) for v in vs]
+    before = [a.copy() for a in params]
+    assert_backends_agree("adam_update", (params, grads, ms, vs, 1e-2, 0.9, 0.999, 1e-8, 1), rtol=1e-9)
+    assert all(np.array_equal(a, b) for a, b in zip(params, before))
+    cpu = kernels.use("numba")
+    kernels.use("numpy")
+    real = cpu.adam_update
+
+    def wrong(params, *rest):
+        real(params, *rest)
+        params[1] += 1e-3  # an update that is off in the second array only
+    monkeypatch.setattr(cpu, "adam_update", wrong)
+    with pytest.raises(AssertionError, match="adam_update: numba differs from numpy"):
+        assert_backends_agree("adam_update", (params, grads, ms, vs, 1e-2, 0.9, 0.999, 1e-8, 1), rtol=1e-9)
+
+
+@pytest.mark.parametrize("backends", [(), ("numpy",)])
+def test_assert_backends_agree_refuses_fewer_than_two_backends(backends):
+    with pytest.raises(ValueError, match="backends: expected at least two backends"):
+        assert_backends_agree("matmul", (np.ones((2, 2)), np.ones((2, 2))), backends=backends)

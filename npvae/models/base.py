@@ -32,6 +32,7 @@ class LatentModel(Container):
     encoder outputs per latent dimension (a VAE's mean and log-variance: 2)."""
 
     codes_per_latent = 1
+    device_path = False  # a model whose training steps may stay on the GPU says so (``vae.device_refusal``)
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
         super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})

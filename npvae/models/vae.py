@@ -1,17 +1,126 @@
-"""The variational autoencoder, and its conditional variant."""
+"""The variational autoencoder, and the nodes of its objective.
+
+A training step is a chain of nodes, each a ``*_forward`` returning its output and a
+cache, and a ``*_backward`` taking the loss's gradient in that output and the cache
+(as CS231n's ``layers.py``):
+
+    x -> encoder -> (mean, logvar) -> latent -> (z, kl) -> decoder -> likelihood -> log p(x|z)
+                                         \\-> log_ratio: log p(z) - log q(z|x)
+
+``VAE.loss_and_grad`` runs them forward in that order, asks an estimator (B, A or IWAE)
+for the weight of each term in the objective, and runs them backward in reverse. The
+encoder and decoder are ``nn.Sequential`` stacks; the likelihoods are in
+``npvae.distributions``; the fused kernels the nodes call are specified, in NumPy, in
+``npvae.kernels.reference``.
+"""
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
 from .. import kernels
 from ..checks import as_rng, check_array, check_positive_int
-from ..distributions import reparameterize_kl, reparameterize_kl_backward
-from ..objectives import importance_weights, kl_penalty, log_mean_exp, check_mae_weights, mae_regularizer, weight_decay
+from ..objectives import check_mae_weights, importance_weights, kl_penalty, log_mean_exp, mae_regularizer, weight_decay
 from .base import LatentModel, check_reduction, summed
 
 ESTIMATORS = ("A", "B")
 OBJECTIVES = ("elbo", "iwae")
+
+
+# ------------------------------------------------------------------ the latent node
+def latent_forward(mean, logvar, eps):
+    """The reparameterised sample and the analytic KL of q(z|x) = N(mean, exp(logvar))
+    from N(0, I), for ``mean``, ``logvar`` (N, d) and noise ``eps`` (N, L, d)::
+
+        z[n, l]  = mean[n] + exp(logvar[n] / 2) * eps[n, l]                (N, L, d)
+        kl[n, j] = 1/2 (exp(logvar) + mean^2 - 1 - logvar)[n, j]             (N, d)
+
+    Returns ``(z, kl), cache`` (one fused kernel, ``kernels.ops.reparameterize_kl``)."""
+    return kernels.ops.reparameterize_kl(mean, logvar, eps), (eps, mean, logvar)
+
+
+def latent_backward(dloss_dz, dloss_dkl, cache):
+    """``(dloss_dmean, dloss_dlogvar)`` from dloss/dz (N, L, d) and dloss/dkl (N, d, or
+    a scalar). With sigma = exp(logvar / 2), dz/dmean = 1 and dz/dlogvar = sigma eps / 2;
+    dkl/dmean = mean and dkl/dlogvar = (sigma^2 - 1) / 2. Each sample adds its share::
+
+        dloss_dmean   = sum_l dloss_dz + dloss_dkl * mean
+        dloss_dlogvar = sum_l dloss_dz * eps * sigma / 2 + dloss_dkl * (sigma^2 - 1) / 2
+    """
+    eps, mean, logvar = cache
+    return kernels.ops.reparameterize_kl_backward(dloss_dz, eps, mean, logvar, dloss_dkl)
+
+
+# ------------------------------------------------------------- the log-ratio node
+def log_ratio_forward(z, eps, logvar):
+    """log p(z) - log q(z|x) per sample (N, L): the density terms of estimator A and the
+    IWAE bound. Since (z - mean)^2 / var = eps^2, the log 2 pi terms cancel::
+
+        log p(z) - log q(z|x) = -1/2 sum_j [z_j^2 - logvar_j - eps_j^2]
+
+    Returns ``log_ratio, cache``."""
+    return kernels.ops.log_pz_minus_log_qz(z, eps, logvar), z
+
+
+def log_ratio_backward(dloss_dlog_ratio, cache):
+    """``(dloss_dz, dloss_dlogvar)`` from dloss/dlog_ratio (N, L), eps held fixed (the
+    reparameterisation): d/dz_j = -z_j, and d/dlogvar_j = +1/2 for every sample, through
+    log q's own logvar (z's dependence on logvar reaches it via ``latent_backward``)."""
+    z = cache
+    weight = dloss_dlog_ratio.astype(z.dtype)[..., None]  # (N, L, 1)
+    return -weight * z, np.broadcast_to(0.5 * weight.sum(axis=1), (len(z), z.shape[2]))
+
+
+# -------------------------------------------------------------------- the estimators
+# Each returns the batch objective J (nats per example, to maximise) and dJ/dterm for
+# every term: log_px (N, L), log_ratio (N, L) or None, kl (N, d) or 0.
+Weights = namedtuple("Weights", "objective log_px log_ratio kl")
+
+
+def estimator_b(log_px, kl, log_ratio, beta, free_bits):
+    """Kingma & Welling's estimator B: J = mean_n [mean_l log p(x_n|z_nl)] - beta * KL,
+    the KL analytic (with free bits: ``objectives.kl_penalty``)."""
+    n, n_samples = log_px.shape
+    penalty, dpenalty_dkl = kl_penalty(kl, free_bits)
+    return Weights(float(log_px.mean()) - beta * penalty, np.full((n, n_samples), 1.0 / n_samples) / n, None,
+                   -beta * dpenalty_dkl)
+
+
+def estimator_a(log_px, kl, log_ratio, beta, free_bits):
+    """Estimator A: J = mean_n mean_l [log p(x_n|z_nl) + beta (log p(z_nl) - log q(z_nl|x_n))],
+    every term sampled."""
+    n, n_samples = log_px.shape
+    weight = np.full((n, n_samples), 1.0 / n_samples) / n
+    return Weights(float(np.mean(log_px + beta * log_ratio)), weight, beta * weight, 0.0)
+
+
+def iwae_bound(log_px, kl, log_ratio, beta, free_bits):
+    """Burda et al.'s bound: J = mean_n log mean_l w_nl, log w = log p(x|z) + log_ratio.
+    Its gradient in log w_nl is the normalised weight softmax_l(log w_n)_l / N."""
+    log_w = log_px + log_ratio
+    weight = importance_weights(log_w, axis=1) / len(log_w)
+    return Weights(float(np.mean(log_mean_exp(log_w, axis=1))), weight, weight, 0.0)
+
+
+ESTIMATOR_OF = {("elbo", "B"): estimator_b, ("elbo", "A"): estimator_a, ("iwae", "A"): iwae_bound,
+                ("iwae", "B"): iwae_bound}
+
+
+def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean",
+                   optimizer="adam", clipping=False):
+    """Why a training step with these settings cannot keep its arrays on the GPU (a
+    sentence), or None when it can. The device path covers the plain VAE with estimator
+    B (any samples, beta, annealing, free bits), a likelihood with ``on_device``, the
+    batch mean and Adam without clipping; the rest trains on the CUDA backend with
+    NumPy arrays, each op copying them to the GPU and back."""
+    reasons = [(not model.device_path, f"a {type(model).__name__}"),
+               (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood"),
+               ((objective, estimator) != ("elbo", "B"), f"objective {objective!r} with estimator {estimator!r}"),
+               (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'"),
+               (optimizer != "adam", f"optimizer {optimizer!r}"), (clipping, "gradient clipping")]
+    found = [what for refused, what in reasons if refused]
+    return f"{', '.join(found)}: outside the device path" if found else None
 
 
 class VAE(LatentModel):
@@ -24,20 +133,14 @@ class VAE(LatentModel):
     """
 
     codes_per_latent = 2
-
-    # ---------------------------------------------------------------- labels
+    device_path = True  # whether ``device_refusal`` may keep its training steps on the GPU
 
     def _labels(self, y, n):
-        """One-hot labels to concatenate (none for a plain VAE)."""
+        """One-hot labels to join the networks' inputs (none for a plain VAE)."""
         self.check_labels(y, n)
         return None
 
-    @staticmethod
-    def _with(a, onehot):
-        return a if onehot is None else kernels.ops.concat_columns(a, onehot)
-
     # ---------------------------------------------------------------- the networks
-
     def encode(self, x, y=None):
         """``(mean, logvar)`` of q(z|x), each (N, latent_dim)."""
         self.check_x(x)
@@ -45,14 +148,10 @@ class VAE(LatentModel):
         return kernels.to_host(mean), kernels.to_host(logvar)
 
     def _encoder_input(self, x, onehot):
-        """x with the labels appended: as features of flat data, as ``n_classes``
-        constant channels of images (N, C, H, W)."""
-        if onehot is None:
-            return x
-        if len(self.data_shape) == 3:
-            planes = np.broadcast_to(onehot[:, :, None, None], (len(x), onehot.shape[1], *self.data_shape[1:]))
-            return np.concatenate([x, planes], axis=1)
-        return kernels.ops.concat_columns(x.reshape(len(x), -1), onehot)
+        return x
+
+    def _decoder_input(self, z, onehot):
+        return z
 
     def _encode(self, x, onehot):
         h = self._check_output("encoder", self.encoder.forward(self._encoder_input(x, onehot)), 2 * self.latent_dim)
@@ -64,7 +163,7 @@ class VAE(LatentModel):
         return kernels.to_host(self._decode(self.placed(z), self._labels(y, len(z))))
 
     def _decode(self, z, onehot):
-        out = self.decoder.forward(self._with(z, onehot)).reshape(len(z), -1)
+        out = self.decoder.forward(self._decoder_input(z, onehot)).reshape(len(z), -1)
         return self._check_output("decoder", out, self.likelihood.out_features(math.prod(self.data_shape)))
 
     def reconstruct(self, x, y=None):
@@ -82,39 +181,6 @@ class VAE(LatentModel):
         x = self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)
         return x.reshape(n, *self.data_shape)
 
-    # ---------------------------------------------------------------- the objectives
-
-    def _terms(self, x, onehot, eps, grad=False, densities=True):
-        """Forward pass with noise ``eps`` (N, L, d): every per-sample term, and with
-        ``grad`` the likelihood's gradient in the decoder's output (``dlog_px``).
-        ``densities``: also log p(z) and log q(z|x), which only estimator A and the
-        IWAE bound use (estimator B's KL is analytic): as one term, log p(z) - log q(z|x).
-        Arrays stay where ``x`` is (on the GPU for a device-resident model)."""
-        n, n_samples = eps.shape[:2]
-        mean, logvar = self._encode(x, onehot)
-        z, kl = reparameterize_kl(mean, logvar, eps)  # (N, L, d), (N, d)
-        rep = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
-        out = self._decode(z.reshape(n * n_samples, self.latent_dim), rep)
-        x_rep = x.reshape(n, -1)
-        if n_samples > 1:  # each example once per sample, rows in (n, l) order
-            x_rep = kernels.ops.take_rows(x_rep, np.repeat(np.arange(n), n_samples))
-        if grad:
-            log_px, dlog_px = self.likelihood.log_prob_and_grad(x_rep, out)
-        else:
-            log_px, dlog_px = self.likelihood.log_prob(x_rep, out), None
-        t = dict(mean=mean, logvar=logvar, z=z, out=out, kl=kl, log_px=log_px.reshape(n, n_samples), dlog_px=dlog_px)
-        if densities:
-            t["log_pz_minus_log_qz"] = kernels.ops.log_pz_minus_log_qz(z, eps, logvar)
-        return t
-
-    def _draw_eps(self, x, n_samples, rng, eps):
-        """The noise (N, L, d) for the examples ``x``, drawn where x is (the GPU for a
-        device array), unless given."""
-        shape = (len(x), check_positive_int(n_samples, "n_samples"), self.latent_dim)
-        if eps is None:
-            return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
-        return check_array(eps, "eps", shape=shape, dtype=self.dtype)
-
     @property
     def on_device(self):
         """Whether the parameters are on the GPU (after ``to_device()`` on the CUDA backend)."""
@@ -124,18 +190,33 @@ class VAE(LatentModel):
         """``x`` where the parameters are: uploaded once for a device-resident model."""
         return kernels.ops.to_device(x) if self.on_device else x
 
-    def device_refusal(self, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean"):
-        """Why a training step with these settings cannot keep its arrays on the GPU
-        (a sentence), or None when it can: the device path covers the plain VAE with
-        estimator B (any samples, beta, annealing, free bits), a Bernoulli or
-        fixed-sigma Gaussian likelihood, and the batch mean. The rest trains on the
-        CUDA backend with NumPy arrays, each op copying to the GPU and back."""
-        reasons = [(hasattr(self, "n_classes"), "a ConditionalVAE's labels"),
-                   (not getattr(self.likelihood, "on_device", False), f"the {self.likelihood.name} likelihood"),
-                   (objective != "elbo" or estimator != "B", f"objective {objective!r} with estimator {estimator!r}"),
-                   (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'")]
-        found = [what for refused, what in reasons if refused]
-        return f"{', '.join(found)} not yet on the device" if found else None
+    # ---------------------------------------------------------------- the objective
+    def _draw_eps(self, x, n_samples, rng, eps):
+        """The noise (N, L, d) for the examples ``x``, drawn where x is, unless given."""
+        shape = (len(x), check_positive_int(n_samples, "n_samples"), self.latent_dim)
+        if eps is None:
+            return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
+        return check_array(eps, "eps", shape=shape, dtype=self.dtype)
+
+    def _forward(self, x, onehot, eps, grad=False, log_ratio=True):
+        """The forward nodes in order, for noise ``eps`` (N, L, d). Returns a dict of
+        every array a backward pass reads (with ``grad``, ``dlog_px_dout``: log p(x|z)'s
+        gradient in the decoder's output); arrays stay where ``x`` is."""
+        n, n_samples = eps.shape[:2]
+        mean, logvar = self._encode(x, onehot)
+        (z, kl), latent_cache = latent_forward(mean, logvar, eps)
+        onehot_per_sample = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
+        out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample)
+        x_per_sample = x.reshape(n, -1)
+        if n_samples > 1:  # each example once per sample, rows in (n, l) order
+            x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
+        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out) if grad
+                                else (self.likelihood.log_prob(x_per_sample, out), None))
+        f = dict(mean=mean, logvar=logvar, z=z, kl=kl, latent_cache=latent_cache, dlog_px_dout=dlog_px_dout,
+                 log_px=log_px.reshape(n, n_samples), log_ratio=None, log_ratio_cache=None)
+        if log_ratio:
+            f["log_ratio"], f["log_ratio_cache"] = log_ratio_forward(z, eps, logvar)
+        return f
 
     def elbo(self, x, y=None, rng=None, n_samples=1, estimator="B", eps=None):
         """ELBO per example (nats, positive-is-better), averaged over ``n_samples`` draws."""
@@ -143,12 +224,12 @@ class VAE(LatentModel):
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         self.check_x(x)
         x = self.placed(x)
-        eps = self._draw_eps(x, n_samples, rng, eps)
-        t = self._terms(x, self._labels(y, len(x)), eps, densities=estimator == "A")
-        log_px = kernels.to_host(t["log_px"])
+        f = self._forward(x, self._labels(y, len(x)), self._draw_eps(x, n_samples, rng, eps),
+                          log_ratio=estimator == "A")
+        log_px = kernels.to_host(f["log_px"])
         if estimator == "A":
-            return np.mean(log_px + kernels.to_host(t["log_pz_minus_log_qz"]), axis=1)
-        return np.mean(log_px, axis=1) - kernels.to_host(t["kl"]).sum(axis=1)
+            return np.mean(log_px + kernels.to_host(f["log_ratio"]), axis=1)
+        return np.mean(log_px, axis=1) - kernels.to_host(f["kl"]).sum(axis=1)
 
     def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None, progress=None):
         """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
@@ -169,10 +250,8 @@ class VAE(LatentModel):
             onehot = self._labels(None if y is None else y[s : s + batch_size], len(xb))
             log_w = []
             for c in range(0, k, chunk):
-                eps = self._draw_eps(xb, min(chunk, k - c), rng, None)
-                t = self._terms(xb, onehot, eps)
-                log_w.append(kernels.to_host(t["log_px"]).astype(np.float64)
-                             + kernels.to_host(t["log_pz_minus_log_qz"]))
+                f = self._forward(xb, onehot, self._draw_eps(xb, min(chunk, k - c), rng, None))
+                log_w.append(kernels.to_host(f["log_px"]).astype(np.float64) + kernels.to_host(f["log_ratio"]))
             result[s : s + len(xb)] = log_mean_exp(np.concatenate(log_w, axis=1), axis=1)
             if progress is not None:
                 progress(s + len(xb), len(x))
@@ -181,35 +260,62 @@ class VAE(LatentModel):
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
                       reduction="mean", check_input=True):
-        """The training loss (a scalar: minus the objective, averaged over the batch)
-        after zeroing and filling every parameter's gradient. Returns ``(loss, stats)``
-        with ``stats`` the batch means of the ELBO (analytic KL, beta = 1), log p(x|z)
-        and KL, and the IWAE bound when that is the objective.
+        """The loss -J (J: the objective, nats per example of the batch) after zeroing
+        and filling every parameter's gradient. Returns ``(loss, stats)``, ``stats`` the
+        batch means of the ELBO (analytic KL, beta = 1), log p(x|z) and KL (and ``iwae``,
+        ``mae`` when they apply).
 
-        The gradient, read backward (N examples, L samples, w = d loss / d term):
+        Forward: encoder, latent, decoder, likelihood, log_ratio (estimator A and IWAE).
+        The estimator (``estimator_b``, ``estimator_a``, ``iwae_bound``) gives J and
+        dJ/dterm; the loss's gradient in each term is minus that. Backward, in reverse:
+        likelihood, decoder, log_ratio, latent, encoder; the MAE regulariser
+        (``mae_eta``, ``mae_gamma``; not with IWAE) and weight decay add their own.
 
-        * log p(x|z_l), w = -a_nl / N  -> likelihood.backward -> decoder.backward -> dz
-        * log p(z_l) - log q(z_l|x), w = -c_nl / N: log p(z) = -|z|^2/2 + const adds
-          w * (-z) to dz; with eps fixed, log q(z|x) = -1/2 sum(log 2pi + logvar + eps^2)
-          depends on logvar alone, adding w * 1/2 to dlogvar
-        * analytic KL (estimator B), weight beta: its gradient in (mean, logvar)
-        * dz -> (dmean, dlogvar) through z = mean + exp(logvar/2) eps -> encoder.backward
-
-        where a = c = 1/L (estimator A; c = beta/L), a = 1/L, c = 0 (estimator B), and
-        a = c = softmax_l(log w_nl) for the IWAE bound.
-
-        ``mae_eta``, ``mae_gamma`` > 0 add the MAE regulariser of the batch's posteriors
-        (``objectives.mae_regularizer``), its gradient joining (dmean, dlogvar); it
-        composes with beta, free bits and annealing, not with the IWAE bound.
-
-        ``reduction="sum"``: the loss (and every gradient) is N times the mean's, as
-        in the IWAE paper's code. Nothing else changes: SGD's lr scales by N, and
-        Adam's steps are the same with eps scaled by N (it divides m by sqrt(v)).
-
-        ``check_input=False`` skips the checks of ``x`` (dtype, shape, finite values,
-        the likelihood's support), as scikit-learn's ``check_input``: for ``fit``, which
-        checks the whole training set once before its first step.
+        ``reduction="sum"``: the loss and every gradient are N times the mean's, as in
+        the IWAE paper's code (SGD's lr scales by N; Adam's steps are unchanged with its
+        eps scaled by N). ``check_input=False`` skips the checks of ``x``, as
+        scikit-learn's ``check_input``: for ``fit``, which checks the data whole.
         """
+        self._check_loss_settings(estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
+                                  reduction)
+        if check_input:
+            self.check_x(x)
+        x, onehot = self.placed(x), self._labels(y, len(x))
+        f = self._forward(x, onehot, self._draw_eps(x, n_samples, rng, eps), grad=True,
+                          log_ratio=(objective, estimator) != ("elbo", "B"))
+        # The per-example terms come to the host (from the GPU: N x L and N x d numbers).
+        log_px, kl = kernels.to_host(f["log_px"]), kernels.to_host(f["kl"])
+        log_ratio = None if f["log_ratio"] is None else kernels.to_host(f["log_ratio"])
+        w = ESTIMATOR_OF[objective, estimator](log_px, kl, log_ratio, beta, free_bits)
+        stats = {"elbo": float(log_px.mean() - kl.sum(axis=1).mean()), "log_px": float(log_px.mean()),
+                 "kl": float(kl.sum(axis=1).mean()), **({"iwae": w.objective} if objective == "iwae" else {})}
+
+        self.zero_grad()
+        loss = -w.objective + weight_decay(self.params, self.grads, weight_decay_lambda)
+        dloss_dout = self.likelihood.backward(f["dlog_px_dout"], (-w.log_px).astype(self.dtype).ravel())
+        dloss_dz = self._decoder_grad_z(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)))
+        dloss_dz = dloss_dz.reshape(f["z"].shape)
+        dloss_dlogvar_direct = 0.0
+        if w.log_ratio is not None:
+            dloss_dz_ratio, dloss_dlogvar_direct = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
+            dloss_dz = dloss_dz + dloss_dz_ratio
+        dloss_dmean, dloss_dlogvar = latent_backward(dloss_dz, -w.kl, f["latent_cache"])
+        dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_direct
+        if mae_eta or mae_gamma:
+            mae, dmae_dmean, dmae_dlogvar, pair_kl_mean, pair_kl_std = mae_regularizer(f["mean"], f["logvar"],
+                                                                                       mae_eta, mae_gamma)
+            loss += mae
+            dloss_dmean, dloss_dlogvar = dloss_dmean + dmae_dmean, dloss_dlogvar + dmae_dlogvar
+            stats.update(mae=mae, posterior_kl_mean=float(pair_kl_mean.sum()), posterior_kl_std=pair_kl_std)
+        self.encoder.backward(kernels.ops.concat_columns(dloss_dmean, dloss_dlogvar), need_dx=False)
+        return summed(self, loss, len(x)) if reduction == "sum" else loss, stats
+
+    def _decoder_grad_z(self, dloss_dinput):
+        """dloss/dz from the gradient in the decoder's input (labels, if any, dropped)."""
+        return dloss_dinput
+
+    def _check_loss_settings(self, estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
+                             reduction):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
         if objective not in OBJECTIVES:
@@ -219,86 +325,8 @@ class VAE(LatentModel):
         if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
             raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
                              f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
-        if check_input:
-            self.check_x(x)
         if self.on_device:
-            refusal = self.device_refusal(estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
-                                          reduction)
+            refusal = device_refusal(self, estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
+                                     reduction)
             if refusal:
                 raise ValueError(f"model: its parameters are on the GPU, and {refusal}; call model.to_host() first")
-            x = self.placed(x)
-        n = len(x)
-        onehot = self._labels(y, n)
-        eps = self._draw_eps(x, n_samples, rng, eps)
-        t = self._terms(x, onehot, eps, grad=True, densities=objective == "iwae" or estimator == "A")
-        # The per-example numbers come to the host (from the GPU: N x L and N x d numbers).
-        log_px_n, kl_n = kernels.to_host(t["log_px"]), kernels.to_host(t["kl"])
-        log_px, kl = float(log_px_n.mean()), float(kl_n.sum()) / n  # batch means
-        stats = {"elbo": log_px - kl, "log_px": log_px, "kl": kl}
-
-        L = n_samples
-        if objective == "iwae":
-            log_w = log_px_n + t["log_pz_minus_log_qz"]
-            a = c = importance_weights(log_w, axis=1)
-            stats["iwae"] = float(np.mean(log_mean_exp(log_w, axis=1)))
-            objective_value = stats["iwae"]
-        elif estimator == "A":
-            a, c = np.full((n, L), 1.0 / L), np.full((n, L), beta / L)
-            objective_value = float(np.mean(np.sum(a * log_px_n + c * t["log_pz_minus_log_qz"], axis=1)))
-        else:
-            a, c = np.full((n, L), 1.0 / L), None
-            penalty, dkl = kl_penalty(kl_n, free_bits)
-            objective_value = log_px - beta * penalty
-
-        self.zero_grad()
-        loss = -objective_value
-        if weight_decay_lambda:  # (building the flat dicts costs 1% of a small step)
-            loss += weight_decay(self.params, self.grads, weight_decay_lambda)
-        mae = None
-        if mae_eta or mae_gamma:
-            mae = mae_regularizer(t["mean"], t["logvar"], mae_eta, mae_gamma)
-            loss += mae[0]
-            stats.update(mae=mae[0], posterior_kl_mean=float(mae[3].sum()), posterior_kl_std=mae[4])
-
-        dout = self.likelihood.backward(t["dlog_px"], (-a / n).astype(self.dtype).ravel())
-        dx = self.decoder.backward(dout.reshape(self.decoder.out_shape))
-        dz = (dx if onehot is None else dx[:, : self.latent_dim]).reshape(t["z"].shape)
-        if c is None:
-            dmean, dlogvar = reparameterize_kl_backward(dz, eps, t["mean"], t["logvar"], beta * dkl)
-        else:
-            w = (-c / n).astype(self.dtype)[..., None]
-            dmean, dlogvar = reparameterize_kl_backward(dz - w * t["z"], eps, t["mean"], t["logvar"], 0.0)
-            dlogvar += 0.5 * w.sum(axis=1)
-        if mae is not None:
-            dmean, dlogvar = dmean + mae[1], dlogvar + mae[2]
-        self.encoder.backward(kernels.ops.concat_columns(dmean, dlogvar), need_dx=False)
-        return summed(self, loss, n) if reduction == "sum" else loss, stats
-
-
-class ConditionalVAE(VAE):
-    """The VAE with a one-hot label concatenated to the encoder's input and to the
-    decoder's input: q(z|x, y), p(x|z, y). Every method takes ``y`` (N,) ints in
-    [0, n_classes). Build MLP ones with ``ConditionalVAE.mlp(..., n_classes=10)``."""
-
-    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_classes=10):
-        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
-        self.n_classes = check_positive_int(n_classes, "n_classes", 2)
-
-    def check_labels(self, y, n, name="y"):
-        """``y`` as n integer labels in [0, n_classes)."""
-        if y is None:
-            raise ValueError(f"{name}: a ConditionalVAE needs labels, got None")
-        y = np.asarray(y)
-        if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{name}: expected {n} integer labels (one per example), got shape {y.shape}, "
-                             f"dtype {y.dtype}")
-        if n and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"{name}: expected labels in [0, {self.n_classes}), got range [{y.min()}, {y.max()}]")
-        return y
-
-    def _labels(self, y, n):
-        return np.eye(self.n_classes, dtype=self.dtype)[self.check_labels(y, n)]
-
-    def sample(self, n, rng, mean=False, y=None):
-        """Samples given labels ``y`` (an int for all n, or n ints)."""
-        return super().sample(n, rng, mean, np.broadcast_to(np.asarray(y), (n,)) if y is not None else None)
