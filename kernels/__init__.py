@@ -4,8 +4,11 @@ The layers never call NumPy for their heavy lifting directly: they call
 ``kernels.ops.<op>(...)``, and ``ops`` is whichever backend module was chosen
 with :func:`use` (or the ``NPVAE_BACKEND`` environment variable at import).
 
-``reference.py`` is the readable specification of every op in plain NumPy; the
-other backends implement the same signatures and are tested against it.
+``reference/`` is the readable specification of every op in plain NumPy, its op
+table ``reference.OPS``; ``cpu/`` (Numba) and ``cuda/`` (numba-cuda) implement the same
+ops with the same signatures, each op in the module of the same name in all three
+(``dense``, ``activations``, ``conv``, ``elbo``, ``optim``, ``arrays``), and one test
+suite (``tests/test_backends.py``) holds every backend to the reference.
 """
 
 import importlib

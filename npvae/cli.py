@@ -74,12 +74,10 @@ def _add_setting(p, setting):
         p.add_argument(flag, action="store_true", **dest)
     elif setting.kind in ("choice", "schedule"):
         p.add_argument(flag, choices=setting.choices, **dest)
-    elif setting.kind == "ints":
-        p.add_argument(flag, type=_int_list(setting.low), **dest)
-    elif setting.kind in ("int", "float"):
-        p.add_argument(flag, type=_number(setting), **dest)
     else:
-        p.add_argument(flag, **dest)
+        types = {"ints": _int_list(setting.low), "int": _number(setting), "float": _number(setting)}
+        p.add_argument(flag, type=types.get(setting.kind, str), metavar=setting.cli_name.upper().replace("-", "_"),
+                       **dest)
 
 
 def _config_file(path):

@@ -143,7 +143,7 @@ class Adam(Optimizer):
         self.arrays = [[d[k] for k in params] for d in (params, grads, self.state["m"], self.state["v"])]
 
     def step(self):
-        # One call for all parameters (kernels/reference.py's adam_update has the
+        # One call for all parameters (kernels/reference/optim.py's adam_update has the
         # formula): on the Numba backend a fused pass per array, and the call's fixed
         # cost paid once a step rather than once per array.
         self.t += 1

@@ -25,9 +25,9 @@ class Setting:
     """One setting. ``kind``: "int" or "float" (with ``low``, ``high`` and whether each
     bound is open), "choice" (one of ``choices``), "bool", "ints" (a list of integers
     >= ``low``), "schedule" (one of ``choices`` on the command line, also a dict in
-    ``fit``: ``optim.lr_schedule`` checks it), "text" or "dict" (free). ``optional``: None is allowed (and is the
-    default). ``flag``: its command-line name without the dashes (None: no flag; the
-    config key is the flag with underscores)."""
+    ``fit``: ``optim.lr_schedule`` checks it), "text" or "dict" (free). ``optional``:
+    None is allowed (and is the default). ``flag``: its command-line name without the
+    dashes (None: no flag; the config key is the flag with underscores)."""
 
     name: str
     kind: str
@@ -40,6 +40,7 @@ class Setting:
     choices: tuple = ()
     optional: bool = False
     flag: str = "same"
+    default_help: str = None  # the default in words, where the value alone says too little
 
     @property
     def cli_name(self):
@@ -81,8 +82,8 @@ class Setting:
 
     def describe(self):
         """The help line with what the value must be and its default, for ``--help`` and docs."""
-        default = "none" if self.default is None else (
-            ",".join(map(str, self.default)) if isinstance(self.default, (list, tuple)) else self.default)
+        default = self.default_help or ("none" if self.default is None else (
+            ",".join(map(str, self.default)) if isinstance(self.default, (list, tuple)) else self.default))
         return f"{self.help}; {self.expects()} (default: {default})"
 
 
@@ -141,7 +142,8 @@ RUN = (
             ("mlp", "conv")),
     _choice("dataset", "mnist", "mnist and frey ship with npvae; fashion-mnist needs --data-path or NPVAE_DATA",
             DATASETS),
-    Setting("data_path", "text", None, "folder holding the dataset's files (default: the bundled data)", optional=True),
+    Setting("data_path", "text", None, "folder holding the dataset's files", optional=True,
+            default_help="the bundled data"),
     _choice("likelihood", "bernoulli", "the decoder p(x|z)", sorted(LIKELIHOODS)),
     _float("sigma", 1.0, "the fixed sigma of --likelihood gaussian", low_open=True),
     _float("sigma_floor", None, "the smallest sigma a learned-variance decoder may take", low_open=True,
@@ -150,15 +152,17 @@ RUN = (
             ("identity", "sigmoid")),
     _int("latent", 20, "latent dimensions"),
     Setting("hidden", "ints", [500], "mlp: hidden layer sizes", low=1),
-    Setting("encoder_hidden", "ints", None, "mlp: the encoder's own sizes (default: --hidden)", low=1, optional=True),
-    Setting("decoder_hidden", "ints", None, "mlp: the decoder's own sizes (default: --hidden)", low=1, optional=True),
+    Setting("encoder_hidden", "ints", None, "mlp: the encoder's own sizes", low=1, optional=True,
+            default_help="--hidden"),
+    Setting("decoder_hidden", "ints", None, "mlp: the decoder's own sizes", low=1, optional=True,
+            default_help="--hidden"),
     Setting("channels", "ints", [32, 64], "conv: channels per layer", low=1),
     _int("kernel", 4, "conv: kernel size", low=2),
-    _choice("activation", None, "the hidden layers' activation (default: tanh for mlp, relu for conv)",
-            sorted(ACTIVATIONS), optional=True),
-    _choice("init", None, "weight initialisation (default: glorot_uniform for tanh/sigmoid, he_normal for ReLU-like)",
-            sorted(INITIALIZERS), optional=True),
-    _int("train_size", None, "use only the first N training examples (default: all)", optional=True),
+    _choice("activation", None, "the hidden layers' activation", sorted(ACTIVATIONS), optional=True,
+            default_help="tanh for mlp, relu for conv"),
+    _choice("init", None, "weight initialisation", sorted(INITIALIZERS), optional=True,
+            default_help="glorot_uniform for tanh and sigmoid, he_normal for the ReLU family"),
+    _int("train_size", None, "use only the first N training examples", optional=True, default_help="all"),
     Setting("out", "text", "runs/train", "output folder"),
 )
 

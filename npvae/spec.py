@@ -22,7 +22,7 @@ import numpy as np
 from . import nn
 from .checks import as_rng
 from .distributions import LIKELIHOODS, make_likelihood
-from .models import MODELS
+from .models import MODELS, ConditionalVAE
 
 LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Flatten, nn.Reshape, nn.Identity,
                                   nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
@@ -54,7 +54,7 @@ def model_spec(model):
             "decoder": layer_spec(model.decoder, "decoder"),
             "likelihood": {"name": model.likelihood.name, **model.likelihood.config()},
             "latent_dim": model.latent_dim, "data_shape": list(model.data_shape), "dtype": str(model.dtype)}
-    if hasattr(model, "n_classes"):
+    if isinstance(model, ConditionalVAE):
         spec["n_classes"] = model.n_classes
     return spec
 

@@ -14,6 +14,8 @@ module. A layer of your own, tested in five lines::
 npvae's own tests use these (so every CI run exercises them).
 """
 
+import copy
+
 import numpy as np
 
 try:
@@ -21,7 +23,7 @@ try:
 except ImportError as e:  # a clear message rather than a bare ModuleNotFoundError
     raise ImportError("npvae.testing needs hypothesis: pip install -e '.[test]'") from e
 
-from . import kernels
+from . import kernels, nn
 from .gradcheck import check_function, check_module
 from .models import VAE
 from .nn.module import Module
@@ -79,6 +81,34 @@ def conv_geometries(draw, max_channels=3, max_size=8, transposed=False):
     return kwargs, (draw(st.integers(1, 3)), c_in, *hw)
 
 
+def conv_layer(kwargs, rng):
+    """The float64 ``Conv2d`` of :func:`conv_geometries`' ``kwargs`` (a
+    ``ConvTranspose2d`` when they hold ``output_padding``), its bias drawn from ``rng``."""
+    cls = nn.ConvTranspose2d if "output_padding" in kwargs else nn.Conv2d
+    layer = cls(**kwargs, rng=rng).astype(np.float64)
+    layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape)
+    return layer
+
+
+conv_cases = st.fixed_dictionaries({
+    "n": st.integers(1, 3), "c_in": st.integers(1, 4), "c_out": st.integers(1, 4), "h": st.integers(1, 9),
+    "w": st.integers(1, 9), "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    "stride": st.tuples(st.integers(1, 3), st.integers(1, 3)), "padding": st.tuples(st.integers(0, 2), st.integers(0, 2)),
+})
+"""Convolution geometries for kernel tests, which also cover outputs of no pixel (the
+caller skips those): batch ``n``, channels, image ``h`` x ``w``, kernel, stride, padding."""
+
+
+def laid_out(rng, shape, dtype, layout="contiguous"):
+    """A normal array of 2-D ``shape`` whose memory is laid out as asked: "contiguous",
+    "transposed" (the transpose of a contiguous array) or "strided" (every other column)."""
+    if layout == "transposed":
+        return np.asarray(rng.normal(size=shape[::-1]), dtype=dtype).T
+    if layout == "strided":
+        return np.asarray(rng.normal(size=(shape[0], 2 * shape[1])), dtype=dtype)[:, ::2]
+    return np.asarray(rng.normal(size=shape), dtype=dtype)
+
+
 @st.composite
 def small_models(draw, conv=None):
     """A small float64 VAE (MLP or conv, any likelihood) with data that suits it: ``(model, x)``."""
@@ -103,6 +133,23 @@ def away_from_kinks(x, margin=1e-2):
     x = np.array(x, copy=True)
     x[np.abs(x) < margin] += 3 * margin
     return x
+
+
+# A kernel's tolerance against the reference, per dtype: the absolute part is scaled
+# by the array's largest entry (a product's rounding error grows with its terms).
+KERNEL_TOLERANCE = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12), np.dtype(np.float32): dict(rtol=2e-6, atol=2e-6)}
+
+
+def assert_close(a, b, dtype, like=None):
+    """``a`` equals ``b`` (both of ``dtype`` and one shape) to ``KERNEL_TOLERANCE``, the
+    absolute part scaled by ``b``'s largest entry, or by ``like``'s when ``b`` was
+    computed from ``like``."""
+    dtype = np.dtype(dtype)
+    assert a.dtype == b.dtype == dtype and a.shape == b.shape, (a.dtype, b.dtype, dtype, a.shape, b.shape)
+    like = b if like is None else like
+    scale = max(1.0, float(np.max(np.abs(like)))) if like.size else 1.0
+    tol = KERNEL_TOLERANCE[dtype]
+    np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
 def assert_gradcheck(result):
@@ -130,9 +177,11 @@ def assert_gradients_match(module_or_function, inputs, grad=None, h=1e-5, rtol=1
 
 def _copied(a):
     """An argument as a backend may change it: arrays copied, lists of arrays (Adam's
-    parameters and moments) copied array by array."""
+    parameters and moments) copied array by array, random generators in their state."""
     if isinstance(a, np.ndarray):
         return np.array(a, copy=True)
+    if isinstance(a, np.random.Generator):
+        return copy.deepcopy(a)
     if isinstance(a, (list, tuple)) and any(isinstance(b, np.ndarray) for b in a):
         return type(a)(_copied(b) for b in a)
     return a
@@ -145,7 +194,7 @@ def _flat_arrays(values):
             yield from _flat_arrays(v)
         elif isinstance(v, np.ndarray) or kernels.is_device(v):
             yield np.asarray(kernels.to_host(v), dtype=np.float64)
-        elif isinstance(v, (float, np.floating, bool, np.bool_)):
+        elif isinstance(v, (int, float, np.number, bool, np.bool_)):
             yield np.asarray(v, dtype=np.float64)
 
 

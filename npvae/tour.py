@@ -24,8 +24,9 @@ import numpy as np
 
 from .checks import as_rng, check_positive_int
 from .distributions import kl_standard_normal_grad
-from .gradcheck import compare, numerical_gradient
 from .files import save_json
+from .gradcheck import compare, numerical_gradient
+from .models import VAE
 from .nn.activations import Activation
 from .nn.sequential import Sequential
 from .plots import plt, save
@@ -78,7 +79,7 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     rng = as_rng(rng)
     work = copy.deepcopy(model).astype(np.float64)  # the tour never touches the caller's model
     x = x.astype(np.float64)
-    vae = hasattr(work, "elbo")
+    vae = isinstance(work, VAE)
     labels = {} if y is None else {"y": y}
     if vae:
         loss_kwargs = {"eps": rng.standard_normal((len(x), loss_kwargs.get("n_samples", 1), work.latent_dim)),

@@ -5,9 +5,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npvae.testing import seeds
 from npvae import nn
-from test_layers_gradcheck import conv_configs, make_conv
+from npvae.testing import conv_geometries, conv_layer, seeds
 
 
 def conv2d_loops(x, W, b, stride, padding):
@@ -27,27 +26,30 @@ def conv2d_loops(x, W, b, stride, padding):
     return y
 
 
-@given(conv_configs(), seeds)
-def test_conv2d_forward_matches_nested_loops(cfg, seed):
+@given(conv_geometries(max_size=6), seeds)
+def test_conv2d_forward_matches_nested_loops(geometry, seed):
     rng = np.random.default_rng(seed)
-    layer = make_conv(cfg, rng)
-    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
-    expected = conv2d_loops(x, layer.params["W"], layer.params["b"], cfg["stride"], cfg["padding"])
+    kwargs, x_shape = geometry
+    layer = conv_layer(kwargs, rng)
+    x = rng.standard_normal(x_shape)
+    expected = conv2d_loops(x, layer.params["W"], layer.params["b"], kwargs["stride"], kwargs["padding"])
     np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@given(conv_configs(transposed=True), seeds)
-def test_conv_transpose_is_adjoint_of_conv(cfg, seed):
+@given(conv_geometries(max_size=6, transposed=True), seeds)
+def test_conv_transpose_is_adjoint_of_conv(geometry, seed):
     """<conv(y), x> = <y, convT(x)> for a shared weight and no bias."""
     rng = np.random.default_rng(seed)
-    convT = make_conv(cfg, rng)
+    kwargs, x_shape = geometry
+    convT = conv_layer(kwargs, rng)
     convT.params["b"][:] = 0
     # The Conv2d that maps convT's output back to its input size shares W (Cin, Cout, kh, kw)
     # as its (out, in, kh, kw) weight.
-    conv = nn.Conv2d(cfg["c_out"], cfg["c_in"], cfg["kernel"], cfg["stride"], cfg["padding"]).astype(np.float64)
+    conv = nn.Conv2d(kwargs["out_channels"], kwargs["in_channels"], kwargs["kernel_size"], kwargs["stride"],
+                     kwargs["padding"]).astype(np.float64)
     conv.params["W"][:] = convT.params["W"]
-    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
-    y = rng.standard_normal((cfg["n"], cfg["c_out"], *convT.output_shape(cfg["size"])))
+    x = rng.standard_normal(x_shape)
+    y = rng.standard_normal((x_shape[0], kwargs["out_channels"], *convT.output_shape(x_shape[2:])))
     conv_y = conv.forward(y)
     assert conv_y.shape == x.shape
     np.testing.assert_allclose(np.sum(conv_y * x), np.sum(y * convT.forward(x)), rtol=1e-10)

@@ -8,32 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npvae
-from npvae.testing import away_from_kinks, seeds
+from npvae.testing import KERNEL_TOLERANCE, assert_close, away_from_kinks, conv_cases, laid_out, seeds
 from npvae.kernels import cpu, reference
 from npvae.models import VAE
 
-TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-6, atol=2e-6)}
 dtypes = st.sampled_from([np.float64, np.float32])
 layouts = st.sampled_from(["contiguous", "transposed", "strided"])
-
-
-def draw(rng, shape, dtype, layout="contiguous"):
-    """An array of ``shape`` whose memory is laid out as asked."""
-    if layout == "transposed":
-        return np.asarray(rng.normal(size=shape[::-1]), dtype=dtype).T
-    if layout == "strided":
-        return np.asarray(rng.normal(size=(shape[0], 2 * shape[1])), dtype=dtype)[:, ::2]
-    return np.asarray(rng.normal(size=shape), dtype=dtype)
-
-
-def close(a, b, dtype, like=None):
-    """Equal to the tolerance of ``dtype``, the absolute part scaled by the array's
-    largest entry (a product's rounding error grows with its terms, not its result),
-    or by ``like``'s when ``b`` was computed from ``like``."""
-    assert a.dtype == b.dtype == dtype and a.shape == b.shape
-    like = b if like is None else like
-    scale = max(1.0, float(np.max(np.abs(like)))) if like.size else 1.0
-    np.testing.assert_allclose(a, b, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
 
 
 @given(seed=seeds, n=st.integers(0, 37), d_in=st.integers(1, 40) | st.integers(100, 130), d_out=st.integers(1, 40),
@@ -42,25 +22,25 @@ def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, k
     """With every activation; d_in from 100 with n up to 32 takes the backend's
     one-thread route to dx; an empty batch leaves the gradients as they were."""
     rng = np.random.default_rng(seed)
-    x, W = draw(rng, (n, d_in), dtype, layout), draw(rng, (d_in, d_out), dtype, layout)
-    b, dy = draw(rng, (1, d_out), dtype)[0], draw(rng, (n, d_out), dtype, layout)
+    x, W = laid_out(rng, (n, d_in), dtype, layout), laid_out(rng, (d_in, d_out), dtype, layout)
+    b, dy = laid_out(rng, (1, d_out), dtype)[0], laid_out(rng, (n, d_out), dtype, layout)
     h, y = reference.linear_forward(x, W, b, kind, alpha)
     ours_h, ours_y = cpu.linear_forward(x, W, b, kind, alpha)
-    close(ours_h, h, dtype)
+    assert_close(ours_h, h, dtype)
     # Every activation here has |f'| <= 1 (alpha <= 1), so y carries at most h's
     # rounding error: the tolerance is h's.
-    close(ours_y, y, dtype, like=h)
+    assert_close(ours_y, y, dtype, like=h)
     # Both backwards get the reference's h and y (so that a ReLU's h near 0 takes one
     # side in both), accumulate into the gradients they are given (here non-zero, as
     # after an earlier backward) and skip dx on request.
-    dW0, db0 = draw(rng, (d_in, d_out), dtype), draw(rng, (1, d_out), dtype)[0]
+    dW0, db0 = laid_out(rng, (d_in, d_out), dtype), laid_out(rng, (1, d_out), dtype)[0]
     grads = {backend: (dW0.copy(), db0.copy()) for backend in ("cpu", "reference")}
     dx = cpu.linear_backward(x, W, h, y, dy, *grads["cpu"], kind, alpha)
-    close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
+    assert_close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
     for ours, ref in zip(grads["cpu"], grads["reference"]):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
     assert cpu.linear_backward(x, W, h, y, dy, *grads["cpu"], kind, alpha, need_dx=False) is None
-    close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
+    assert_close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
 
 
 @given(seed=seeds, shape=st.lists(st.integers(0, 9), min_size=1, max_size=3), dtype=dtypes,
@@ -107,14 +87,14 @@ def test_small_batches_run_blas_on_one_thread_and_restore_the_count():
        layout=layouts)
 def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout):
     rng = np.random.default_rng(seed)
-    mean, logvar, dkl = (draw(rng, (n, d), dtype, layout) for _ in range(3))
+    mean, logvar, dkl = (laid_out(rng, (n, d), dtype, layout) for _ in range(3))
     eps, dz = (np.asarray(rng.normal(size=(n, n_samples, d)), dtype=dtype) for _ in range(2))
     for ours, ref in zip(cpu.reparameterize_kl(mean, logvar, eps), reference.reparameterize_kl(mean, logvar, eps)):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
     for weight in (dkl, dtype(0.5)):
         for ours, ref in zip(cpu.reparameterize_kl_backward(dz, eps, mean, logvar, weight),
                              reference.reparameterize_kl_backward(dz, eps, mean, logvar, weight)):
-            close(ours, ref, dtype)
+            assert_close(ours, ref, dtype)
 
 
 @given(seed=seeds, n=st.integers(1, 9), d=st.integers(1, 40), dtype=dtypes, layout=layouts,
@@ -122,14 +102,14 @@ def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_sampl
 def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, layout, scale, per_row_logvar):
     rng = np.random.default_rng(seed)
     x = np.asarray(rng.random((n, d)), dtype=dtype)
-    logits = draw(rng, (n, d), dtype, layout) * dtype(scale)  # scale 30: saturated logits
+    logits = laid_out(rng, (n, d), dtype, layout) * dtype(scale)  # scale 30: saturated logits
     for ours, ref in zip(cpu.bernoulli_log_prob_grad(x, logits), reference.bernoulli_log_prob_grad(x, logits)):
-        close(ours, ref, dtype)
-    close(cpu.bernoulli_log_prob(x, logits), reference.bernoulli_log_prob(x, logits), dtype)
-    logvar = draw(rng, (n, d), dtype, layout) if per_row_logvar else draw(rng, (1, d), dtype)[0]
+        assert_close(ours, ref, dtype)
+    assert_close(cpu.bernoulli_log_prob(x, logits), reference.bernoulli_log_prob(x, logits), dtype)
+    logvar = laid_out(rng, (n, d), dtype, layout) if per_row_logvar else laid_out(rng, (1, d), dtype)[0]
     for ours, ref in zip(cpu.gaussian_log_prob_grad(x, logits, logvar),
                          reference.gaussian_log_prob_grad(x, logits, logvar)):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
 
 
 def test_float32_bernoulli_kernel_over_the_whole_range_of_logits():
@@ -159,7 +139,7 @@ def test_float32_bernoulli_kernel_over_the_whole_range_of_logits():
        dtype=dtypes, t=st.integers(1, 1000), contiguous=st.booleans())
 def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
     rng = np.random.default_rng(seed)
-    p, g, m, v = ([draw(rng, shape, dtype) for shape in shapes] for _ in range(4))
+    p, g, m, v = ([laid_out(rng, shape, dtype) for shape in shapes] for _ in range(4))
     v = [np.abs(a) for a in v]
     ours, ref = ([[a.copy() for a in group] for group in (p, m, v)] for _ in range(2))
     if not contiguous:  # a strided parameter (same values) sends the call to the reference's path
@@ -170,7 +150,7 @@ def test_adam_update_equals_the_reference(seed, shapes, dtype, t, contiguous):
     reference.adam_update(ref[0], g, ref[1], ref[2], 1e-3, 0.9, 0.999, 1e-8, t)
     for group, ref_group in zip(ours, ref):
         for a, b in zip(group, ref_group):
-            close(a, b, dtype)
+            assert_close(a, b, dtype)
     assert not any(np.array_equal(a, b) for a, b in zip(ours[0], p))  # every update happened in place
 
 
@@ -272,8 +252,9 @@ def test_activations_equal_the_reference(seed, shape, kind, alpha, dtype, big):
     x = away_from_kinks(np.asarray(rng.normal(size=shape) * (30 if big else 2), dtype=dtype))  # big: saturation
     dy = np.asarray(rng.normal(size=shape), dtype=dtype)
     y = cpu.activation_forward(x, kind, alpha)
-    close(y, reference.activation_forward(x, kind, alpha), dtype)
-    close(cpu.activation_backward(dy, x, y, kind, alpha), reference.activation_backward(dy, x, y, kind, alpha), dtype)
+    assert_close(y, reference.activation_forward(x, kind, alpha), dtype)
+    assert_close(cpu.activation_backward(dy, x, y, kind, alpha), reference.activation_backward(dy, x, y, kind, alpha),
+                 dtype)
 
 
 def test_activations_on_non_contiguous_input():
@@ -298,8 +279,9 @@ def test_activations_keep_a_channels_last_layout(seed, shape, kind, dy_layout):
     dy = channels_last(dy) if dy_layout == "channels_last" else dy
     y = cpu.activation_forward(x, kind, 0.1)
     assert y.transpose(0, 2, 3, 1).flags.c_contiguous
-    close(y, reference.activation_forward(x, kind, 0.1), np.float64)
-    close(cpu.activation_backward(dy, x, y, kind, 0.1), reference.activation_backward(dy, x, y, kind, 0.1), np.float64)
+    assert_close(y, reference.activation_forward(x, kind, 0.1), np.float64)
+    assert_close(cpu.activation_backward(dy, x, y, kind, 0.1), reference.activation_backward(dy, x, y, kind, 0.1),
+                 np.float64)
 
 
 @pytest.fixture
@@ -323,7 +305,7 @@ def test_a_vae_training_step_is_the_same_on_both_backends(activation, dtype, req
             results[backend] = (loss, {k: g.copy() for k, g in model.grads.items()})
         finally:
             npvae.kernels.use("numpy")
-    tol = TOL[np.dtype(dtype).type]
+    tol = KERNEL_TOLERANCE[np.dtype(dtype)]
     np.testing.assert_allclose(results["numba"][0], results["numpy"][0], **tol)
     for name, g in results["numpy"][1].items():
         np.testing.assert_allclose(results["numba"][1][name], g, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10,
@@ -342,13 +324,6 @@ def test_every_model_runs_on_the_numba_backend(numba_backend):
         assert np.isfinite(loss)
     conv = Conv2d(1, 2, 3, rng=0)
     assert conv.forward(np.ones((2, 1, 5, 5), dtype=np.float32)).shape == (2, 2, 3, 3)
-
-
-conv_cases = st.fixed_dictionaries({
-    "n": st.integers(1, 3), "c_in": st.integers(1, 4), "c_out": st.integers(1, 4), "h": st.integers(1, 9),
-    "w": st.integers(1, 9), "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    "stride": st.tuples(st.integers(1, 3), st.integers(1, 3)), "padding": st.tuples(st.integers(0, 2), st.integers(0, 2)),
-})
 
 
 def conv_arrays(rng, cfg, dtype, transposed_conv, contiguous):
@@ -370,7 +345,7 @@ def compare_backward(op_name, args, dy, W, b, dtype, **kwargs):
         dx = getattr(backend, op_name)(*args[:2], dy, dW, db, **kwargs)
         results.append((dx, dW, db))
     for ours, ref in zip(*results):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
 
 
 @given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans())
@@ -383,13 +358,13 @@ def test_conv2d_equals_the_reference(seed, cfg, dtype, contiguous):
     if min(ho, wo) < 1:
         return
     kernel = cfg["kernel"]
-    rows = cfg["n"] * ho * wo  # the Numba fields are the reference's with the channel axis last
-    close(cpu.im2col(x, kernel, *args), reference.im2col(x, kernel, *args).transpose(0, 1, 2, 4, 5, 3).reshape(rows, -1),
-          dtype)
+    assert_close(cpu.im2col(x, kernel, *args), reference.im2col(x, kernel, *args), dtype)
     cols = np.asarray(rng.normal(size=(cfg["n"], ho, wo, cfg["c_in"], *kernel)), dtype=dtype)
-    close(cpu.col2im(cols.transpose(0, 1, 2, 4, 5, 3).reshape(rows, -1), x.shape, kernel, *args),
-          np.ascontiguousarray(reference.col2im(cols, x.shape, kernel, *args)), dtype)
-    close(cpu.conv2d_forward(x, W, b, *args), np.ascontiguousarray(reference.conv2d_forward(x, W, b, *args)), dtype)
+    assert_close(cpu.col2im(cols, x.shape, kernel, *args),
+                 np.ascontiguousarray(reference.col2im(cols, x.shape, kernel, *args)),
+                 dtype)
+    assert_close(cpu.conv2d_forward(x, W, b, *args), np.ascontiguousarray(reference.conv2d_forward(x, W, b, *args)),
+                 dtype)
     dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
     compare_backward("conv2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"], padding=cfg["padding"])
     assert cpu.conv2d_backward(x, W, dy, W * 0, b * 0, *args, need_dx=False) is None
@@ -405,8 +380,8 @@ def test_conv_transpose2d_equals_the_reference(seed, cfg, dtype, contiguous, out
               zip((cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"], cfg["padding"], op))
     if min(ho, wo) < 1:
         return
-    close(cpu.conv_transpose2d_forward(x, W, b, *args, op),
-          np.ascontiguousarray(reference.conv_transpose2d_forward(x, W, b, *args, op)), dtype)
+    assert_close(cpu.conv_transpose2d_forward(x, W, b, *args, op),
+                 np.ascontiguousarray(reference.conv_transpose2d_forward(x, W, b, *args, op)), dtype)
     dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
     compare_backward("conv_transpose2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"],
                      padding=cfg["padding"])

@@ -14,11 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npvae.testing import seeds
+from npvae.testing import assert_close, conv_cases, laid_out, seeds
 from npvae.kernels import cuda as gpu
 from npvae.kernels import reference
 from npvae.kernels.cuda import arrays, dense
-from test_kernels_cpu import close, conv_cases, draw
 
 dtypes = st.sampled_from([np.float64, np.float32])
 layouts = st.sampled_from(["contiguous", "transposed", "strided"])
@@ -48,14 +47,14 @@ def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, 
     """Both tile shapes, either operand transposed, beta accumulating into c; K past
     one strip of the small tile (16)."""
     rng = np.random.default_rng(seed)
-    a = draw(rng, (k, m) if trans_a else (m, k), dtype)
-    b = draw(rng, (n, k) if trans_b else (k, n), dtype)
-    c0 = draw(rng, (m, n), dtype)
+    a = laid_out(rng, (k, m) if trans_a else (m, k), dtype)
+    b = laid_out(rng, (n, k) if trans_b else (k, n), dtype)
+    c0 = laid_out(rng, (m, n), dtype)
     op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
     c = gpu.to_device(c0)
     dense.gemm(gpu.to_device(a), gpu.to_device(b), c, trans_a, trans_b, beta, tile=tile)
-    close(c.copy_to_host(), (op_a @ op_b + dtype(beta) * c0).astype(dtype), dtype)
-    close(both(gpu.matmul, op_a, op_b), op_a @ op_b, dtype)
+    assert_close(c.copy_to_host(), (op_a @ op_b + dtype(beta) * c0).astype(dtype), dtype)
+    assert_close(both(gpu.matmul, op_a, op_b), op_a @ op_b, dtype)
 
 
 @few
@@ -64,24 +63,24 @@ def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, 
        layout=layouts)
 def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, kind, alpha, dtype, layout):
     rng = np.random.default_rng(seed)
-    x, W = draw(rng, (n, d_in), dtype, layout), draw(rng, (d_in, d_out), dtype, layout)
-    b, dy = draw(rng, (1, d_out), dtype)[0], draw(rng, (n, d_out), dtype, layout)
+    x, W = laid_out(rng, (n, d_in), dtype, layout), laid_out(rng, (d_in, d_out), dtype, layout)
+    b, dy = laid_out(rng, (1, d_out), dtype)[0], laid_out(rng, (n, d_out), dtype, layout)
     h, y = reference.linear_forward(x, W, b, kind, alpha)
     ours_h, ours_y = both(gpu.linear_forward, x, W, b, kind, alpha)
-    close(ours_h, h, dtype)
-    close(ours_y, y, dtype, like=h)
-    dW0, db0 = draw(rng, (d_in, d_out), dtype), draw(rng, (1, d_out), dtype)[0]
+    assert_close(ours_h, h, dtype)
+    assert_close(ours_y, y, dtype, like=h)
+    dW0, db0 = laid_out(rng, (d_in, d_out), dtype), laid_out(rng, (1, d_out), dtype)[0]
     grads = {backend: (dW0.copy(), db0.copy()) for backend in ("gpu", "reference")}
     dx = gpu.linear_backward(x, W, h, y, dy, *grads["gpu"], kind, alpha)
-    close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
+    assert_close(dx, reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind, alpha), dtype)
     for ours, ref in zip(grads["gpu"], grads["reference"]):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
     # On device arrays the gradients accumulate in place on the device.
     dW, db = gpu.to_device(grads["gpu"][0]), gpu.to_device(grads["gpu"][1])
     args = [gpu.to_device(a) for a in (x, W, h, y, dy)]
     assert gpu.linear_backward(*args, dW, db, kind, alpha, need_dx=False) is None
-    close(dW.copy_to_host(), dW0 + 2 * (grads["reference"][0] - dW0), dtype)
-    close(db.copy_to_host(), db0 + 2 * (grads["reference"][1] - db0), dtype)
+    assert_close(dW.copy_to_host(), dW0 + 2 * (grads["reference"][0] - dW0), dtype)
+    assert_close(db.copy_to_host(), db0 + 2 * (grads["reference"][1] - db0), dtype)
 
 
 @few
@@ -90,11 +89,12 @@ def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, k
        big=st.booleans())
 def test_activations_equal_the_reference(seed, shape, kind, alpha, dtype, big):
     rng = np.random.default_rng(seed)
-    x, dy = draw(rng, (1, *shape), dtype)[0] * (50 if big else 1), draw(rng, (1, *shape), dtype)[0]
+    x, dy = laid_out(rng, (1, *shape), dtype)[0] * (50 if big else 1), laid_out(rng, (1, *shape), dtype)[0]
     y = both(gpu.activation_forward, x, kind, alpha)
-    close(y, reference.activation_forward(x, kind, alpha), dtype)
-    close(both(gpu.activation_backward, dy, x, y, kind, alpha), reference.activation_backward(dy, x, y, kind, alpha),
-          dtype)
+    assert_close(y, reference.activation_forward(x, kind, alpha), dtype)
+    assert_close(both(gpu.activation_backward, dy, x, y, kind, alpha),
+                 reference.activation_backward(dy, x, y, kind, alpha),
+                 dtype)
 
 
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
@@ -111,15 +111,15 @@ def test_all_finite_on_device_arrays(bad):
        layout=layouts, scalar_dkl=st.booleans())
 def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_samples, d, dtype, layout, scalar_dkl):
     rng = np.random.default_rng(seed)
-    mean, logvar = draw(rng, (n, d), dtype, layout), draw(rng, (n, d), dtype, layout)
-    eps, dz = draw(rng, (n, n_samples, d), dtype), draw(rng, (n, n_samples, d), dtype)
-    dkl = dtype(0.5) if scalar_dkl else draw(rng, (n, d), dtype)
+    mean, logvar = laid_out(rng, (n, d), dtype, layout), laid_out(rng, (n, d), dtype, layout)
+    eps, dz = laid_out(rng, (n, n_samples, d), dtype), laid_out(rng, (n, n_samples, d), dtype)
+    dkl = dtype(0.5) if scalar_dkl else laid_out(rng, (n, d), dtype)
     ref = reference.reparameterize_kl(mean, logvar, eps)
     for ours, expected in zip(both(gpu.reparameterize_kl, mean, logvar, eps), ref):
-        close(ours, expected, dtype)
+        assert_close(ours, expected, dtype)
     ref = reference.reparameterize_kl_backward(dz, eps, mean, logvar, dkl)
     for ours, expected in zip(gpu.reparameterize_kl_backward(dz, eps, mean, logvar, dkl), ref):
-        close(ours, expected, dtype)
+        assert_close(ours, expected, dtype)
 
 
 @few
@@ -128,15 +128,15 @@ def test_reparameterize_kl_and_its_backward_equal_the_reference(seed, n, n_sampl
 def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, scale, per_row_logvar):
     """Rows longer than a block's 128 threads; logits far into both tails."""
     rng = np.random.default_rng(seed)
-    x, logits = rng.random((n, d)).astype(dtype), draw(rng, (n, d), dtype) * dtype(scale)
+    x, logits = rng.random((n, d)).astype(dtype), laid_out(rng, (n, d), dtype) * dtype(scale)
     for ours, ref in zip(both(gpu.bernoulli_log_prob_grad, x, logits), reference.bernoulli_log_prob_grad(x, logits)):
-        close(ours, ref, dtype)
-    close(both(gpu.bernoulli_log_prob, x, logits), reference.bernoulli_log_prob(x, logits), dtype)
-    logvar = draw(rng, (n, d) if per_row_logvar else (1, d), dtype)
+        assert_close(ours, ref, dtype)
+    assert_close(both(gpu.bernoulli_log_prob, x, logits), reference.bernoulli_log_prob(x, logits), dtype)
+    logvar = laid_out(rng, (n, d) if per_row_logvar else (1, d), dtype)
     logvar = logvar if per_row_logvar else logvar[0]
     for ours, ref in zip(both(gpu.gaussian_log_prob_grad, x, logits, logvar),
                          reference.gaussian_log_prob_grad(x, logits, logvar)):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
 
 
 @few
@@ -145,7 +145,7 @@ def test_likelihood_kernels_equal_the_reference(seed, n, d, dtype, scale, per_ro
 def test_adam_update_equals_the_reference(seed, shapes, dtype, t, place):
     """On NumPy arrays, on device arrays (a launch each), on packed ones (one launch)."""
     rng = np.random.default_rng(seed)
-    groups = [[draw(rng, (1, *shape), dtype)[0] for shape in shapes] for _ in range(4)]
+    groups = [[laid_out(rng, (1, *shape), dtype)[0] for shape in shapes] for _ in range(4)]
     for v in groups[3]:
         np.abs(v, out=v)
     ref = [[a.copy() for a in g] for g in groups]
@@ -157,13 +157,13 @@ def test_adam_update_equals_the_reference(seed, shapes, dtype, t, place):
     gpu.adam_update(*ours, 1e-2, 0.9, 0.999, 1e-8, t)
     for group_ours, group_ref in zip(ours, ref):
         for a, b in zip(group_ours, group_ref):
-            close(gpu.to_host(a), b, dtype)
+            assert_close(gpu.to_host(a), b, dtype)
 
 
 small_convs = conv_cases.filter(lambda c: c["n"] * c["c_in"] * c["h"] * c["w"] <= 80)
 
 
-@few
+@settings(max_examples=3)  # the conformance suite (test_backends.py) draws more, on NumPy arrays
 @given(seed=seeds, cfg=small_convs, dtype=dtypes, output_padding=st.integers(0, 2))
 def test_convolutions_equal_the_reference(seed, cfg, dtype, output_padding):
     """Conv2d and ConvTranspose2d, forward and both backwards (accumulating into
@@ -174,13 +174,14 @@ def test_convolutions_equal_the_reference(seed, cfg, dtype, output_padding):
     geometry = (kernel, stride, padding)
     ho, wo = (reference.conv_output_size(s, k, st_, p) for s, k, st_, p in zip(x.shape[2:], *geometry))
     if min(ho, wo) >= 1:
-        close(both(gpu.im2col, x, *geometry), np.ascontiguousarray(reference.im2col(x, *geometry)), dtype)
+        assert_close(both(gpu.im2col, x, *geometry), np.ascontiguousarray(reference.im2col(x, *geometry)), dtype)
         cols = np.asarray(rng.normal(size=(cfg["n"], ho, wo, cfg["c_in"], *kernel)), dtype=dtype)
-        close(gpu.col2im(cols, x.shape, *geometry), reference.col2im(cols, x.shape, *geometry), dtype)
+        assert_close(gpu.col2im(cols, x.shape, *geometry), reference.col2im(cols, x.shape, *geometry), dtype)
         W = np.asarray(rng.normal(size=(cfg["c_out"], cfg["c_in"], *kernel)), dtype=dtype)
         b = np.asarray(rng.normal(size=cfg["c_out"]), dtype=dtype)
-        close(both(gpu.conv2d_forward, x, W, b, stride, padding), reference.conv2d_forward(x, W, b, stride, padding),
-              dtype)
+        assert_close(both(gpu.conv2d_forward, x, W, b, stride, padding),
+                     reference.conv2d_forward(x, W, b, stride, padding),
+                     dtype)
         dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
         _compare_backward("conv2d_backward", x, W, b, dy, dtype, stride, padding)
     op = tuple(min(output_padding, s - 1) for s in stride)
@@ -189,8 +190,8 @@ def test_convolutions_equal_the_reference(seed, cfg, dtype, output_padding):
     ho, wo = (reference.conv_output_size(s, k, st_, p, o, transposed=True)
               for s, k, st_, p, o in zip(x.shape[2:], kernel, stride, padding, op))
     if min(ho, wo) >= 1:
-        close(both(gpu.conv_transpose2d_forward, x, W, b, stride, padding, op),
-              reference.conv_transpose2d_forward(x, W, b, stride, padding, op), dtype)
+        assert_close(both(gpu.conv_transpose2d_forward, x, W, b, stride, padding, op),
+                     reference.conv_transpose2d_forward(x, W, b, stride, padding, op), dtype)
         dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
         _compare_backward("conv_transpose2d_backward", x, W, b, dy, dtype, stride, padding)
 
@@ -202,7 +203,7 @@ def _compare_backward(name, x, W, b, dy, dtype, stride, padding):
         dx = getattr(backend, name)(x, W, dy, dW, db, stride, padding)
         results.append((dx, dW, db))
     for ours, ref in zip(*results):
-        close(ours, ref, dtype)
+        assert_close(ours, ref, dtype)
     assert getattr(gpu, name)(x, W, dy, W * 0, b * 0, stride, padding, need_dx=False) is None
 
 
@@ -267,7 +268,7 @@ def test_the_array_ops_equal_the_reference(seed, n, d, dtype, on_device):
     """What the models do besides the layers (rows of a minibatch, columns joined, rows
     weighted, zeroing, log p(z) - log q(z|x)), on NumPy and on device arrays."""
     rng = np.random.default_rng(seed)
-    x, other, w = draw(rng, (n, d), dtype), draw(rng, (n, 2), dtype), rng.standard_normal(n)
+    x, other, w = laid_out(rng, (n, d), dtype), laid_out(rng, (n, 2), dtype), rng.standard_normal(n)
     idx = rng.integers(0, n, size=n + 2)
     put = gpu.to_device if on_device else (lambda a: a)
     for ours, ref in ((gpu.take_rows(put(x), idx), x[idx]),
@@ -276,13 +277,15 @@ def test_the_array_ops_equal_the_reference(seed, n, d, dtype, on_device):
                       (gpu.scale_rows(put(x), w), reference.scale_rows(x, w)),
                       (gpu.clear(put(x.copy())), np.zeros_like(x))):
         assert gpu.is_device(ours) == on_device
-        close(gpu.to_host(ours), ref, dtype)
+        assert_close(gpu.to_host(ours), ref, dtype)
     with pytest.raises(ValueError, match="expected shapes .N, D., .N,."):
         gpu.scale_rows(put(x), np.ones(n + 1))  # a weight per row, not one more (nor one for all)
     n_samples = 3
-    z, eps, logvar = draw(rng, (n, n_samples, d), dtype), draw(rng, (n, n_samples, d), dtype), draw(rng, (n, d), dtype)
-    close(gpu.to_host(both(gpu.log_pz_minus_log_qz, z, eps, logvar)), reference.log_pz_minus_log_qz(z, eps, logvar),
-          dtype)
+    z, eps = laid_out(rng, (n, n_samples, d), dtype), laid_out(rng, (n, n_samples, d), dtype)
+    logvar = laid_out(rng, (n, d), dtype)
+    assert_close(gpu.to_host(both(gpu.log_pz_minus_log_qz, z, eps, logvar)),
+                 reference.log_pz_minus_log_qz(z, eps, logvar),
+                 dtype)
 
 
 def test_packed_arrays_are_views_of_one_buffer():

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from npvae.testing import assert_gradcheck, away_from_kinks, seeds
+from npvae.testing import assert_gradcheck, away_from_kinks, conv_geometries, conv_layer, seeds
 from npvae import check_module, nn
 
 batch = st.integers(1, 4)
@@ -43,54 +43,18 @@ def test_flatten_and_reshape(n, shape, seed):
     assert_gradcheck(check_module(nn.Reshape(shape), x.reshape(n, -1), rng=seed))
 
 
-@st.composite
-def conv_configs(draw, transposed=False):
-    """Batch, channels, kernel 1-5, stride 1-3, padding 0-2 per axis (non-square allowed),
-    and an input size that gives an output of at least one pixel."""
-    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    if transposed:
-        output_padding = tuple(draw(st.integers(0, s - 1)) for s in stride)
-        # output (H-1)s - 2p + k + op must be >= 1
-        size = tuple(
-            draw(st.integers(max(1, 1 + -(-(2 * p - k - op + 1) // s)) if 2 * p - k - op + 1 > 0 else 1, 6))
-            for k, s, p, op in zip(kernel, stride, padding, output_padding)
-        )
-    else:
-        output_padding = None
-        size = tuple(draw(st.integers(max(1, k - 2 * p), k - 2 * p + 6)) for k, p in zip(kernel, padding))
-    return dict(
-        n=draw(st.integers(1, 3)), c_in=draw(st.integers(1, 3)), c_out=draw(st.integers(1, 3)),
-        kernel=kernel, stride=stride, padding=padding, output_padding=output_padding, size=size,
-    )
-
-
-def make_conv(cfg, rng):
-    if cfg["output_padding"] is None:
-        layer = nn.Conv2d(cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"], rng=rng)
-    else:
-        layer = nn.ConvTranspose2d(cfg["c_in"], cfg["c_out"], cfg["kernel"], cfg["stride"], cfg["padding"],
-                                   cfg["output_padding"], rng=rng)
-    layer.astype(np.float64)
-    layer.params["b"][:] = rng.standard_normal(cfg["c_out"])
-    return layer
-
-
-@given(conv_configs(), seeds)
-def test_conv2d(cfg, seed):
+@given(conv_geometries(max_size=6), seeds)
+def test_conv2d(geometry, seed):
     rng = np.random.default_rng(seed)
-    layer = make_conv(cfg, rng)
-    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
-    assert_gradcheck(check_module(layer, x, rng=seed))
+    kwargs, x_shape = geometry
+    assert_gradcheck(check_module(conv_layer(kwargs, rng), rng.standard_normal(x_shape), rng=seed))
 
 
-@given(conv_configs(transposed=True), seeds)
-def test_conv_transpose2d(cfg, seed):
+@given(conv_geometries(max_size=6, transposed=True), seeds)
+def test_conv_transpose2d(geometry, seed):
     rng = np.random.default_rng(seed)
-    layer = make_conv(cfg, rng)
-    x = rng.standard_normal((cfg["n"], cfg["c_in"], *cfg["size"]))
-    assert_gradcheck(check_module(layer, x, rng=seed))
+    kwargs, x_shape = geometry
+    assert_gradcheck(check_module(conv_layer(kwargs, rng), rng.standard_normal(x_shape), rng=seed))
 
 
 @given(seeds)

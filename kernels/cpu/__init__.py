@@ -35,15 +35,15 @@ One module per concern, the same names as the CUDA backend's: ``dense``,
 ``activations``, ``conv``, ``elbo``, ``optim``, ``arrays``.
 """
 
-from ..reference import LOG_2PI, conv_output_size, matmul  # noqa: F401  (ops taken as they are)
 from .activations import KINDS, activation_backward, activation_forward, all_finite  # noqa: F401
 from .arrays import (  # noqa: F401
     binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device,
 )
 from .conv import (  # noqa: F401
-    col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,
+    col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
+    im2col,
 )
-from .dense import linear_backward, linear_forward  # noqa: F401
+from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401
     bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,

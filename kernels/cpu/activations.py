@@ -4,55 +4,13 @@ dense layers, and the finite check."""
 import numpy as np
 from numba import njit
 
-from .. import reference
+from .. import reference, scalar
+from ..scalar import KINDS
 from .arrays import JIT, channels_last, flat, mixed
 
-# Activation names as the integer codes the kernels branch on (a branch per element
-# that is the same for every element costs nothing measurable).
-KINDS = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "softplus": 5, "elu": 6}
-
-
-@njit(cache=True, inline="always")
-def _sigmoid(v):
-    if v >= 0:
-        return 1 / (1 + np.exp(-v))
-    e = np.exp(v)
-    return e / (1 + e)
-
-
-@njit(cache=True, inline="always")
-def _activate(v, kind, alpha):
-    if kind == 1:
-        return v if v > 0 else v * 0
-    if kind == 2:
-        return v if v > 0 else alpha * v
-    if kind == 3:
-        return np.tanh(v)
-    if kind == 4:
-        return _sigmoid(v)
-    if kind == 5:  # log(1 + e^v) = max(v, 0) + log1p(e^-|v|), no overflow
-        return max(v, 0) + np.log1p(np.exp(-abs(v)))
-    if kind == 6:
-        return v if v > 0 else alpha * np.expm1(v)
-    return v
-
-
-@njit(cache=True, inline="always")
-def _derivative(x, y, kind, alpha):
-    """f'(x), from x or y = f(x), whichever is cheaper (as the reference)."""
-    if kind == 1:
-        return 1 if x > 0 else 0
-    if kind == 2:
-        return 1 if x > 0 else alpha
-    if kind == 3:
-        return 1 - y * y
-    if kind == 4:
-        return y * (1 - y)
-    if kind == 5:
-        return _sigmoid(x)
-    if kind == 6:
-        return 1 if x > 0 else y + alpha
-    return 1
+# The activations' scalar formulas (``kernels/scalar.py``), inlined into the loops below.
+_activate = njit(cache=True, inline="always")(scalar.activate)
+_derivative = njit(cache=True, inline="always")(scalar.derivative)
 
 
 @njit(**JIT)

@@ -4,7 +4,7 @@ which are NumPy already."""
 
 import numpy as np
 
-from ..reference import (  # noqa: F401  (taken as they are)
+from ..reference.arrays import (  # noqa: F401  (taken as they are)
     binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device,
 )
 

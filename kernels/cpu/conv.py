@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from .. import reference
-from ..reference import conv_output_size
+from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
 from .arrays import JIT, mixed
 from .activations import _add_bias_rows, _column_sums
 
@@ -121,17 +121,21 @@ def _add_fields(cols, kernel, stride, padding, out_hw, out):
 
 
 def im2col(x, kernel, stride, padding):
-    """The receptive fields of ``x`` (N, C, H, W) as rows, (N*Ho*Wo, kh*kw*C): the
-    reference's fields with the channel axis last (columns in (p, q, c) order)."""
-    out_hw = _out_size(x.shape[2:], kernel, stride, padding)
-    cols = np.empty((x.shape[0] * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1]), dtype=x.dtype)
-    return _fields(x, kernel, stride, padding, out_hw, cols)
+    """The reference's op: the receptive fields of ``x`` (N, C, H, W) as (N, Ho, Wo, C,
+    kh, kw), a view of this backend's channels-last rows (columns in (p, q, c) order)."""
+    n, c = x.shape[:2]
+    ho, wo = out_hw = _out_size(x.shape[2:], kernel, stride, padding)
+    cols = np.empty((n * ho * wo, kernel[0] * kernel[1] * c), dtype=x.dtype)
+    rows = _fields(x, kernel, stride, padding, out_hw, cols)
+    return rows.reshape(n, ho, wo, *kernel, c).transpose(0, 1, 2, 5, 3, 4)
 
 
 def col2im(cols, x_shape, kernel, stride, padding):
-    """Adjoint of :func:`im2col`: the rows added back into a new (N, C, H, W) array."""
+    """The reference's op, the adjoint of :func:`im2col`: ``cols`` (N, Ho, Wo, C, kh, kw)
+    added back into a new (N, C, H, W) array, through this backend's channels-last rows."""
     (n, c, h, w), out_hw = x_shape, _out_size(x_shape[2:], kernel, stride, padding)
-    return _add_fields(np.ascontiguousarray(cols), kernel, stride, padding, out_hw, np.zeros((n, h, w, c), cols.dtype))
+    rows = np.ascontiguousarray(cols.transpose(0, 1, 2, 4, 5, 3)).reshape(n * out_hw[0] * out_hw[1], -1)
+    return _add_fields(rows, kernel, stride, padding, out_hw, np.zeros((n, h, w, c), cols.dtype))
 
 
 def _weight_rows(W):

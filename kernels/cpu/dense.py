@@ -7,6 +7,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .. import reference
+from ..reference.dense import matmul  # noqa: F401  (BLAS through NumPy already)
 from .activations import KINDS, _activate_flat, _add_bias_rows, _backward_flat, _column_sums, activation_forward
 from .arrays import JIT, mixed
 

@@ -9,7 +9,8 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .. import reference
-from ..reference import LOG_2PI, log_pz_minus_log_qz  # noqa: F401  (one NumPy pass already)
+from ...constants import LOG_2PI
+from ..reference.elbo import log_pz_minus_log_qz  # noqa: F401  (one NumPy pass already)
 from .arrays import JIT, mixed
 
 # --------------------------------------------------------------------- the ELBO path

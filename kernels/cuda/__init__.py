@@ -33,14 +33,14 @@ if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
                        "use backend 'numba' or 'numpy', or set NUMBA_ENABLE_CUDASIM=1 for the simulator")
 
-from ..reference import LOG_2PI, conv_output_size  # noqa: E402,F401  (taken as they are, as in cpu/)
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
 from .arrays import (  # noqa: E402,F401
     binarize, clear, clear_all, concat_columns, is_device, pack, scale_rows, standard_normal, take_rows, to_device,
     to_host,
 )
 from .conv import (  # noqa: E402,F401
-    col2im, conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, im2col,
+    col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
+    im2col,
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
 from .elbo import (  # noqa: E402,F401

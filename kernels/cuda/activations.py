@@ -11,57 +11,14 @@ import math
 import numpy as np
 from numba import cuda
 
-from .. import reference
+from .. import reference, scalar
+from ..scalar import KINDS
 from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, zeros
 
-# Activation names as the integer codes the kernels branch on (the branch is the same
-# for every thread, so it costs no divergence).
-KINDS = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "softplus": 5, "elu": 6}
-
-
-@cuda.jit(device=True, inline=True)
-def sigmoid(v):
-    """1 / (1 + e^-v), written so that no exp overflows."""
-    if v >= 0:
-        return 1 / (1 + math.exp(-v))
-    e = math.exp(v)
-    return e / (1 + e)
-
-
-@cuda.jit(device=True, inline=True)
-def activate(v, kind, alpha):
-    """f(v) for the activation coded ``kind`` (see ``KINDS``)."""
-    if kind == 1:
-        return v if v > 0 else v * 0
-    if kind == 2:
-        return v if v > 0 else alpha * v
-    if kind == 3:
-        return math.tanh(v)
-    if kind == 4:
-        return sigmoid(v)
-    if kind == 5:  # log(1 + e^v) = max(v, 0) + log1p(e^-|v|), no overflow
-        return max(v, 0) + math.log1p(math.exp(-abs(v)))
-    if kind == 6:
-        return v if v > 0 else alpha * math.expm1(min(v, 0))
-    return v
-
-
-@cuda.jit(device=True, inline=True)
-def derivative(x, y, kind, alpha):
-    """f'(x), from x or y = f(x), whichever is cheaper (as the reference)."""
-    if kind == 1:
-        return 1.0 if x > 0 else 0.0
-    if kind == 2:
-        return 1.0 if x > 0 else alpha
-    if kind == 3:
-        return 1 - y * y
-    if kind == 4:
-        return y * (1 - y)
-    if kind == 5:
-        return sigmoid(x)
-    if kind == 6:
-        return 1.0 if x > 0 else y + alpha
-    return 1.0
+# The activations' scalar formulas (``kernels/scalar.py``) as device functions, which the
+# dense kernels call in their epilogue too.
+activate = cuda.jit(device=True, inline=True)(scalar.activate)
+derivative = cuda.jit(device=True, inline=True)(scalar.derivative)
 
 
 @cuda.jit

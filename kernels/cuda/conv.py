@@ -17,7 +17,7 @@ would save the im2col matrix's memory traffic; not built.)
 from numba import cuda
 
 from .. import reference
-from ..reference import conv_output_size  # noqa: F401  (taken as it is)
+from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
 from .activations import bias_grad
 from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, write_back
 from .dense import gemm

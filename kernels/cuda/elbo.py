@@ -15,7 +15,7 @@ import numpy as np
 from numba import config, cuda
 
 from .. import reference
-from ..reference import LOG_2PI
+from ...constants import LOG_2PI
 from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host
 
 ROW_THREADS = 16 if config.ENABLE_CUDASIM else 128  # a power of two, for the tree sum (small in the simulator, as THREADS)

@@ -64,9 +64,15 @@ def log_ratio_forward(z, eps, logvar):
 
 
 def log_ratio_backward(dloss_dlog_ratio, cache):
-    """``(dloss_dz, dloss_dlogvar)`` from dloss/dlog_ratio (N, L), eps held fixed (the
-    reparameterisation): d/dz_j = -z_j, and d/dlogvar_j = +1/2 for every sample, through
-    log q's own logvar (z's dependence on logvar reaches it via ``latent_backward``)."""
+    """``(dloss_dz, dloss_dlogvar)`` from dloss/dlog_ratio (N, L), with eps held fixed
+    (the reparameterisation) and z an input of its own::
+
+        log p(z)   = -1/2 sum_j [log 2 pi + z_j^2]                 -> d/dz_j = -z_j
+        log q(z|x) = -1/2 sum_j [log 2 pi + logvar_j + eps_j^2]    -> d/dlogvar_j = -1/2
+
+    so dloss_dz = -z dloss_dlog_ratio per sample and dloss_dlogvar = +1/2 sum_l
+    dloss_dlog_ratio. z's own dependence on (mean, logvar) reaches them through
+    ``latent_backward``, which takes this dloss_dz added to the decoder's."""
     z = cache
     weight = dloss_dlog_ratio.astype(z.dtype)[..., None]  # (N, L, 1)
     return -weight * z, np.broadcast_to(0.5 * weight.sum(axis=1), (len(z), z.shape[2]))
@@ -287,20 +293,21 @@ class VAE(LatentModel):
         log_px, kl = kernels.to_host(f["log_px"]), kernels.to_host(f["kl"])
         log_ratio = None if f["log_ratio"] is None else kernels.to_host(f["log_ratio"])
         w = ESTIMATOR_OF[objective, estimator](log_px, kl, log_ratio, beta, free_bits)
-        stats = {"elbo": float(log_px.mean() - kl.sum(axis=1).mean()), "log_px": float(log_px.mean()),
-                 "kl": float(kl.sum(axis=1).mean()), **({"iwae": w.objective} if objective == "iwae" else {})}
+        mean_log_px, mean_kl = float(log_px.mean()), float(kl.sum()) / len(x)
+        stats = {"elbo": mean_log_px - mean_kl, "log_px": mean_log_px, "kl": mean_kl,
+                 **({"iwae": w.objective} if objective == "iwae" else {})}
 
         self.zero_grad()
         loss = -w.objective + weight_decay(self.params, self.grads, weight_decay_lambda)
         dloss_dout = self.likelihood.backward(f["dlog_px_dout"], (-w.log_px).astype(self.dtype).ravel())
         dloss_dz = self._decoder_grad_z(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)))
         dloss_dz = dloss_dz.reshape(f["z"].shape)
-        dloss_dlogvar_direct = 0.0
-        if w.log_ratio is not None:
-            dloss_dz_ratio, dloss_dlogvar_direct = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
+        if w.log_ratio is not None:  # estimator A, IWAE: log p(z) - log q(z|x) reaches z and logvar too
+            dloss_dz_ratio, dloss_dlogvar_ratio = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
             dloss_dz = dloss_dz + dloss_dz_ratio
         dloss_dmean, dloss_dlogvar = latent_backward(dloss_dz, -w.kl, f["latent_cache"])
-        dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_direct
+        if w.log_ratio is not None:
+            dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_ratio
         if mae_eta or mae_gamma:
             mae, dmae_dmean, dmae_dlogvar, pair_kl_mean, pair_kl_std = mae_regularizer(f["mean"], f["logvar"],
                                                                                        mae_eta, mae_gamma)

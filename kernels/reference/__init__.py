@@ -1,0 +1,46 @@
+"""Plain-NumPy reference of every op the layers call: the readable specification.
+
+Every other backend implements these signatures and is tested against them. Arrays
+keep their dtype (float32 in, float32 out). One module per concern, the same names as
+the Numba CPU backend's (``cpu/``) and the CUDA backend's (``cuda/``): ``dense``,
+``activations``, ``conv``, ``elbo``, ``optim``, ``arrays``; an op is in the module of
+the same name in each.
+"""
+
+from .activations import (  # noqa: F401
+    all_finite, ACTIVATIONS, activation_forward, activation_backward,
+)
+from .arrays import (  # noqa: F401
+    to_device, clear, clear_all, pack, take_rows, concat_columns, check_rows_weights, scale_rows,
+    standard_normal, binarize, GOLDEN, splitmix64, counter_uniform, counter_normal,
+)
+from .conv import (  # noqa: F401
+    conv_output_size, im2col, col2im, conv2d_forward, conv2d_backward, conv_transpose2d_forward,
+    conv_transpose2d_backward,
+)
+from .dense import (  # noqa: F401
+    check_dense, matmul, linear_forward, linear_backward,
+)
+from .elbo import (  # noqa: F401
+    check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
+    log_pz_minus_log_qz, bernoulli_log_prob_grad, bernoulli_log_prob, gaussian_log_prob_grad,
+    pairwise_kl, mae_penalty,
+)
+from .optim import (  # noqa: F401
+    check_adam_arrays, adam_update,
+)
+
+# The op table: what every backend exports, with these signatures and layouts (the
+# rest above are the helpers the backends share: shape checks, the activation table,
+# the counter-based random numbers).
+OPS = (
+    "matmul", "linear_forward", "linear_backward",
+    "activation_forward", "activation_backward", "all_finite",
+    "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
+    "conv_transpose2d_backward",
+    "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "bernoulli_log_prob",
+    "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "mae_penalty",
+    "adam_update",
+    "to_device", "clear", "clear_all", "pack", "take_rows", "concat_columns", "scale_rows", "standard_normal",
+    "binarize",
+)

@@ -1,0 +1,157 @@
+"""One conformance suite for every backend: each exports every op of the reference's op
+table (``kernels.reference.OPS``) with the reference's signature, and each op gives the
+reference's numbers (``npvae.testing.assert_backends_agree``: outputs, and arguments
+updated in place) on small hypothesis-drawn cases in float64 and float32. The CUDA
+backend runs in numba-cuda's simulator (tests/conftest.py). Each backend's own paths
+(memory layouts, tile shapes, device arrays) are in test_kernels_cpu.py and
+test_kernels_cuda.py."""
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from npvae import kernels
+from npvae.kernels import reference
+from npvae.testing import assert_backends_agree, conv_geometries, seeds
+
+BACKENDS = ["numba", "cuda"]
+TOLERANCE = {np.float64: dict(rtol=1e-9, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-4)}
+KIND = sorted(reference.ACTIVATIONS)
+
+
+def normal(rng, shape, dtype):
+    return np.asarray(rng.normal(size=shape), dtype=dtype)
+
+
+def dense_case(rng, dtype, kind):
+    x, W, b = normal(rng, (3, 5), dtype), normal(rng, (5, 4), dtype), normal(rng, (4,), dtype)
+    h, y = reference.linear_forward(x, W, b, kind, 0.3)
+    return x, W, b, h, y, normal(rng, (3, 4), dtype)
+
+
+def conv_case(rng, dtype, geometry, transposed):
+    kwargs, x_shape = geometry
+    c_in, c_out, kernel = kwargs["in_channels"], kwargs["out_channels"], kwargs["kernel_size"]
+    stride, padding = kwargs["stride"], kwargs["padding"]
+    x = normal(rng, x_shape, dtype)
+    W = normal(rng, (c_in, c_out, *kernel) if transposed else (c_out, c_in, *kernel), dtype)
+    if transposed:
+        y = reference.conv_transpose2d_forward(x, W, W[0, :, 0, 0], stride, padding, kwargs["output_padding"])
+    else:
+        y = reference.conv2d_forward(x, W, W[:, 0, 0, 0], stride, padding)
+    return x, W, normal(rng, (c_out,), dtype), normal(rng, y.shape, dtype), kwargs
+
+
+def latent_case(rng, dtype):
+    mean, logvar, eps = normal(rng, (3, 2), dtype), 0.5 * normal(rng, (3, 2), dtype), normal(rng, (3, 2, 2), dtype)
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * eps
+    return mean, logvar, eps, z
+
+
+def cases(op, rng, dtype, kind, geometry, transposed_geometry):
+    """The arguments of ``op`` for one drawn case."""
+    if op == "matmul":
+        return normal(rng, (3, 5), dtype), normal(rng, (5, 4), dtype)
+    if op in ("linear_forward", "linear_backward"):
+        x, W, b, h, y, dy = dense_case(rng, dtype, kind)
+        if op == "linear_forward":
+            return x, W, b, kind, 0.3
+        return x, W, h, y, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kind, 0.3
+    if op in ("activation_forward", "activation_backward"):
+        x = normal(rng, (3, 4), dtype)
+        if op == "activation_forward":
+            return x, kind, 0.3
+        return normal(rng, x.shape, dtype), x, reference.activation_forward(x, kind, 0.3), kind, 0.3
+    if op == "all_finite":
+        x = normal(rng, (3, 4), dtype)
+        x[rng.integers(3), rng.integers(4)] = rng.choice([1.0, np.nan, np.inf])
+        return (x,)
+    if op in ("conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward"):
+        x, W, b, dy, kw = conv_case(rng, dtype, geometry, False)
+        geometry_args = (kw["kernel_size"], kw["stride"], kw["padding"])
+        if op == "conv_output_size":
+            return x.shape[2], kw["kernel_size"][0], kw["stride"][0], kw["padding"][0]
+        if op == "im2col":
+            return (x, *geometry_args)
+        if op == "col2im":
+            cols = reference.im2col(x, *geometry_args)
+            return (normal(rng, cols.shape, dtype), x.shape, *geometry_args)
+        if op == "conv2d_forward":
+            return x, W, b, kw["stride"], kw["padding"]
+        return x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"]
+    if op in ("conv_transpose2d_forward", "conv_transpose2d_backward"):
+        x, W, b, dy, kw = conv_case(rng, dtype, transposed_geometry, True)
+        if op == "conv_transpose2d_forward":
+            return x, W, b, kw["stride"], kw["padding"], kw["output_padding"]
+        return x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"]
+    mean, logvar, eps, z = latent_case(rng, dtype)
+    if op == "reparameterize_kl":
+        return mean, logvar, eps
+    if op == "reparameterize_kl_backward":
+        return normal(rng, eps.shape, dtype), eps, mean, logvar, normal(rng, mean.shape, dtype)
+    if op == "log_pz_minus_log_qz":
+        return z, eps, logvar
+    if op == "mae_penalty":
+        return mean, logvar, 1.0, 0.5
+    data, out = (rng.random((3, 6)) < 0.5).astype(dtype), normal(rng, (3, 6), dtype)
+    if op in ("bernoulli_log_prob", "bernoulli_log_prob_grad"):
+        return data, out
+    if op == "gaussian_log_prob_grad":
+        return rng.random((3, 6)).astype(dtype), out, 0.5 * normal(rng, (6,), dtype)
+    if op == "adam_update":
+        arrays = [[normal(rng, shape, dtype) for shape in ((3, 2), (4,))] for _ in range(4)]
+        arrays[3] = [np.abs(v) for v in arrays[3]]
+        return (*arrays, 1e-2, 0.9, 0.999, 1e-8, 3)
+    if op in ("to_device", "clear"):
+        return (out,)
+    if op in ("clear_all", "pack"):
+        return ([out, normal(rng, (4,), dtype)],)
+    if op == "take_rows":
+        return out, rng.integers(0, 3, size=5)
+    if op == "concat_columns":
+        return out, normal(rng, (3, 2), dtype)
+    if op == "scale_rows":
+        return out, normal(rng, (3,), dtype)
+    if op == "standard_normal":  # NumPy ``like``: the reference's draw from the generator, on every backend
+        return np.random.default_rng(int(rng.integers(2**31))), (3, 4), dtype, out
+    if op == "binarize":
+        return rng.random((3, 6)).astype(dtype), np.random.default_rng(int(rng.integers(2**31)))
+    raise AssertionError(f"no case for op {op}")
+
+
+def backend_module(name):
+    """The backend's op module (importing it selects nothing)."""
+    return importlib.import_module(kernels.BACKENDS[name])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_exports_every_op_with_the_references_signature(backend):
+    ops = backend_module(backend)
+    missing = [op for op in reference.OPS if not callable(getattr(ops, op, None))]
+    assert not missing, f"{backend} lacks {missing}"
+    for op in reference.OPS:
+        ours, theirs = inspect.signature(getattr(ops, op)), inspect.signature(getattr(reference, op))
+        assert list(ours.parameters) == list(theirs.parameters), (backend, op, ours, theirs)
+
+
+def test_every_op_has_a_conformance_case():
+    rng = np.random.default_rng(0)
+    geometry = ({"in_channels": 1, "out_channels": 2, "kernel_size": (2, 2), "stride": (1, 1), "padding": (0, 0)},
+                (1, 1, 3, 3))
+    transposed = ({**geometry[0], "output_padding": (0, 0)}, geometry[1])
+    for op in reference.OPS:
+        assert isinstance(cases(op, rng, np.float64, "tanh", geometry, transposed), tuple), op
+
+
+@pytest.mark.parametrize("op", reference.OPS)
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=3)
+@given(seed=seeds, dtype=st.sampled_from([np.float64, np.float32]), kind=st.sampled_from(KIND),
+       geometry=conv_geometries(max_size=6), transposed_geometry=conv_geometries(max_size=5, transposed=True))
+def test_every_op_equals_the_reference(backend, op, seed, dtype, kind, geometry, transposed_geometry):
+    args = cases(op, np.random.default_rng(seed), dtype, kind, geometry, transposed_geometry)
+    assert_backends_agree(op, args, backends=("numpy", backend), **TOLERANCE[dtype])
