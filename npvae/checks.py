@@ -95,20 +95,3 @@ def as_rng(rng):
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"rng: expected None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
-
-
-def as_data_matrix(X, name="X", n_features=None, allow_nan=False):
-    """``X`` (anything array-like, as scikit-learn accepts) as a float64 (N, D) array:
-    2-D, non-empty, finite (NaN allowed only where ``allow_nan`` marks missing values),
-    and with ``n_features`` columns if given (what the estimator was fitted on)."""
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: expected an array of numbers, got {type(X).__name__} ({e})") from e
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty 2-D array (n_samples, n_features), got shape {X.shape}")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name}: expected {n_features} features (as in fit), got {X.shape[1]}")
-    if not np.isfinite(X.sum()) and (np.isinf(X).any() or (not allow_nan and np.isnan(X).any())):
-        raise ValueError(f"{name}: expected finite values, got {'inf' if np.isinf(X).any() else 'NaN'}")
-    return X

@@ -24,6 +24,7 @@ except ImportError as e:  # a clear message rather than a bare ModuleNotFoundErr
     raise ImportError("npvae.testing needs hypothesis: pip install -e '.[test]'") from e
 
 from . import kernels, nn
+from .kernels import reference
 from .gradcheck import check_function, check_module
 from .models import VAE
 from .nn.module import Module
@@ -206,6 +207,8 @@ def assert_backends_agree(op, args, backends=("numpy", "numba"), rtol=1e-10, ato
     backends = tuple(backends)
     if len(backends) < 2:
         raise ValueError(f"backends: expected at least two backends to compare, got {backends!r}")
+    if op not in reference.OPS:
+        raise ValueError(f"op: expected one of the op table's (kernels.reference.OPS), got {op!r}")
     runs, previous = [], kernels.backend
     for name in backends:
         ops = kernels.use(name)

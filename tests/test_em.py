@@ -168,7 +168,7 @@ def test_gmm_bad_input():
         GaussianMixture(2).predict(X)
     # fitted on enough points that no component collapses (two 3-D Gaussians on these 10 did)
     gmm = GaussianMixture(2, random_state=0).fit(np.random.default_rng(8).normal(size=(200, 3)))
-    with pytest.raises(ValueError, match="X: expected 3 features"):
+    with pytest.raises(ValueError, match="X has 2 features, but GaussianMixture is expecting 3 features as input"):
         gmm.predict(X[:, :2])
     with pytest.raises(ValueError, match="2-D"):
         gmm.score_samples(X[0])
@@ -275,7 +275,7 @@ def test_ppca_bad_input():
     with pytest.raises(ValueError, match="features .* entirely NaN"):
         PPCA(1, method="em").fit(np.column_stack([X[:, :3], np.full(50, np.nan)]))
     model = PPCA(1).fit(X)
-    with pytest.raises(ValueError, match="X: expected 4 features"):
+    with pytest.raises(ValueError, match="X has .* features, but PPCA is expecting 4 features as input"):
         model.score(X[:, :3])
     with pytest.raises(ValueError, match="not fitted"):
         PPCA(1).transform(X)

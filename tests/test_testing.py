@@ -92,6 +92,8 @@ def test_assert_backends_agree_copies_and_compares_list_arguments(monkeypatch):
 
 
 @pytest.mark.parametrize("backends", [(), ("numpy",)])
-def test_assert_backends_agree_refuses_fewer_than_two_backends(backends):
+def test_assert_backends_agree_refuses_fewer_than_two_backends_and_unknown_ops(backends):
     with pytest.raises(ValueError, match="backends: expected at least two backends"):
         assert_backends_agree("matmul", (np.ones((2, 2)), np.ones((2, 2))), backends=backends)
+    with pytest.raises(ValueError, match="op: expected one of the op table's .*, got 'matmull'"):
+        assert_backends_agree("matmull", (np.ones((2, 2)), np.ones((2, 2))))

@@ -1,7 +1,8 @@
 """The models the VAE grows out of, fitted by EM with closed-form E and M steps:
 the Gaussian mixture and probabilistic PCA (scikit-learn's estimator conventions)."""
 
+from ..estimator import NotFittedError
 from .gmm import ConvergenceWarning, GaussianMixture
 from .ppca import PPCA
 
-__all__ = ["ConvergenceWarning", "GaussianMixture", "PPCA"]
+__all__ = ["ConvergenceWarning", "GaussianMixture", "NotFittedError", "PPCA"]

@@ -23,8 +23,9 @@ import warnings
 import numpy as np
 from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
-from ..checks import as_data_matrix, as_rng, check_positive_int
+from ..checks import as_rng, check_positive_int
 from ..constants import LOG_2PI
+from ..estimator import Estimator, data_matrix
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("k-means++", "random", "random_from_data")
@@ -121,7 +122,7 @@ def log_gaussian_prob(X, means, prec_chol, covariance_type):
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
-class GaussianMixture:
+class GaussianMixture(Estimator):
     """A mixture of ``n_components`` Gaussians fitted by EM (scikit-learn's API).
 
     Attributes after ``fit``: ``weights_`` (K,), ``means_`` (K, D), ``covariances_`` and
@@ -131,6 +132,8 @@ class GaussianMixture:
     iteration), ``collapsed_components_`` (components whose covariance shrank to the
     ``reg_covar`` floor: they sit on a point or a subspace), ``n_features_in_``.
     """
+
+    estimator_type = "density_estimator"
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,
                  n_init=1, init_params="k-means++", weights_init=None, means_init=None, precisions_init=None,
@@ -152,7 +155,7 @@ class GaussianMixture:
     def fit(self, X, y=None):
         """Run EM ``n_init`` times (or continue from the last fit if ``warm_start``) and
         keep the run with the highest lower bound. Returns ``self``."""
-        X = as_data_matrix(X)
+        X = data_matrix(X, self, min_samples=2)
         self._check_params(X)
         rng = as_rng(self.random_state)
         initialise = not (self.warm_start and hasattr(self, "converged_"))
@@ -291,12 +294,11 @@ class GaussianMixture:
 
     # --- using a fitted model -------------------------------------------------------
     def _check_fitted(self):
-        if not hasattr(self, "means_"):
-            raise ValueError("GaussianMixture: not fitted yet; call fit(X) first")
+        self._check_is_fitted("means_")
 
     def _check_X(self, X):
         self._check_fitted()
-        return as_data_matrix(X, n_features=self.n_features_in_)
+        return data_matrix(X, self, n_features=self.n_features_in_)
 
     def _log_prob_norm_and_resp(self, X):
         weighted = log_gaussian_prob(X, self.means_, self.precisions_cholesky_, self.covariance_type)

@@ -24,7 +24,8 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 from scipy.linalg.blas import dsyrk
 
-from ..checks import as_data_matrix, as_rng, check_positive_int
+from ..checks import as_rng, check_positive_int
+from ..estimator import Estimator, data_matrix
 from ..constants import LOG_2PI
 from .gmm import ConvergenceWarning
 
@@ -41,7 +42,24 @@ def gaussian_log_density(Xc, W, sigma2):
     return -0.5 * (d * LOG_2PI + log_det_C + maha)
 
 
-class PPCA:
+def observed_posterior(x0, o, W, mu, sigma2):
+    """For rows whose observed entries the mask ``o`` marks (``x0``: 0 where missing),
+    with M_n = W_o^T W_o + sigma2 I over the observed dimensions: ``log N(x_o; mu_o,
+    W_o W_o^T + sigma2 I)`` per row, the posterior mean ``E[z | x_o] = M_n^-1 W_o^T
+    (x_o - mu_o)`` and ``M_n^-1`` (the posterior covariance over sigma2)."""
+    d, q = W.shape
+    WW = np.einsum("ij,ik->ijk", W, W).reshape(d, q * q)
+    xc = o * (x0 - mu)
+    M = (o @ WW).reshape(-1, q, q) + sigma2 * np.eye(q)
+    M_inv, log_det_M = np.linalg.inv(M), np.linalg.slogdet(M)[1]
+    WTx = xc @ W
+    Ez = np.einsum("njk,nk->nj", M_inv, WTx)
+    d_n = o.sum(axis=1)
+    maha = (np.einsum("ij,ij->i", xc, xc) - np.einsum("ij,ij->i", WTx, Ez)) / sigma2
+    return -0.5 * (d_n * LOG_2PI + (d_n - q) * np.log(sigma2) + log_det_M + maha), Ez, M_inv
+
+
+class PPCA(Estimator):
     """Probabilistic PCA with ``n_components`` = q latent dimensions.
 
     Attributes after ``fit``: ``mean_`` (d,), ``W_`` (d, q) the loadings, ``components_``
@@ -65,14 +83,12 @@ class PPCA:
         """Fit by ``method``; NaN entries are missing values (``method="em"`` only)."""
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        X = as_data_matrix(X, allow_nan=self.method == "em")
+        X = data_matrix(X, self, allow_nan=self.method == "em", min_samples=2)
         n, d = X.shape
         q = check_positive_int(self.n_components, "n_components")
         if q >= d:
             raise ValueError(f"n_components: expected fewer than n_features={d} (sigma^2 needs a discarded "
                              f"direction), got {q}")
-        if n < 2:
-            raise ValueError(f"X: expected at least 2 samples, got {n}")
         check_positive_int(self.max_iter, "max_iter")
         check_positive_int(self.chunk_size, "chunk_size")
         if not self.tol >= 0:
@@ -122,7 +138,7 @@ class PPCA:
         # (Tipping & Bishop 1999, eq. 4 with the ML solution):
         log_det_C = np.log(np.maximum(eigvals, sigma2)).sum() + (d - q) * np.log(sigma2)
         self.log_likelihood_history_ = [float(-0.5 * (d * LOG_2PI + log_det_C + d))]
-        self.n_iter_, self.converged_ = 0, True
+        self.n_iter_, self.converged_ = 1, True  # one solve, as the history's one entry
 
     def _init_em(self, X, rng):
         d, q = X.shape[1], self.n_components
@@ -180,20 +196,13 @@ class PPCA:
             W, mu, sigma2 = self.W_, self.mean_, self.noise_variance_
             if not sigma2 > 0:
                 raise LinAlgError("sigma^2 reached 0")
-            WW = np.einsum("ij,ik->ijk", W, W).reshape(d, q * q)
             A = np.zeros((d, (q + 1) ** 2))  # sum_n o_ni E[z~ z~^T], z~ = (z, 1)
             b = np.zeros((d, q + 1))  # sum_n o_ni x_ni E[z~]
             log_likelihood = 0.0
             for start in range(0, n, self.chunk_size):
                 o, x0 = O[start : start + self.chunk_size], X0[start : start + self.chunk_size]
-                xc = o * (x0 - mu)
-                M = (o @ WW).reshape(-1, q, q) + sigma2 * np.eye(q)  # M_n = W_o^T W_o + sigma^2 I
-                M_inv, log_det_M = np.linalg.inv(M), np.linalg.slogdet(M)[1]
-                WTx = xc @ W
-                Ez = np.einsum("njk,nk->nj", M_inv, WTx)
-                d_n = o.sum(axis=1)
-                maha = (np.einsum("ij,ij->i", xc, xc) - np.einsum("ij,ij->i", WTx, Ez)) / sigma2
-                log_likelihood += -0.5 * (d_n * LOG_2PI + (d_n - q) * np.log(sigma2) + log_det_M + maha).sum()
+                log_p, Ez, M_inv = observed_posterior(x0, o, W, mu, sigma2)
+                log_likelihood += log_p.sum()
                 Ez1 = np.column_stack([Ez, np.ones(len(Ez))])
                 Ezz1 = Ez1[:, :, None] * Ez1[:, None, :]
                 Ezz1[:, :q, :q] += sigma2 * M_inv
@@ -208,32 +217,58 @@ class PPCA:
         self._run_em(step)
 
     # --- using a fitted model -------------------------------------------------------
+    transformer = True
+
+    @property
+    def allow_nan(self):
+        """NaN entries are missing values for ``method="em"`` (a scikit-learn tag)."""
+        return self.method == "em"
+
     def _check_fitted(self):
-        if not hasattr(self, "W_"):
-            raise ValueError("PPCA: not fitted yet; call fit(X) first")
+        self._check_is_fitted("W_")
 
     def _check_X(self, X):
         self._check_fitted()
-        return as_data_matrix(X, n_features=self.n_features_in_)
+        return data_matrix(X, self, n_features=self.n_features_in_, allow_nan=self.allow_nan)
+
+    def _observed_posterior(self, X):
+        """``observed_posterior`` of rows with missing entries, a chunk at a time."""
+        observed = ~np.isnan(X)
+        parts = [observed_posterior(np.where(o, x, 0.0), o.astype(np.float64), self.W_, self.mean_,
+                                    self.noise_variance_)[:2]
+                 for x, o in ((X[s : s + self.chunk_size], observed[s : s + self.chunk_size])
+                              for s in range(0, len(X), self.chunk_size))]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def score_samples(self, X):
-        """log N(x_n; mean_, W W^T + sigma^2 I), exactly."""
-        return gaussian_log_density(self._check_X(X) - self.mean_, self.W_, self.noise_variance_)
+        """log N(x_n; mean_, W W^T + sigma^2 I), exactly; with ``method="em"`` a NaN
+        entry is missing and the density is the observed entries' marginal."""
+        X = self._check_X(X)
+        if np.isnan(X).any():
+            return self._observed_posterior(X)[0]
+        return gaussian_log_density(X - self.mean_, self.W_, self.noise_variance_)
 
     def score(self, X, y=None):
         """The mean log-likelihood per sample."""
         return float(self.score_samples(X).mean())
 
     def transform(self, X):
-        """The posterior mean E[z | x] = M^-1 W^T (x - mean_), (N, q)."""
-        Xc = self._check_X(X) - self.mean_
+        """The posterior mean E[z | x] = M^-1 W^T (x - mean_), (N, q); of the observed
+        entries alone where a row has missing (NaN) ones, with ``method="em"``."""
+        X = self._check_X(X)
+        if np.isnan(X).any():
+            return self._observed_posterior(X)[1]
         M = self.W_.T @ self.W_ + self.noise_variance_ * np.eye(self.n_components)
-        return np.linalg.solve(M, (Xc @ self.W_).T).T
+        return np.linalg.solve(M, ((X - self.mean_) @ self.W_).T).T
+
+    def fit_transform(self, X, y=None):
+        """``fit(X)``, then ``transform(X)``."""
+        return self.fit(X).transform(X)
 
     def inverse_transform(self, Z):
         """The decoder mean W z + mean_."""
-        Z = as_data_matrix(Z, "Z", n_features=self.n_components)
         self._check_fitted()
+        Z = data_matrix(Z, self, n_features=self.n_components, name="Z")
         return Z @ self.W_.T + self.mean_
 
     def sample(self, n_samples=1):
