@@ -64,7 +64,18 @@ EXAMPLES = {
                lambda r: f"BIC picks K = {min(r['bic'], key=r['bic'].get)}"),
     "ppca_em": ("pPCA by EM against the closed form; test log-likelihood beside a VAE's",
                 lambda r: f"test log p(x): pPCA {r['ppca_test']:.1f}, VAE {r['vae_test']:.1f} nats"),
+    "latent_classification": ("logistic regression on pixels, PCA, pPCA, autoencoder and VAE codes against "
+                              "the number of labels", lambda r: _accuracies(r)),
 }
+
+
+def _accuracies(r):
+    """Test accuracy with the most labels, for pixels, pPCA and the VAEs at the code size."""
+    n, code = str(r["labelled"][-1]), r["settings"]["code"]
+    names = ["raw pixels", f"pPCA {code}", f"VAE {code}", f"MAE VAE {code}"]
+    return f"accuracy with {int(n):,} labels: " + " / ".join(f"{r['accuracy'][k][n]:.3f}" for k in names
+                                                              if k in r["accuracy"]) + " (" + ", ".join(
+        k for k in names if k in r["accuracy"]) + ")"
 
 
 def run(name, mode, out):

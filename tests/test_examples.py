@@ -28,6 +28,7 @@ OUTPUTS = {
     "manifold": ["manifold.png", "latent.png"],
     "gmm_em": ["ellipses.png", "curves.png"],
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],
+    "latent_classification": ["accuracy.png"],
 }
 
 
