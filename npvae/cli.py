@@ -7,6 +7,7 @@ one line and status 1, Ctrl-C a checkpoint, one line and status 130.
 """
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -21,10 +22,22 @@ from .settings import CONFIG_KEYS, RUN, TRAINING
 
 # ----------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block), exit status 2."""
+    """argparse with a one-line error (no usage block), exit status 2, and a did-you-mean
+    for a mistyped flag or command."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._did_you_mean(message)} (see {self.prog} --help)\n")
+
+    def _did_you_mean(self, message):
+        """The nearest flag to an unrecognised one, or command to an invalid choice."""
+        words = message.split(": ", 1)[-1].replace("'", " ").replace(",", " ").split()
+        known = [o for a in self._actions for o in a.option_strings] + [
+            c for a in self._actions if isinstance(a, argparse._SubParsersAction) for c in a.choices]
+        for word in words:
+            close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            if close and close[0] != word:
+                return f"; did you mean {close[0]}?"
+        return ""
 
 
 def _at_least(minimum, kind=int, open_=False):
@@ -141,6 +154,7 @@ def build_parser():
                      "`npvae demo`; then `npvae train --help`.")
     parser.add_argument("--version", action="version", version=f"npvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.commands = sub.choices  # name -> its parser, for errors that only the command's parser can word
 
     p = sub.add_parser("demo", help="train a VAE on the bundled MNIST and write figures",
                        description=demo.__doc__)
@@ -173,7 +187,8 @@ def build_parser():
                                ("sample", sample, "a figure of samples from the model"),
                                ("plot", plot, "every figure for a checkpoint")):
         p = sub.add_parser(name, help=helptext, description=fn.__doc__)
-        p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.npz written by train, demo or the API")
+        p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint.npz written by train, demo or the "
+                       "API, or a run folder (its checkpoint.npz)")
         _int_flag(p, "--seed", 0, 0, "random seed")
         _backend_flag(p)
         p.set_defaults(run=fn)
@@ -190,7 +205,8 @@ def build_parser():
 
     p = sub.add_parser("tour", help="the gradient tour of a model, layer by layer", description=gradient_tour.__doc__)
     p.add_argument("source", metavar="CHECKPOINT_OR_CONFIG",
-                   help="a checkpoint.npz, or a train config (.json or .toml) for a freshly initialised model")
+                   help="a checkpoint.npz or a run folder (the trained model), or a train config (.json or .toml, "
+                        "not a run's run.json) for a freshly initialised model")
     _int_flag(p, "--n", 64, 2, "test examples in the minibatch")
     _int_flag(p, "--fd-entries", 6, 1, "entries of each parameter checked by finite differences")
     _int_flag(p, "--seed", 0, 0, "random seed (the noise and the sampled entries)")
@@ -200,15 +216,27 @@ def build_parser():
     return parser
 
 
+def _checkpoint_of(path):
+    """A run folder, or the run.json in one, as that run's checkpoint; anything else as it is."""
+    if os.path.isdir(path):
+        return os.path.join(path, "checkpoint.npz")
+    return os.path.join(os.path.dirname(path), "checkpoint.npz") if os.path.basename(path) == "run.json" else path
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in a pipe or a file
     parser = build_parser()
     try:  # argparse exits (2 on a bad flag, 0 after --help): returned as the status, as every other outcome
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # worded by the command's own parser, which knows its flags
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
         if getattr(args, "config", None):  # the file's settings as flags before the real ones, which win
             at = argv.index(args.command) + 1
             args = parser.parse_args(argv[:at] + _config_tokens(args.config) + argv[at:])
+        for name in ("checkpoint", "source"):  # a run folder or its run.json: the run's checkpoint
+            if hasattr(args, name):
+                setattr(args, name, _checkpoint_of(getattr(args, name)))
         if args.command == "tour" and args.source.endswith((".json", ".toml")):  # the train flags' own checks
             args.train_settings = parser.parse_args(["train", *_config_tokens(_config_file(args.source))])
     except SystemExit as e:

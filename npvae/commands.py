@@ -324,9 +324,11 @@ def gradient_tour(args):
     config (JSON or TOML): per layer, from the loss back to the input, activation
     statistics, gradient norms, update scales and the agreement with finite differences;
     the reconstruction and KL gradients at the encoder's output. Writes tour.json and
-    tour.png to --out."""
+    tour.png to --out; the exit status is 1 when a layer's backward fails its check."""
     if args.source.endswith((".json", ".toml")):
         settings = args.train_settings  # the config file's settings, parsed by npvae.cli as train's flags
+        print(f"npvae tour: a freshly initialised model from the config {args.source} (tour a trained one by its "
+              f"checkpoint or run folder)")
         settings.activation = settings.activation or ("relu" if settings.arch == "conv" else "tanh")
         x, y, image_shape = load_data(settings.dataset, "test", settings.data_path)
         model, _ = build_model(settings, image_shape, x.shape[1])
@@ -344,4 +346,4 @@ def gradient_tour(args):
     print(format_tour(result))
     os.makedirs(args.out, exist_ok=True)
     print("wrote " + ", ".join(write_tour(result, args.out)))
-    return 0
+    return 0 if result["all_passed"] else 1  # a failed check is a finding, not bad input

@@ -229,7 +229,7 @@ class GaussianLearnedVar(_GaussianBase):
 
     def __init__(self, dim, logvar_floor=None, dtype=np.float32):
         super().__init__(logvar_floor)
-        self._add_param("logvar", np.zeros(dim, dtype=dtype))
+        self.add_param("logvar", np.zeros(dim, dtype=dtype))
 
     def split(self, out):
         return out, self._clamped(self.params["logvar"])

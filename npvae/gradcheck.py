@@ -33,9 +33,18 @@ class ArrayReport:
     """How one array's analytic gradient compares with the finite differences."""
 
     max_abs_err: float  # max_i |analytic_i - numeric_i|
-    rel_err: float  # max_abs_err / max_i max(|analytic_i|, |numeric_i|)
+    rel_err: float  # max_abs_err / max_i max(|analytic_i|, |numeric_i|): relative to the array's scale
     worst_index: tuple  # the entry where the two differ most
     ok: bool  # rel_err <= rtol or max_abs_err <= atol
+    analytic: float = 0.0  # the backward's value at worst_index
+    numeric: float = 0.0  # the finite difference there
+    entry_rel_err: np.ndarray = None  # per entry: |analytic - numeric| / max(|analytic|, |numeric|, atol)
+
+    @property
+    def ratio(self):
+        """analytic / numeric at the worst entry (1 when they agree; 0 or 2 is typical of
+        a term left out or counted twice)."""
+        return self.analytic / self.numeric if self.numeric else float("inf") if self.analytic else 1.0
 
 
 @dataclass
@@ -47,9 +56,13 @@ class GradcheckResult:
         return all(r.ok for r in self.arrays.values())
 
     def __str__(self):
-        rows = [f"{'array':<24}{'max abs err':>14}{'rel err':>14}  worst index  ok"]
+        """One row per array: the largest error, relative to the array's largest entry
+        (``rel err``), where it is, the analytic and numeric values there, their ratio."""
+        rows = [f"{'array':<16}{'max abs err':>12}{'rel err':>10}  {'worst index':<12}{'analytic':>11}{'numeric':>11}"
+                f"{'ratio':>8}  ok"]
         for name, r in self.arrays.items():
-            rows.append(f"{name:<24}{r.max_abs_err:>14.3e}{r.rel_err:>14.3e}  {str(r.worst_index):<11}  {r.ok}")
+            rows.append(f"{name:<16}{r.max_abs_err:>12.3e}{r.rel_err:>10.2e}  {str(r.worst_index):<12}"
+                        f"{r.analytic:>11.4g}{r.numeric:>11.4g}{r.ratio:>8.3g}  {r.ok}")
         return "\n".join(rows)
 
 
@@ -86,7 +99,9 @@ def compare(analytic, numeric, rtol=1e-6, atol=1e-8):
     max_abs = float(err[worst])
     scale = float(max(np.abs(analytic).max(), np.abs(numeric).max()))
     rel = max_abs / scale if scale > 0 else 0.0
-    return ArrayReport(max_abs, rel, tuple(int(i) for i in worst), rel <= rtol or max_abs <= atol)
+    entry = err / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), max(atol, np.finfo(float).tiny))
+    return ArrayReport(max_abs, rel, tuple(int(i) for i in worst), rel <= rtol or max_abs <= atol,
+                       float(analytic[worst]), float(numeric[worst]), entry)
 
 
 def _check_steps(h, rtol, atol):

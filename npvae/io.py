@@ -3,13 +3,14 @@ pickle; every file written atomically (``npvae.files``)."""
 
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
 
 from . import kernels
 from .models import MODELS
-from .spec import build_model, model_spec
+from .spec import build_model, layer_table, model_spec
 from .files import atomic_write
 
 FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a spec) still loads
@@ -18,8 +19,11 @@ FORMAT = "npvae-checkpoint-2"  # format 1 (MLP builders' arguments instead of a 
 def save_checkpoint(path, model, optimizer=None, state=None):
     """Write the model's parameters, its architecture (``npvae.spec``), the optimiser's
     state and ``state`` (a JSON-able dict: epoch, history, random generator state) to
-    one ``.npz`` file. A model with a layer of the user's own is saved with its
-    parameters only: ``load_params`` restores them, ``load_model`` says why it cannot."""
+    one ``.npz`` file. A layer of the user's own is described by its class name and
+    ``config()`` (``load_model(path, layers=[ItsClass])`` rebuilds it). A model the spec
+    cannot describe (a class of the user's own model or likelihood, a config that is not
+    JSON) is saved with its parameters only, with a warning, and the reason in the file:
+    ``load_params(model, path)`` restores them into a model built in code."""
     arrays = {f"param/{k}": kernels.to_host(v) for k, v in model.params.items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": kernels.to_host(v) for k, v in optimizer.state_dict().items()})
@@ -27,6 +31,7 @@ def save_checkpoint(path, model, optimizer=None, state=None):
         spec, spec_error = model_spec(model), None
     except TypeError as e:
         spec, spec_error = None, str(e)
+        warnings.warn(f"{os.fspath(path)}: parameters only, no architecture: {e}", UserWarning, stacklevel=2)
     meta = {"format": FORMAT, "spec": spec, "spec_error": spec_error, "state": state or {},
             "optimizer": None if optimizer is None else type(optimizer).__name__}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -53,8 +58,13 @@ def load_checkpoint(path):
 
 
 def load_params(model, params, source="checkpoint"):
-    """Copy ``params`` into the model's arrays in place, after checking that names,
-    shapes and dtypes are the model's own (else: a checkpoint of another architecture)."""
+    """Copy ``params`` (a dict of arrays, or a checkpoint's path) into the model's arrays
+    in place, after checking that names, shapes and dtypes are the model's own (else: a
+    checkpoint of another architecture). Returns the model."""
+    if isinstance(params, (str, os.PathLike)):
+        params, source = load_checkpoint(params)[0], f"checkpoint {os.fspath(params)}"
+    if not isinstance(params, dict):
+        raise TypeError(f"params: expected a dict of arrays or a checkpoint's path, got {type(params).__name__}")
     own = model.params
     if set(own) != set(params):
         raise ValueError(
@@ -72,11 +82,12 @@ def load_params(model, params, source="checkpoint"):
     return model
 
 
-def load_model(path):
-    """Rebuild the model a checkpoint describes, with its parameters; a ValueError
-    naming what is wrong (an unknown layer, a bad argument, arrays that do not match
-    the architecture), and no model, if it cannot."""
-
+def load_model(path, layers=()):
+    """Rebuild the model a checkpoint describes, with its parameters; ``layers``: the
+    classes of the user's own layers it contains (the file names them; the code comes
+    from the caller only). A ValueError naming what is wrong (an unknown layer, a bad
+    argument, arrays that do not match the architecture), and no model, if it cannot."""
+    layers = layer_table(layers)  # the caller's classes, checked before the file is read
     params, _, meta = load_checkpoint(path)
     if meta["format"] == "npvae-checkpoint-1":  # the arguments of an MLP builder
         config = dict(meta.get("model") or {})
@@ -85,10 +96,11 @@ def load_model(path):
             raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got {meta['model']!r}")
         model = MODELS[name].mlp(**config)
     elif meta.get("spec") is None:
-        raise ValueError(f"checkpoint: {path} holds parameters only: {meta.get('spec_error')}")
+        raise ValueError(f"checkpoint: {path} holds parameters only ({meta.get('spec_error')}); build the model "
+                         f"in code and load them with io.load_params(model, path)")
     else:
         try:
-            model = build_model(meta["spec"], rng=0)
+            model = build_model(meta["spec"], rng=0, layers=layers)
         except ValueError as e:
             raise ValueError(f"checkpoint: {path}: {e}") from None
     return load_params(model, params, f"checkpoint {path}")

@@ -9,12 +9,14 @@ decoder, likelihood, latent size, data shape and dtype::
     {"model": "VAE", "encoder": {...}, "decoder": {...}, "likelihood": {"name": "bernoulli"},
      "latent_dim": 20, "data_shape": [1, 28, 28], "dtype": "float32"}
 
-Only npvae's own classes (the tables below) can be described: a user's layer, even a
-subclass of one of them, is refused by name, since rebuilding it as its parent would
-be a different model.
+A layer of the user's own is described the same way, by its class name and its
+``config()``; rebuilding it needs its class from the caller (``build_model(spec,
+layers=[MyLayer])``): a file names classes, it never supplies code. A user's class may
+not take the name of one of npvae's (rebuilding it as npvae's would be a different model).
 """
 
 import inspect
+import json
 import math
 
 import numpy as np
@@ -38,11 +40,21 @@ def _own(obj, table, key, where):
 
 
 def layer_spec(layer, where="layer"):
-    """The spec of one npvae layer or Sequential (nested Sequentials allowed)."""
+    """The spec of one layer or Sequential (nested Sequentials allowed): its class name
+    and ``config()``, which must be JSON values."""
     if type(layer) is nn.Sequential:
         return {"layer": "Sequential", "layers": [layer_spec(m, f"{where}.{i}") for i, m in enumerate(layer)]}
-    _own(layer, LAYERS, type(layer).__name__, where)
-    return {"layer": type(layer).__name__, **layer.config()}
+    name = type(layer).__name__
+    if name in LAYERS and LAYERS[name] is not type(layer) or isinstance(layer, nn.Container) or name == "Sequential":
+        raise TypeError(f"{where}: {name} shares the name of one of npvae's classes (or is a container other "
+                        f"than Sequential), so a checkpoint cannot describe it: give the class a name of its own")
+    config = layer.config()
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{where}: {name}.config() must return JSON values (the constructor's arguments), "
+                        f"got {config!r} ({e})") from None
+    return {"layer": name, **config}
 
 
 def model_spec(model):
@@ -70,19 +82,35 @@ def _fields(spec, where, required, optional=()):
     return spec
 
 
-def build_layer(spec, rng=None, where="layer"):
+def layer_table(layers=()):
+    """npvae's layer classes by name, with the caller's ``layers`` (classes) added."""
+    table = dict(LAYERS)
+    for cls in layers:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise TypeError(f"layers: expected npvae.nn.Module classes, got {cls!r}")
+        if cls.__name__ in table and table[cls.__name__] is not cls or cls.__name__ == "Sequential":
+            raise ValueError(f"layers: {cls.__name__} takes the name of one of npvae's classes; rename it")
+        table[cls.__name__] = cls
+    return table
+
+
+def build_layer(spec, rng=None, where="layer", layers=()):
     """The layer (freshly initialised from ``rng``) that ``spec`` describes, or a
-    ValueError naming where in the spec it is wrong."""
-    if not isinstance(spec, dict) or spec.get("layer") not in {*LAYERS, "Sequential"}:
+    ValueError naming where in the spec it is wrong; ``layers``: the classes of the
+    user's own layers that the spec may name."""
+    table = layers if isinstance(layers, dict) else layer_table(layers)  # a dict: a table already made
+    if not isinstance(spec, dict) or spec.get("layer") not in {*table, "Sequential"}:
         got = spec.get("layer") if isinstance(spec, dict) else spec
-        raise ValueError(f"{where}: expected a layer, one of {sorted({*LAYERS, 'Sequential'})}, got {got!r}")
+        hint = (f"; a layer of your own: pass its class, layers=[{got}]" if isinstance(got, str) and got.isidentifier()
+                else "")
+        raise ValueError(f"{where}: expected a layer, one of {sorted({*table, 'Sequential'})}, got {got!r}{hint}")
     rng = as_rng(rng)
     if spec["layer"] == "Sequential":
-        layers = _fields(spec, where, ("layer", "layers"))["layers"]
-        if not isinstance(layers, list) or not layers:
-            raise ValueError(f"{where}.layers: expected a non-empty list of layers, got {layers!r}")
-        return nn.Sequential(*(build_layer(s, rng, f"{where}.{i}") for i, s in enumerate(layers)))
-    cls = LAYERS[spec["layer"]]
+        items = _fields(spec, where, ("layer", "layers"))["layers"]
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"{where}.layers: expected a non-empty list of layers, got {items!r}")
+        return nn.Sequential(*(build_layer(s, rng, f"{where}.{i}", table) for i, s in enumerate(items)))
+    cls = table[spec["layer"]]
     signature = inspect.signature(cls).parameters
     arguments = {k for k in signature if k not in ("rng", "init", "dtype")}
     required = {k for k in arguments if signature[k].default is inspect.Parameter.empty}
@@ -94,10 +122,12 @@ def build_layer(spec, rng=None, where="layer"):
         raise ValueError(f"{where} ({cls.__name__}): {e}") from None
 
 
-def build_model(spec, rng=None):
-    """The model ``spec`` describes, its weights freshly initialised from ``rng``.
-    One example is passed through both networks, so that a spec whose networks do not
-    fit together (or its data shape) is refused here, not at the first batch."""
+def build_model(spec, rng=None, layers=()):
+    """The model ``spec`` describes, its weights freshly initialised from ``rng``;
+    ``layers``: the classes of the user's own layers it may name. One example is passed
+    through both networks, so that a spec whose networks do not fit together (or its data
+    shape) is refused here, not at the first batch."""
+    table = layers if isinstance(layers, dict) else layer_table(layers)
     required = ("model", "encoder", "decoder", "likelihood", "latent_dim", "data_shape", "dtype")
     spec = _fields(spec, "spec", required, ("n_classes",))
     if spec["model"] not in MODELS:
@@ -117,9 +147,9 @@ def build_model(spec, rng=None):
     rng = as_rng(rng)
     extra = {"n_classes": spec["n_classes"]} if "n_classes" in spec else {}
     try:
-        model = MODELS[spec["model"]](build_layer(spec["encoder"], rng, "encoder"),
-                                      build_layer(spec["decoder"], rng, "decoder"), likelihood, spec["latent_dim"],
-                                      shape, **extra).astype(spec["dtype"])
+        model = MODELS[spec["model"]](build_layer(spec["encoder"], rng, "encoder", table),
+                                      build_layer(spec["decoder"], rng, "decoder", table), likelihood,
+                                      spec["latent_dim"], shape, **extra).astype(spec["dtype"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"spec: {e}") from None
     x, labels = np.zeros((1, *shape), dtype=spec["dtype"]), {"y": np.zeros(1, int)} if "n_classes" in spec else {}

@@ -25,6 +25,7 @@ except ImportError as e:  # a clear message rather than a bare ModuleNotFoundErr
 
 from . import kernels, nn
 from .kernels import reference
+from .contract import check_layer_contract
 from .gradcheck import check_function, check_module
 from .models import VAE
 from .nn.module import Module
@@ -156,6 +157,18 @@ def assert_close(a, b, dtype, like=None):
 def assert_gradcheck(result):
     """Fail with the checker's table (worst entries per array) unless ``result.ok``."""
     assert result.ok, f"gradient check failed:\n{result}"
+
+
+def assert_layer_contract(layer, x, rng=0, h=1e-5, rtol=1e-6, atol=1e-8):
+    """Check ``layer`` against the whole layer contract on input ``x``, with random
+    parameters (``npvae.contract.PROPERTIES``: finite differences for the input and every
+    parameter, gradients added not assigned, x and dy untouched, ``need_dx=False``, the
+    recorded output shape, float32 kept float32). On failure the message names each
+    property that failed and tables the analytic and numeric values at the worst entries
+    with their ratio. Returns the ``ContractReport``."""
+    report = check_layer_contract(layer, x, rng, h, rtol, atol)
+    assert report.ok, f"layer contract broken by {type(layer).__name__}:\n{report}"
+    return report
 
 
 def assert_gradients_match(module_or_function, inputs, grad=None, h=1e-5, rtol=1e-6, atol=1e-8, dy=None):

@@ -127,3 +127,21 @@ def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     params, _, meta = io.load_checkpoint(out / "checkpoint.npz")
     assert meta["state"]["epoch"] >= 1 and params
+
+
+def test_a_mistyped_flag_or_command_gets_a_did_you_mean_from_the_commands_help(capsys):
+    assert main(["train", "--lattent", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("npvae train: error: unrecognized arguments: --lattent 2; did you mean --latent? "
+                   "(see npvae train --help)"), err
+    assert main(["trian"]) == 2
+    assert "did you mean train?" in capsys.readouterr().err
+
+
+def test_a_run_folder_or_its_run_json_stands_for_its_checkpoint(good_run, tmp_path, capsys):
+    assert main(["sample", str(good_run), "--n", "4", "--out", str(tmp_path / "a.png")]) == 0
+    assert main(["tour", str(good_run / "run.json"), "--n", "4", "--fd-entries", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "freshly initialised" not in out and (tmp_path / "tour.json").exists()
+    assert main(["eval", str(tmp_path / "empty")]) == 2  # a folder without a run
+    assert "no such file" in capsys.readouterr().err

@@ -13,7 +13,7 @@ class LinearWithWrongBackward(nn.Linear):
     order and uses dy's mean instead of its sum for the bias."""
 
     def backward(self, dy):
-        x, _, _ = self._check_backward(dy)
+        x, _, _ = self.saved_for_backward(dy)
         self.grads["W"] += x.T @ dy
         self.grads["b"] += dy.mean(axis=0)
         return dy @ self.params["W"].T
@@ -21,7 +21,7 @@ class LinearWithWrongBackward(nn.Linear):
 
 class ReLUWithWrongBackward(nn.ReLU):
     def backward(self, dy):
-        x, y = self._check_backward(dy)
+        x, y = self.saved_for_backward(dy)
         return dy * (x >= -0.5)  # wrong kink
 
 

@@ -160,17 +160,42 @@ class MyLinear(nn.Linear):
     pass
 
 
+def with_first_layer(own, seed=0):
+    """A VAE built by hand whose encoder starts with ``own``."""
+    base = VAE.mlp(4, (4,), 2, rng=seed)
+    return VAE(nn.Sequential(own, *base.encoder), base.decoder, base.likelihood, 2, (4,))
+
+
 @pytest.mark.parametrize("own", [Doubling(), MyLinear(4, 4)])
-def test_a_users_own_layer_is_saved_with_parameters_only_and_named_at_load(tmp_path, own):
-    model = VAE.mlp(4, (4,), 2, rng=0)
-    model.encoder.layers.insert(0, own)
-    with pytest.raises(TypeError, match=rf"encoder.0: {type(own).__name__} is not one of npvae's classes"):
-        model_spec(model)
+def test_a_users_own_layer_is_named_in_the_file_and_rebuilt_from_the_callers_class(tmp_path, own):
+    model = with_first_layer(own)
+    assert model_spec(model)["encoder"]["layers"][0]["layer"] == type(own).__name__
     io.save_checkpoint(tmp_path / "c.npz", model)
-    with pytest.raises(ValueError, match=rf"holds parameters only: encoder.0: {type(own).__name__} is not one"):
+    with pytest.raises(ValueError, match=rf"encoder.0: expected a layer, .* got '{type(own).__name__}'; a layer of "
+                                         rf"your own: pass its class, layers=\[{type(own).__name__}\]"):
         io.load_model(tmp_path / "c.npz")
-    params, _, _ = io.load_checkpoint(tmp_path / "c.npz")
-    assert set(params) == set(model.params)  # load_params can still restore them
+    loaded = io.load_model(tmp_path / "c.npz", layers=[type(own)])
+    assert type(loaded.encoder[0]) is type(own)
+    x = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.encode(x)[0], model.encode(x)[0])
+    rebuilt = with_first_layer(Doubling() if isinstance(own, Doubling) else MyLinear(4, 4), seed=1)
+    io.load_params(rebuilt, tmp_path / "c.npz")  # a path, as well as a dict
+    np.testing.assert_array_equal(rebuilt.encode(x)[0], model.encode(x)[0])
+
+
+def test_a_class_that_takes_an_npvae_name_or_a_model_of_the_users_own_is_saved_with_parameters_only(tmp_path):
+    Linear = type("Linear", (nn.Linear,), {})  # noqa: N806  (a user's class named as npvae's)
+    model = with_first_layer(Linear(4, 4))
+    with pytest.raises(TypeError, match="encoder.0: Linear shares the name of one of npvae's classes"):
+        model_spec(model)
+    with pytest.warns(UserWarning, match="parameters only, no architecture"):
+        io.save_checkpoint(tmp_path / "c.npz", model)
+    with pytest.raises(ValueError, match=r"holds parameters only \(encoder.0: Linear shares the name.*io.load_params"):
+        io.load_model(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="layers: Linear takes the name of one of npvae's classes"):
+        io.load_model(tmp_path / "c.npz", layers=[Linear])
+    with pytest.raises(TypeError, match="params: expected a dict of arrays or a checkpoint's path, got list"):
+        io.load_params(model, [1, 2])
 
 
 # ----------------------------------------------------------------------------- the builders

@@ -23,12 +23,14 @@ def test_the_tour_agrees_with_finite_differences_and_leaves_the_model_alone():
     result = tour(model, batch())
     assert [e["layer"] for e in result["layers"]] == ["decoder.2", "decoder.1", "decoder.0", "encoder.2",
                                                        "encoder.1", "encoder.0"]
-    assert all(s["fd_rel_err"] < 1e-5 for e in result["layers"] for s in e["params"].values())
+    assert all(s["fd_rel_err"] < 1e-5 and s["pass"] for e in result["layers"] for s in e["params"].values())
+    assert all(e["input"]["pass"] for e in result["layers"]) and result["all_passed"]
     assert all(np.array_equal(before[k], v) and v.dtype == np.float32 for k, v in model.params.items())
     split = result["encoder_output_split"]
     assert split["kl_norm"] > 0 and -1 <= split["cosine"] <= 1
     table = format_tour(result)
-    assert "FD rel err" in table and "cosine" in table and len(table.splitlines()) == 2 + 12 + 1
+    assert "FD rel err" in table and "cosine" in table and len(table.splitlines()) == 2 + 6 + 12 + 2
+    assert table.splitlines()[-1].startswith("every check passed")
 
 
 def test_the_tour_shows_vanishing_gradients_and_dead_relus():
@@ -68,3 +70,31 @@ def test_npvae_tour_on_a_checkpoint_and_on_a_conv_config(tmp_path, capsys):
     assert "encoder's output" in capsys.readouterr().out
     assert main(["tour", str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_fresh_conv_vae_on_digits_tours_with_every_row_passing():
+    """Zero biases on MNIST's background put many ReLU pre-activations exactly at the
+    kink: those sampled entries are skipped and counted, not reported as errors."""
+    from npvae.datasets import binarize_static, load_mnist
+
+    x = binarize_static(load_mnist("test")[0][:16], seed=2).reshape(16, 1, 28, 28)
+    result = tour(VAE.conv((1, 28, 28), (4, 8), 4, latent_dim=3, rng=0), x, fd_entries=8)
+    assert result["all_passed"], format_tour(result)
+    assert result["skipped_at_kinks"] > 0
+    assert {e["type"] for e in result["layers"]} >= {"ReLU", "Flatten", "Reshape"}  # parameter-free layers too
+
+
+def test_a_wrong_backward_in_a_parameter_free_layer_fails_its_own_row():
+    from npvae import nn
+
+    class ForgetfulTanh(nn.Tanh):
+        def backward(self, dy, need_dx=True):
+            return dy  # f' left out
+    model = VAE.mlp(12, (8,), 3, "tanh", rng=0)
+    model = VAE(nn.Sequential(model.encoder[0], ForgetfulTanh(), *model.encoder.layers[1:]), model.decoder,
+                model.likelihood, 3, (12,))
+    result = tour(model, batch())
+    rows = {e["layer"]: e["input"]["pass"] for e in result["layers"]}
+    assert rows["encoder.1"] is False and not result["all_passed"]
+    assert sum(not ok for ok in rows.values()) == 1  # only the wrong layer: each is checked on its own
+    assert "1 checks FAILED" in format_tour(result)

@@ -57,6 +57,16 @@ class LatentModel(Container):
         if y is not None:
             raise ValueError(f"{name}: this model takes no labels (use ConditionalVAE), got an array")
 
+    def _repr_sizes(self):
+        return f"latent_dim={self.latent_dim}, data_shape={self.data_shape}"
+
+    def __repr__(self):
+        def indented(module):
+            return repr(module).replace("\n", "\n  ")
+        return (f"{type(self).__name__}({self._repr_sizes()},\n"
+                f"  encoder={indented(self.encoder)},\n  decoder={indented(self.decoder)},\n"
+                f"  likelihood={self.likelihood!r})")
+
     def _check_output(self, name, out, features):
         if out.shape[1:] != (features,):
             raise ValueError(f"{name}: expected {features} outputs per example, got shape {out.shape}")

@@ -19,6 +19,9 @@ class ConditionalVAE(VAE):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
         self.n_classes = check_positive_int(n_classes, "n_classes", 2)
 
+    def _repr_sizes(self):
+        return f"{super()._repr_sizes()}, n_classes={self.n_classes}"
+
     def check_labels(self, y, n, name="y"):
         """``y`` as n integer labels in [0, n_classes)."""
         if y is None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import as_rng, check_array, check_positive_int
+from ..nn.module import Container
 from ..objectives import check_mae_weights, importance_weights, kl_penalty, log_mean_exp, mae_regularizer, weight_decay
 from .base import LatentModel, check_reduction, summed
 
@@ -120,13 +121,23 @@ def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_dec
     B (any samples, beta, annealing, free bits), a likelihood with ``on_device``, the
     batch mean and Adam without clipping; the rest trains on the CUDA backend with
     NumPy arrays, each op copying them to the GPU and back."""
+    own = {type(m).__name__ for m in _layers(model.encoder) + _layers(model.decoder)
+           if not type(m).__module__.startswith("npvae.")}
     reasons = [(not model.device_path, f"a {type(model).__name__}"),
+               (bool(own), f"layers of your own ({', '.join(sorted(own))}: no device kernels)"),
                (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood"),
                ((objective, estimator) != ("elbo", "B"), f"objective {objective!r} with estimator {estimator!r}"),
                (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'"),
                (optimizer != "adam", f"optimizer {optimizer!r}"), (clipping, "gradient clipping")]
     found = [what for refused, what in reasons if refused]
     return f"{', '.join(found)}: outside the device path" if found else None
+
+
+def _layers(module):
+    """The layers a network is made of (containers opened)."""
+    if isinstance(module, Container):
+        return [leaf for child in module.children.values() for leaf in _layers(child)]
+    return [module]
 
 
 class VAE(LatentModel):

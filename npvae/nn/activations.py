@@ -17,10 +17,10 @@ class Activation(Module):
     def forward(self, x):
         check_array(x, "x")
         y = kernels.ops.activation_forward(x, self.kind, self.alpha)
-        return self._save((x, y), y)
+        return self.save_for_backward((x, y), y)
 
     def backward(self, dy, need_dx=True):
-        x, y = self._check_backward(dy)
+        x, y = self.saved_for_backward(dy)
         return kernels.ops.activation_backward(dy, x, y, self.kind, self.alpha) if need_dx else None
 
 

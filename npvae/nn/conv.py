@@ -29,8 +29,8 @@ class _ConvBase(Module):
         k = self.kernel_size[0] * self.kernel_size[1]
         fan_in, fan_out = self.in_channels * k, self.out_channels * k
         channels = (self.in_channels, self.out_channels) if transposed else (self.out_channels, self.in_channels)
-        self._add_param("W", initializer(init)(as_rng(rng), (*channels, *self.kernel_size), fan_in, fan_out, dtype))
-        self._add_param("b", np.zeros(self.out_channels, dtype=dtype))
+        self.add_param("W", initializer(init)(as_rng(rng), (*channels, *self.kernel_size), fan_in, fan_out, dtype))
+        self.add_param("b", np.zeros(self.out_channels, dtype=dtype))
 
     def _check_input(self, x):
         check_array(x, "x", shape=(None, self.in_channels, None, None), dtype=self.params["W"].dtype)
@@ -77,7 +77,7 @@ class Conv2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         y = kernels.ops.conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
-        return self._save(x, y)
+        return self.save_for_backward(x, y)
 
     def backward(self, dy, need_dx=True):
         """Each weight meets every receptive field it slid over, so with ``cols`` the
@@ -86,7 +86,7 @@ class Conv2d(_ConvBase):
             dL/dWf = dY^T cols,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j],
             dL/dx  = col2im(dY Wf)   (each field's gradient added back where it came from)
         """
-        x = self._check_backward(dy)
+        x = self.saved_for_backward(dy)
         return kernels.ops.conv2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
                                            self.stride, self.padding, need_dx)
 
@@ -127,7 +127,7 @@ class ConvTranspose2d(_ConvBase):
         self._check_input(x)
         y = kernels.ops.conv_transpose2d_forward(
             x, self.params["W"], self.params["b"], self.stride, self.padding, self.output_padding)
-        return self._save(x, y)
+        return self.save_for_backward(x, y)
 
     def backward(self, dy, need_dx=True):
         """The forward is ``y = col2im(X Wf)`` with X the pixels of x as rows; the adjoint
@@ -136,6 +136,6 @@ class ConvTranspose2d(_ConvBase):
             dL/dX  = D Wf^T   (a plain Conv2d of dy with W),
             dL/dWf = X^T D,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j]
         """
-        x = self._check_backward(dy)
+        x = self.saved_for_backward(dy)
         return kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
                                                      self.stride, self.padding, need_dx)

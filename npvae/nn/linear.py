@@ -32,13 +32,13 @@ class Linear(Module):
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.activation, self.alpha = activation, ACTIVATIONS[activation]().alpha
         shape = (self.in_features, self.out_features)
-        self._add_param("W", initializer(init)(as_rng(rng), shape, shape[0], shape[1], dtype))
-        self._add_param("b", np.zeros(self.out_features, dtype=dtype))
+        self.add_param("W", initializer(init)(as_rng(rng), shape, shape[0], shape[1], dtype))
+        self.add_param("b", np.zeros(self.out_features, dtype=dtype))
 
     def forward(self, x):
         check_array(x, "x", shape=(None, self.in_features), dtype=self.params["W"].dtype)
         h, y = kernels.ops.linear_forward(x, self.params["W"], self.params["b"], self.activation, self.alpha)
-        return self._save((x, h, y), y)
+        return self.save_for_backward((x, h, y), y)
 
     def backward(self, dy, need_dx=True):
         """For ``y = f(h)``, ``h = x W + b`` and a scalar loss L, with ``dy = dL/dy``::
@@ -51,7 +51,7 @@ class Linear(Module):
         The kernel adds dL/dW and dL/db into ``grads`` in place; ``need_dx=False``
         skips dL/dx (a first layer's input is data) and returns None.
         """
-        x, h, y = self._check_backward(dy)
+        x, h, y = self.saved_for_backward(dy)
         return kernels.ops.linear_backward(x, self.params["W"], h, y, dy, self.grads["W"], self.grads["b"],
                                            self.activation, self.alpha, need_dx)
 

@@ -1,9 +1,21 @@
-"""The layer contract (``docs/design.md`` says why) and the container that composes layers.
+"""The layer contract and the container that composes layers (``docs/design.md``
+states the contract and why).
 
-A ``Module`` has ``params`` and ``grads`` (dicts of arrays with the same keys and
-shapes), ``forward(x)`` which returns y and keeps in ``self.cache`` what backward
-needs, and ``backward(dy)`` which returns dL/dx and *adds* dL/dparam into
-``grads``. Optimisers update ``params`` in place, so the dicts can be taken once.
+A layer is a ``Module`` with
+
+* ``params`` and ``grads``: dicts of arrays with the same keys and shapes, each
+  parameter declared once with :meth:`Module.add_param` (which makes its zero gradient);
+* ``forward(x)``: returns y, handing what backward needs to
+  :meth:`Module.save_for_backward` (which also records y's shape as ``out_shape``);
+* ``backward(dy, need_dx=True)``: takes the cache back with
+  :meth:`Module.saved_for_backward` (which checks that forward ran and that dy is
+  shaped like y), *adds* dL/dparam into ``grads`` (never assigns: a model sums several
+  backward passes), returns dL/dx (None when ``need_dx`` is False: a first layer's
+  input is data), and changes neither x nor dy; arrays keep the parameters' dtype;
+* ``config()``: the constructor arguments, for checkpoints (``npvae.spec``).
+
+Optimisers update ``params`` in place, so the dicts can be taken once.
+``npvae.testing.assert_layer_contract`` checks a layer against all of it.
 """
 
 import numpy as np
@@ -13,6 +25,8 @@ from ..checks import check_array
 
 
 class Module:
+    out_shape = None  # the last forward's output shape (save_for_backward records it)
+
     def __init__(self):
         self.params = {}
         self.grads = {}
@@ -66,24 +80,33 @@ class Module:
             self.grads[k] = np.zeros_like(self.params[k])
         return self
 
-    def _add_param(self, name, value):
+    def add_param(self, name, value):
+        """Declare a parameter ``name`` with initial ``value`` (an array), and its zero
+        gradient; returns the array."""
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array as a parameter's value, got {type(value).__name__}")
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
+        return value
 
-    def _save(self, cache, y):
-        """Keep ``cache`` for backward and the output's shape to check ``dy``; return y."""
+    def save_for_backward(self, cache, y):
+        """Keep ``cache`` (anything) for backward and record y's shape (``out_shape``,
+        against which backward checks ``dy``); returns y, so forward can end with
+        ``return self.save_for_backward((x, s), y)``."""
         self.cache, self.out_shape = cache, y.shape
         return y
 
-    def _check_backward(self, dy):
-        """Return the cache; raise if forward has not run or ``dy`` is not shaped like y."""
+    def saved_for_backward(self, dy):
+        """The cache forward saved; raises if forward has not run or ``dy`` is not
+        shaped like forward's output."""
         if self.cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         check_array(dy, "dy", shape=self.out_shape)
         return self.cache
 
     def __repr__(self):
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
 
 
 class Container(Module):

@@ -21,6 +21,7 @@ class Sequential(Container):
                 x = m.forward(x)
             except (TypeError, ValueError) as e:
                 raise type(e)(f"layer {i} ({type(m).__name__}): {e}") from None
+        self.out_shape = x.shape  # whatever the last layer keeps
         return x
 
     def backward(self, dy, need_dx=True):
@@ -29,11 +30,6 @@ class Sequential(Container):
         for m in reversed(self.layers[1:]):
             dy = m.backward(dy)
         return self.layers[0].backward(dy, need_dx)
-
-    @property
-    def out_shape(self):
-        """The shape of the last forward's output."""
-        return self.layers[-1].out_shape
 
     def __getitem__(self, i):
         return self.layers[i]

@@ -15,10 +15,10 @@ class Flatten(Module):
         if x.ndim < 2:
             raise ValueError(f"x: expected an array with a batch axis and at least one more, got shape {x.shape}")
         y = x.reshape(x.shape[0], -1)
-        return self._save(x.shape, y)
+        return self.save_for_backward(x.shape, y)
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(self._check_backward(dy)) if need_dx else None
+        return dy.reshape(self.saved_for_backward(dy)) if need_dx else None
 
 
 class Reshape(Module):
@@ -33,10 +33,10 @@ class Reshape(Module):
 
     def forward(self, x):
         check_array(x, "x", shape=(None, self.size))
-        return self._save(x.shape, x.reshape(x.shape[0], *self.shape))
+        return self.save_for_backward(x.shape, x.reshape(x.shape[0], *self.shape))
 
     def backward(self, dy, need_dx=True):
-        return dy.reshape(self._check_backward(dy)) if need_dx else None
+        return dy.reshape(self.saved_for_backward(dy)) if need_dx else None
 
     def config(self):
         return {"shape": list(self.shape)}
