@@ -11,12 +11,16 @@ import math
 import numpy as np
 
 from .checks import as_rng, check_positive_int
+from .models import VAE
 from .distributions import kl_standard_normal
 from .constants import LOG_2PI
 
 
 def posterior_parameters(model, x, y=None, batch_size=500):
     """``(mean, logvar)`` of q(z|x) for every example, (N, d) each, in float64."""
+    if not isinstance(model, VAE):
+        raise TypeError(f"model: the diagnostics measure a posterior q(z|x), and {type(model).__name__} has none; "
+                        f"expected a VAE")
     batch_size = check_positive_int(batch_size, "batch_size")
     model.check_x(x)  # also refuses an empty x
     labels = lambda s: {} if y is None else {"y": y[s : s + batch_size]}  # noqa: E731

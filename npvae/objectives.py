@@ -12,6 +12,7 @@ together in ``VAE.loss_and_grad``, which says per term where its gradient goes:
 import numpy as np
 
 from . import kernels
+from .checks import check_array
 
 
 def log_mean_exp(a, axis=-1):
@@ -66,6 +67,8 @@ def mae_regularizer(mean, logvar, eta, gamma):
     is 10^4 pairs. Returns ``(R, dR/dmean, dR/dlogvar, M, S)``.
     """
     check_mae_weights(eta, gamma)
+    check_array(mean, "mean")  # arrays of floats, finite; their shapes are the kernel's to check
+    check_array(logvar, "logvar")
     return kernels.ops.mae_penalty(mean, logvar, float(eta), float(gamma))
 
 

@@ -207,19 +207,19 @@ def scheduled_lr(lr, schedule, epoch, step, total_steps):
     return lr
 
 
-def clip_by_value(grads, clip):
-    """Clamp every gradient entry to [-clip, clip] in place."""
-    check_number(clip, "clip_value", 0, low_open=True)
+def clip_by_value(grads, clip_value):
+    """Clamp every gradient entry to [-clip_value, clip_value] in place."""
+    check_number(clip_value, "clip_value", 0, low_open=True)
     for g in grads.values():
-        np.clip(g, -clip, clip, out=g)
+        np.clip(g, -clip_value, clip_value, out=g)
 
 
-def clip_by_global_norm(grads, max_norm):
-    """Scale all gradients by min(1, max_norm / ||g||), ||g|| the norm of all of them
+def clip_by_global_norm(grads, clip_norm):
+    """Scale all gradients by min(1, clip_norm / ||g||), ||g|| the norm of all of them
     together, in place. Returns ||g|| before clipping."""
-    check_number(max_norm, "clip_norm", 0, low_open=True)
+    check_number(clip_norm, "clip_norm", 0, low_open=True)
     norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
-    if norm > max_norm:
+    if norm > clip_norm:
         for g in grads.values():
-            g *= max_norm / norm
+            g *= clip_norm / norm
     return norm

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+from .checks import check_positive_int  # noqa: E402
 from .files import atomic_write  # noqa: E402
 
 
@@ -53,6 +54,8 @@ def tile(images, n_cols, image_shape=(28, 28)):
 
 
 def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
+    """``images`` (N, ...) as a grid of ``n_cols`` columns, saved to ``path``."""
+    n_cols = check_positive_int(n_cols, "n_cols")
     size = 1.0 if n_cols <= 10 else 0.6  # inches per image: a digit or a face stays legible in the large grids too
     fig, ax = plt.subplots(figsize=(n_cols * size * image_shape[1] / 28, -(-len(images) // n_cols) * size + 0.4))
     ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)

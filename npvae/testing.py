@@ -156,6 +156,9 @@ def assert_close(a, b, dtype, like=None):
 
 def assert_gradcheck(result):
     """Fail with the checker's table (worst entries per array) unless ``result.ok``."""
+    if not hasattr(result, "ok") or not hasattr(result, "arrays"):
+        raise TypeError(f"result: expected a GradcheckResult (from check_module, check_params or check_function), "
+                        f"got {type(result).__name__}")
     assert result.ok, f"gradient check failed:\n{result}"
 
 

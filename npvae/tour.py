@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from .checks import as_rng, check_positive_int
+from .checks import as_rng, check_number, check_positive_int
 from .distributions import kl_standard_normal_grad
 from .files import save_json
 from .gradcheck import compare
@@ -80,6 +80,7 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     ``layers`` (from the loss back to the input), ``loss``, ``encoder_output_split``
     (for a VAE). ``format_tour`` prints it as a table, ``plot_tour`` draws it."""
     fd_entries = check_positive_int(fd_entries, "fd_entries")
+    h = check_number(h, "h", 0, 1e-2, low_open=True)
     if not model.params:
         raise ValueError("model: expected a model with parameters, got one with none")
     model.check_x(x)

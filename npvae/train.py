@@ -138,6 +138,12 @@ def resumed(run, checkpoint):
     if missing:
         raise ValueError(f"resume: {checkpoint} holds no training state ({', '.join(missing)} missing); it was "
                          f"written by io.save_checkpoint, not by fit: load it with io.load_model instead")
+    epoch = state["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"resume: {checkpoint}: expected the epochs done as an integer >= 0, got {epoch!r}")
+    if epoch > run.settings["epochs"]:
+        raise ValueError(f"epochs: the checkpoint's run has done {epoch} epochs; expected epochs >= {epoch} to go on "
+                         f"from it, got {run.settings['epochs']}")
     if state.get("lr_schedule", run.schedule) != run.schedule:
         raise ValueError(f"lr_schedule: the checkpoint's run used {state['lr_schedule']}, got {run.schedule}")
     ours, theirs = shared_settings(run.settings), state.get("settings") or {}

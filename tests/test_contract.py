@@ -186,3 +186,24 @@ def test_the_users_layers_keep_a_model_off_the_device_path():
 
     assert device_refusal(users_vae()) == "layers of your own (GELU, LayerNorm: no device kernels): outside the device path"
     assert device_refusal(VAE.mlp(6, (8,), 2)) is None
+
+
+def test_the_users_layers_tour_with_every_row_passing_and_a_layer_without_bookkeeping_trains_last():
+    from npvae.tour import format_tour, tour
+
+    x = (np.random.default_rng(0).random((16, 6)) < 0.5).astype(np.float32)
+    result = tour(users_vae(), x)
+    assert result["all_passed"], format_tour(result)
+
+    class Swish(nn.Module):  # the tutorial's first draft: its own cache, no save_for_backward
+        def forward(self, x):
+            self.cache = (x, 1 / (1 + np.exp(-x)))
+            return x * self.cache[1]
+
+        def backward(self, dy, need_dx=True):
+            x, s = self.cache
+            return dy * (s + x * s * (1 - s))
+    model = users_vae()
+    model = VAE(model.encoder, nn.Sequential(*model.decoder.layers[:3], Swish()), model.likelihood, 2, (6,))
+    history = fit(model, x, epochs=1, batch_size=8, log=None)  # the decoder's Sequential keeps out_shape
+    assert np.isfinite(history["train_elbo"][0])

@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import kernels
-from ..checks import as_rng, check_array, check_positive_int
+from ..checks import as_rng, check_array, check_number, check_positive_int
 from ..nn.module import Container
 from ..objectives import check_mae_weights, importance_weights, kl_penalty, log_mean_exp, mae_regularizer, weight_decay
 from .base import LatentModel, check_reduction, summed
@@ -257,6 +257,10 @@ class VAE(LatentModel):
         feature maps are far larger than an MLP's hidden layers). ``progress``: a
         function ``(examples done, total)`` called after each batch."""
         self.check_x(x)
+        self._labels(y, len(x))  # every label checked against x before the first batch
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress: expected a function (examples done, total) or None, got "
+                            f"{type(progress).__name__}")
         k, batch_size = check_positive_int(k, "k"), check_positive_int(batch_size, "batch_size")
         if chunk is None:
             chunk = max(1, (2_000 if len(self.data_shape) == 3 else 50_000) // batch_size)
@@ -340,6 +344,10 @@ class VAE(LatentModel):
             raise ValueError(f"objective: expected one of {OBJECTIVES}, got {objective!r}")
         check_mae_weights(mae_eta, mae_gamma)
         check_reduction(reduction)
+        check_number(beta, "beta", 0)
+        check_number(weight_decay_lambda, "weight_decay_lambda", 0)
+        if check_number(free_bits, "free_bits", 0) and estimator == "A":
+            raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
         if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
             raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
                              f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")

@@ -1,0 +1,84 @@
+"""Bad input to the entry points added since the first hardening pass gets a clear error
+naming the argument, before any work, and a refused call changes nothing."""
+
+import numpy as np
+import pytest
+
+from npvae import io
+from npvae.diagnostics import active_units, collapse_report, mutual_information
+from npvae.models import VAE, Autoencoder, ConditionalVAE
+from npvae.objectives import mae_regularizer
+from npvae.optim import clip_by_global_norm, clip_by_value
+from npvae.plots import image_grid
+from npvae.testing import assert_gradcheck
+from npvae.tour import tour
+from npvae.train import fit
+
+
+def data(n=20, d=6, seed=0):
+    return (np.random.default_rng(seed).random((n, d)) < 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(beta=-1.0), r"beta: expected a finite number in \[0, inf\), got -1.0"),
+    (dict(free_bits=-0.5), r"free_bits: expected a finite number in \[0, inf\), got -0.5"),
+    (dict(free_bits=0.1, estimator="A"), "free_bits: applies to the analytic KL of estimator B"),
+    (dict(weight_decay_lambda=float("nan")), "weight_decay_lambda: expected a finite number"),
+])
+def test_loss_and_grad_refuses_what_fit_refuses(kwargs, error):
+    model = VAE.mlp(6, (4,), 2, rng=0)
+    with pytest.raises(ValueError, match=error):
+        model.loss_and_grad(data(), rng=0, **kwargs)
+
+
+def test_a_resume_that_would_train_nothing_or_holds_a_bad_epoch_is_refused(tmp_path):
+    fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=2, checkpoint_dir=tmp_path, log=None)
+    model = VAE.mlp(6, (4,), 2, rng=1)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="epochs: the checkpoint's run has done 2 epochs; expected epochs >= 2"):
+        fit(model, data(), epochs=1, resume=tmp_path / "checkpoint.npz", log=None)
+    params, optim, meta = io.load_checkpoint(tmp_path / "checkpoint.npz")
+    meta["state"]["epoch"] = -4
+    forged = VAE.mlp(6, (4,), 2, rng=0)
+    io.save_checkpoint(tmp_path / "forged.npz", io.load_params(forged, params), state=meta["state"])
+    with pytest.raises(ValueError, match=r"forged.npz: expected the epochs done as an integer >= 0, got -4"):
+        fit(model, data(), epochs=3, resume=tmp_path / "forged.npz", log=None)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())
+
+
+def test_small_functions_name_their_bad_arguments(tmp_path):
+    grads = {"W": np.ones(3)}
+    with pytest.raises(ValueError, match=r"clip_value: expected a finite number in \(0, inf\), got 0"):
+        clip_by_value(grads, clip_value=0)
+    with pytest.raises(ValueError, match=r"clip_norm: expected a finite number in \(0, inf\), got -1"):
+        clip_by_global_norm(grads, clip_norm=-1)
+    with pytest.raises(ValueError, match="n_cols: expected an integer >= 1, got 0"):
+        image_grid(np.zeros((4, 784)), tmp_path / "g.png", n_cols=0)
+    assert not (tmp_path / "g.png").exists()
+    with pytest.raises(TypeError, match="result: expected a GradcheckResult"):
+        assert_gradcheck(None)
+    mean = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="mean: expected finite values"):
+        mae_regularizer(np.full((4, 2), np.nan), mean, 1.0, 0.5)
+    with pytest.raises(TypeError, match="mean: expected dtype float32 or float64, got int64"):
+        mae_regularizer(np.zeros((4, 2), int), mean, 1.0, 0.5)
+    with pytest.raises(TypeError, match="mean: expected a numpy.ndarray, got list"):
+        mae_regularizer([[0.0, 0.0]], mean, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"mean, logvar: expected shapes \(B, d\), \(B, d\)"):
+        mae_regularizer(mean, np.zeros((3, 2)), 1.0, 0.5)
+
+
+def test_the_diagnostics_and_the_evaluation_refuse_before_any_work():
+    x = data()
+    autoencoder = Autoencoder.mlp(6, (4,), 2, rng=0)
+    for diagnostic in (active_units, mutual_information, collapse_report):
+        with pytest.raises(TypeError, match="posterior q\\(z\\|x\\), and Autoencoder has none; expected a VAE"):
+            diagnostic(autoencoder, x)
+    model = VAE.mlp(6, (4,), 2, rng=0)
+    with pytest.raises(TypeError, match="progress: expected a function"):
+        model.log_likelihood(x, k=2, progress="yes")
+    cvae = ConditionalVAE.mlp(6, (4,), 2, rng=0, n_classes=3)
+    with pytest.raises(ValueError, match=r"y: expected 8 integer labels \(one per example\), got shape \(10,\)"):
+        cvae.log_likelihood(x[:8], y=np.zeros(10, int), k=2, batch_size=4)
+    with pytest.raises(ValueError, match=r"h: expected a finite number in \(0, 0.01\], got 0"):
+        tour(model, x, h=0)
