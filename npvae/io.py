@@ -48,8 +48,9 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError):
-        raise ValueError(f"checkpoint: {path} is not an npvae checkpoint (or is truncated)") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError, RecursionError):
+        raise ValueError(f"checkpoint: {path} is not an npvae checkpoint (or is truncated, or its JSON nested "
+                         f"too deep to read)") from None
     if meta.get("format") not in (FORMAT, "npvae-checkpoint-1"):
         raise ValueError(f"checkpoint: {path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
@@ -100,7 +101,8 @@ def load_model(path, layers=()):
                          f"in code and load them with io.load_params(model, path)")
     else:
         try:
-            model = build_model(meta["spec"], rng=0, layers=layers)
+            model = build_model(meta["spec"], rng=0, layers=layers,
+                                max_parameters=sum(a.size for a in params.values()))
         except ValueError as e:
             raise ValueError(f"checkpoint: {path}: {e}") from None
     return load_params(model, params, f"checkpoint {path}")

@@ -29,6 +29,10 @@ from .models import MODELS, ConditionalVAE
 LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Flatten, nn.Reshape, nn.Identity,
                                   nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
 DTYPES = ("float32", "float64")
+# Sane limits, so that a file cannot ask for more memory or recursion than it is worth:
+MAX_DEPTH = 8  # Sequentials nested in Sequentials
+MAX_DATA_VALUES = 10**7  # numbers in one example (data_shape)
+MAX_LAYER_PARAMETERS = 10**8  # numbers in one layer's parameters
 
 
 # ----------------------------------------------------------------------------- describe
@@ -94,10 +98,26 @@ def layer_table(layers=()):
     return table
 
 
-def build_layer(spec, rng=None, where="layer", layers=()):
+def _parameter_count(cls, args):
+    """How many numbers an npvae layer of these arguments holds (0 for the others and
+    for arguments its own checks will refuse), computed before anything is allocated."""
+    def ints(*values):
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if cls is nn.Linear and ints(args.get("in_features"), args.get("out_features")):
+        return args["in_features"] * args["out_features"] + args["out_features"]
+    if cls in (nn.Conv2d, nn.ConvTranspose2d):
+        k = args.get("kernel_size")
+        k = [k, k] if isinstance(k, int) else k
+        if isinstance(k, list) and ints(args.get("in_channels"), args.get("out_channels"), *k):
+            return args["in_channels"] * args["out_channels"] * math.prod(k) + args["out_channels"]
+    return 0
+
+
+def build_layer(spec, rng=None, where="layer", layers=(), budget=None):
     """The layer (freshly initialised from ``rng``) that ``spec`` describes, or a
     ValueError naming where in the spec it is wrong; ``layers``: the classes of the
-    user's own layers that the spec may name."""
+    user's own layers that the spec may name; ``budget``: a one-item list holding how
+    many parameter numbers may still be allocated (a checkpoint's own count)."""
     table = layers if isinstance(layers, dict) else layer_table(layers)  # a dict: a table already made
     if not isinstance(spec, dict) or spec.get("layer") not in {*table, "Sequential"}:
         got = spec.get("layer") if isinstance(spec, dict) else spec
@@ -106,27 +126,39 @@ def build_layer(spec, rng=None, where="layer", layers=()):
         raise ValueError(f"{where}: expected a layer, one of {sorted({*table, 'Sequential'})}, got {got!r}{hint}")
     rng = as_rng(rng)
     if spec["layer"] == "Sequential":
+        if where.count(".") >= MAX_DEPTH:
+            raise ValueError(f"{where}: Sequentials nested deeper than {MAX_DEPTH}; expected a flatter network")
         items = _fields(spec, where, ("layer", "layers"))["layers"]
         if not isinstance(items, list) or not items:
             raise ValueError(f"{where}.layers: expected a non-empty list of layers, got {items!r}")
-        return nn.Sequential(*(build_layer(s, rng, f"{where}.{i}", table) for i, s in enumerate(items)))
+        return nn.Sequential(*(build_layer(s, rng, f"{where}.{i}", table, budget) for i, s in enumerate(items)))
     cls = table[spec["layer"]]
     signature = inspect.signature(cls).parameters
     arguments = {k for k in signature if k not in ("rng", "init", "dtype")}
     required = {k for k in arguments if signature[k].default is inspect.Parameter.empty}
     args = {k: v for k, v in _fields(spec, f"{where} ({cls.__name__})", {"layer", *required}, arguments).items()
             if k != "layer"}
+    count = _parameter_count(cls, args)
+    if count > MAX_LAYER_PARAMETERS or (budget is not None and count > budget[0]):
+        limit = MAX_LAYER_PARAMETERS if count > MAX_LAYER_PARAMETERS else budget[0]
+        raise ValueError(f"{where} ({cls.__name__}): expected at most {limit:,} parameters "
+                         f"{'in a layer' if limit == MAX_LAYER_PARAMETERS else 'left of those the file holds'}, "
+                         f"got {count:,} from {args}")
+    if budget is not None:
+        budget[0] -= count
     try:
         return cls(**args, **({"rng": rng} if "rng" in signature else {}))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} ({cls.__name__}): {e}") from None
 
 
-def build_model(spec, rng=None, layers=()):
+def build_model(spec, rng=None, layers=(), max_parameters=None):
     """The model ``spec`` describes, its weights freshly initialised from ``rng``;
-    ``layers``: the classes of the user's own layers it may name. One example is passed
-    through both networks, so that a spec whose networks do not fit together (or its data
-    shape) is refused here, not at the first batch."""
+    ``layers``: the classes of the user's own layers it may name; ``max_parameters``: how
+    many parameter numbers it may hold (a checkpoint's own count), checked layer by layer
+    before each is allocated. One example is passed through both networks, so that a spec
+    whose networks do not fit together (or its data shape) is refused here, not at the
+    first batch."""
     table = layers if isinstance(layers, dict) else layer_table(layers)
     required = ("model", "encoder", "decoder", "likelihood", "latent_dim", "data_shape", "dtype")
     spec = _fields(spec, "spec", required, ("n_classes",))
@@ -137,6 +169,8 @@ def build_model(spec, rng=None, layers=()):
     shape = spec["data_shape"]
     if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"spec.data_shape: expected a list of positive ints, got {shape!r}")
+    if math.prod(shape) > MAX_DATA_VALUES:
+        raise ValueError(f"spec.data_shape: expected at most {MAX_DATA_VALUES:,} numbers an example, got {shape}")
     lik, size = dict(spec["likelihood"]) if isinstance(spec["likelihood"], dict) else {}, math.prod(shape)
     if lik.pop("dim", size) != size:
         raise ValueError(f"spec.likelihood.dim: expected {size} (the data's size), got {spec['likelihood']['dim']!r}")
@@ -147,8 +181,9 @@ def build_model(spec, rng=None, layers=()):
     rng = as_rng(rng)
     extra = {"n_classes": spec["n_classes"]} if "n_classes" in spec else {}
     try:
-        model = MODELS[spec["model"]](build_layer(spec["encoder"], rng, "encoder", table),
-                                      build_layer(spec["decoder"], rng, "decoder", table), likelihood,
+        budget = None if max_parameters is None else [max_parameters]
+        model = MODELS[spec["model"]](build_layer(spec["encoder"], rng, "encoder", table, budget),
+                                      build_layer(spec["decoder"], rng, "decoder", table, budget), likelihood,
                                       spec["latent_dim"], shape, **extra).astype(spec["dtype"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"spec: {e}") from None

@@ -82,3 +82,39 @@ def test_the_diagnostics_and_the_evaluation_refuse_before_any_work():
         cvae.log_likelihood(x[:8], y=np.zeros(10, int), k=2, batch_size=4)
     with pytest.raises(ValueError, match=r"h: expected a finite number in \(0, 0.01\], got 0"):
         tour(model, x, h=0)
+
+
+def test_a_checkpoint_cannot_ask_for_more_memory_or_recursion_than_it_holds(tmp_path):
+    import json
+
+    model = VAE.mlp(6, (4,), 2, rng=0)
+    io.save_checkpoint(tmp_path / "c.npz", model)
+    params, _, meta = io.load_checkpoint(tmp_path / "c.npz")
+
+    def forged(edit, text=None):
+        spec = json.loads(json.dumps(meta["spec"]))
+        edit(spec)
+        arrays = {f"param/{k}": v for k, v in params.items()}
+        text = text or json.dumps({**meta, "spec": spec})
+        arrays["meta"] = np.frombuffer(text.encode(), dtype=np.uint8)
+        np.savez(tmp_path / "f.npz", **arrays)
+        return tmp_path / "f.npz"
+
+    huge = forged(lambda s: s["encoder"]["layers"][0].update(out_features=2**28))
+    with pytest.raises(ValueError, match=r"encoder.0 \(Linear\): expected at most 100,000,000 parameters in a layer"):
+        io.load_model(huge)
+    more = forged(lambda s: s["encoder"]["layers"][0].update(out_features=4000))
+    with pytest.raises(ValueError, match="expected at most .* parameters left of those the file holds"):
+        io.load_model(more)
+    image = forged(lambda s: s.update(data_shape=[1, 10**5, 10**5]))
+    with pytest.raises(ValueError, match=r"spec.data_shape: expected at most 10,000,000 numbers an example"):
+        io.load_model(image)
+
+    def nest(s, depth):
+        for _ in range(depth):
+            s["encoder"] = {"layer": "Sequential", "layers": [s["encoder"]]}
+    with pytest.raises(ValueError, match="Sequentials nested deeper than 8"):
+        io.load_model(forged(lambda s: nest(s, 20)))
+    deep = json.dumps({**meta, "spec": None}).replace('"spec": null', '"spec": ' + '[' * 100_000 + ']' * 100_000)
+    with pytest.raises(ValueError, match="is not an npvae checkpoint|nested too deep"):
+        io.load_model(forged(lambda s: None, text=deep))

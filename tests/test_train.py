@@ -131,7 +131,7 @@ def test_bad_checkpoints_are_refused(mnist, tmp_path):
     io.save_checkpoint(path, model)
     raw = path.read_bytes()
     (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(ValueError, match=r"cut.npz is not an npvae checkpoint \(or is truncated\)"):
+    with pytest.raises(ValueError, match=r"cut.npz is not an npvae checkpoint \(or is truncated"):
         io.load_checkpoint(tmp_path / "cut.npz")
     other = VAE.mlp(784, (32,), 8, "tanh", "bernoulli", rng=0)
     params, _, _ = io.load_checkpoint(path)
