@@ -48,9 +48,12 @@ def load_checkpoint(path):
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError, RecursionError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
+            RecursionError, RuntimeError, NotImplementedError, TypeError):  # a flipped byte can raise any of these
         raise ValueError(f"checkpoint: {path} is not an npvae checkpoint (or is truncated, or its JSON nested "
                          f"too deep to read)") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint: {path}: expected its metadata as a JSON object, got {type(meta).__name__}")
     if meta.get("format") not in (FORMAT, "npvae-checkpoint-1"):
         raise ValueError(f"checkpoint: {path}: expected format {FORMAT!r}, got {meta.get('format')!r}")
     params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
@@ -91,11 +94,15 @@ def load_model(path, layers=()):
     layers = layer_table(layers)  # the caller's classes, checked before the file is read
     params, _, meta = load_checkpoint(path)
     if meta["format"] == "npvae-checkpoint-1":  # the arguments of an MLP builder
-        config = dict(meta.get("model") or {})
+        config = dict(meta["model"]) if isinstance(meta.get("model"), dict) else {}
         name = config.pop("model", None)
-        if name not in MODELS:
-            raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got {meta['model']!r}")
-        model = MODELS[name].mlp(**config)
+        if not isinstance(name, str) or name not in MODELS:
+            raise ValueError(f"checkpoint: {path}: expected a model built by VAE.mlp and the like, got "
+                             f"{meta.get('model')!r}")
+        try:
+            model = MODELS[name].mlp(**config)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"checkpoint: {path}: {e}") from None
     elif meta.get("spec") is None:
         raise ValueError(f"checkpoint: {path} holds parameters only ({meta.get('spec_error')}); build the model "
                          f"in code and load them with io.load_params(model, path)")

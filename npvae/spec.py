@@ -119,7 +119,8 @@ def build_layer(spec, rng=None, where="layer", layers=(), budget=None):
     user's own layers that the spec may name; ``budget``: a one-item list holding how
     many parameter numbers may still be allocated (a checkpoint's own count)."""
     table = layers if isinstance(layers, dict) else layer_table(layers)  # a dict: a table already made
-    if not isinstance(spec, dict) or spec.get("layer") not in {*table, "Sequential"}:
+    if not isinstance(spec, dict) or not isinstance(spec.get("layer"), str) or spec["layer"] not in {*table,
+                                                                                                     "Sequential"}:
         got = spec.get("layer") if isinstance(spec, dict) else spec
         hint = (f"; a layer of your own: pass its class, layers=[{got}]" if isinstance(got, str) and got.isidentifier()
                 else "")

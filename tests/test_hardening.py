@@ -3,6 +3,8 @@ naming the argument, before any work, and a refused call changes nothing."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from npvae import io
 from npvae.diagnostics import active_units, collapse_report, mutual_information
@@ -118,3 +120,24 @@ def test_a_checkpoint_cannot_ask_for_more_memory_or_recursion_than_it_holds(tmp_
     deep = json.dumps({**meta, "spec": None}).replace('"spec": null', '"spec": ' + '[' * 100_000 + ']' * 100_000)
     with pytest.raises(ValueError, match="is not an npvae checkpoint|nested too deep"):
         io.load_model(forged(lambda s: None, text=deep))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_a_flipped_byte_or_a_cut_gives_npvaes_own_error_or_the_intact_model(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("flip")
+    model = VAE.mlp(6, (4,), 2, rng=0)
+    io.save_checkpoint(folder / "c.npz", model)
+    raw = bytearray((folder / "c.npz").read_bytes())
+    if data.draw(st.booleans(), label="cut"):
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="length")]
+    else:
+        i = data.draw(st.integers(0, len(raw) - 1), label="position")
+        raw[i] ^= data.draw(st.integers(1, 255), label="xor")
+    (folder / "bad.npz").write_bytes(bytes(raw))
+    try:
+        loaded = io.load_model(folder / "bad.npz")
+    except ValueError as e:
+        assert "checkpoint" in str(e), e
+    else:  # a flip the format cannot see (in padding or a stored value): a model all the same
+        assert set(loaded.params) == set(model.params)
