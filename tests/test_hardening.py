@@ -141,3 +141,17 @@ def test_a_flipped_byte_or_a_cut_gives_npvaes_own_error_or_the_intact_model(tmp_
         assert "checkpoint" in str(e), e
     else:  # a flip the format cannot see (in padding or a stored value): a model all the same
         assert set(loaded.params) == set(model.params)
+
+
+@pytest.mark.parametrize("build, error", [
+    (lambda: VAE.conv(channels=None), "channels: expected a tuple of integers >= 1, got None"),
+    (lambda: VAE.conv(kernel_size=2.5), "kernel_size: expected an integer >= 2, got 2.5"),
+    (lambda: VAE.conv(image_shape=None), r"image_shape: expected \(channels, height, width\), got None"),
+    (lambda: VAE.conv(latent_dim=0), "latent_dim: expected an integer >= 1, got 0"),
+    (lambda: VAE.mlp(4, (3,), 0), "latent_dim: expected an integer >= 1, got 0"),
+    (lambda: VAE.mlp(4, None, 2), "hidden: expected a tuple of integers >= 1, got None"),
+    (lambda: ConditionalVAE.mlp(4, (3,), 2, n_classes=-1), "n_classes: expected an integer >= 2, got -1"),
+])
+def test_the_builders_name_the_bad_argument(build, error):
+    with pytest.raises(ValueError, match=error):
+        build()

@@ -19,6 +19,22 @@ def check_reduction(reduction):
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
 
 
+def _sizes(values, name):
+    """Layer sizes as a tuple of ints >= 1 (an empty tuple: no hidden layer)."""
+    if not isinstance(values, (tuple, list)):
+        raise ValueError(f"{name}: expected a tuple of integers >= 1, got {values!r}")
+    return tuple(check_positive_int(v, name) for v in values)
+
+
+def _check_extra(extra):
+    """A builder's extra arguments: ``n_classes`` alone (a ConditionalVAE's)."""
+    unknown = sorted(set(extra) - {"n_classes"})
+    if unknown:
+        raise TypeError(f"unexpected arguments {unknown}; a builder's extra argument is n_classes (ConditionalVAE)")
+    if "n_classes" in extra:
+        check_positive_int(extra["n_classes"], "n_classes", 2)
+
+
 def summed(model, loss, n):
     """The batch mean's loss and gradients as the batch sum's: each times n."""
     for g in model.grads.values():
@@ -89,8 +105,12 @@ class LatentModel(Container):
         labels join both inputs)."""
         dtype, rng = check_float_dtype(dtype), as_rng(rng)
         input_dim = check_positive_int(input_dim, "input_dim")
-        enc = tuple(hidden if encoder_hidden is None else encoder_hidden)
-        dec = tuple(hidden if decoder_hidden is None else decoder_hidden)
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
+        _check_extra(extra)
+        enc = _sizes(hidden if encoder_hidden is None else encoder_hidden,
+                     "hidden" if encoder_hidden is None else "encoder_hidden")
+        dec = _sizes(hidden if decoder_hidden is None else decoder_hidden,
+                     "hidden" if decoder_hidden is None else "decoder_hidden")
         lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
         encoder = mlp([input_dim + n_labels, *enc, cls.codes_per_latent * latent_dim], activation, rng, init)
@@ -120,8 +140,13 @@ class LatentModel(Container):
         the encoder as ``n_classes`` constant channels and the decoder beside z.
         ``init`` as for :meth:`mlp`."""
         dtype, rng = check_float_dtype(dtype), as_rng(rng)
-        if len(image_shape) != 3:
+        if not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3:
             raise ValueError(f"image_shape: expected (channels, height, width), got {image_shape!r}")
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
+        _check_extra(extra)
+        channels = _sizes(channels, "channels")  # how many: conv_encoder's to check
+        for k in kernel_size if isinstance(kernel_size, (tuple, list)) else [kernel_size]:
+            check_positive_int(k, "kernel_size", 2)
         c, h, w = image_shape = tuple(check_positive_int(s, "image_shape") for s in image_shape)
         lik = make_likelihood(likelihood, math.prod(image_shape), **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
