@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import kernels
-from .checks import check_array, check_unit_interval
+from .checks import check_array, check_number, check_unit_interval
 from .constants import LOG_2PI
 from .nn.module import Module
 
@@ -153,6 +153,8 @@ class _GaussianBase(Likelihood):
     mean_activation = "identity"  # how the decoder's output becomes the mean (GaussianDecoderVar: a choice)
 
     def __init__(self, logvar_floor=None):
+        if logvar_floor is not None:
+            logvar_floor = check_number(logvar_floor, "logvar_floor")
         super().__init__()
         self.logvar_floor = logvar_floor
 

@@ -3,6 +3,7 @@ clipping, per-epoch train and validation ELBO, checkpoints, resume. The settings
 checked against ``npvae.settings.TRAINING``; the run's bookkeeping is ``npvae.run.Run``."""
 
 import contextlib
+import json
 import os
 
 import numpy as np
@@ -144,7 +145,8 @@ def resumed(run, checkpoint):
     if epoch > run.settings["epochs"]:
         raise ValueError(f"epochs: the checkpoint's run has done {epoch} epochs; expected epochs >= {epoch} to go on "
                          f"from it, got {run.settings['epochs']}")
-    if state.get("lr_schedule", run.schedule) != run.schedule:
+    schedule = json.loads(json.dumps(run.schedule))  # as the checkpoint holds it (a tuple comes back a list)
+    if state.get("lr_schedule", schedule) != schedule:
         raise ValueError(f"lr_schedule: the checkpoint's run used {state['lr_schedule']}, got {run.schedule}")
     ours, theirs = shared_settings(run.settings), state.get("settings") or {}
     changed = sorted(k for k, v in theirs.items() if k in ours and ours[k] != v)

@@ -155,3 +155,23 @@ def test_a_flipped_byte_or_a_cut_gives_npvaes_own_error_or_the_intact_model(tmp_
 def test_the_builders_name_the_bad_argument(build, error):
     with pytest.raises(ValueError, match=error):
         build()
+
+
+def test_layer_and_likelihood_arguments_of_the_wrong_type_are_refused():
+    from npvae import nn
+    from npvae.distributions import make_likelihood
+
+    with pytest.raises(ValueError, match="shape: expected an integer >= 1, got 2.5"):
+        nn.Reshape([2.5, 3])
+    with pytest.raises(ValueError, match="alpha: expected a finite number"):
+        nn.LeakyReLU(float("nan"))
+    with pytest.raises(ValueError, match="logvar_floor: expected a finite number"):
+        make_likelihood("gaussian_learned_var", 4, logvar_floor=float("nan"))
+
+
+def test_a_stages_schedule_given_as_a_tuple_resumes(tmp_path):
+    schedule = {"name": "stages", "epochs": (1, 1), "factor": 0.5}
+    fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=1, lr_schedule=schedule, checkpoint_dir=tmp_path, log=None)
+    history = fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=2, lr_schedule=schedule, checkpoint_dir=tmp_path,
+                  resume=tmp_path / "checkpoint.npz", log=None)
+    assert history["lr"] == [1e-3, 5e-4]

@@ -1,7 +1,7 @@
 """Elementwise activations. Each backward is ``dx = dy * f'(x)``; the docstrings give f'."""
 
 from .. import kernels
-from ..checks import check_array
+from ..checks import check_array, check_number
 from .module import Module
 
 
@@ -12,7 +12,7 @@ class Activation(Module):
 
     def __init__(self, alpha=0.0):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = check_number(alpha, "alpha")  # a finite slope (NaN would pass every check downstream)
 
     def forward(self, x):
         check_array(x, "x")

@@ -2,7 +2,7 @@
 
 import math
 
-from ..checks import check_array
+from ..checks import check_array, check_positive_int
 from .module import Module
 
 
@@ -26,9 +26,9 @@ class Reshape(Module):
 
     def __init__(self, shape):
         super().__init__()
-        self.shape = tuple(int(s) for s in shape)
-        if not self.shape or min(self.shape) < 1:
+        if not isinstance(shape, (tuple, list)) or not shape:
             raise ValueError(f"shape: expected a tuple of positive ints, got {shape!r}")
+        self.shape = tuple(check_positive_int(s, "shape") for s in shape)
         self.size = math.prod(self.shape)
 
     def forward(self, x):
