@@ -167,7 +167,8 @@ def iwae_stages(n_stages=8, passes=None):
 
 def lr_schedule(schedule):
     """``schedule`` as the dict it means: None or "constant"; "iwae" (:func:`iwae_stages`);
-    "cosine" (to 0 over the run); or a dict {"name": ..., arguments} (``"stages"``:
+    "cosine" (to 0 over the run; a resume that extends the run keeps the first run's
+    span and stays at the end value after it); or a dict {"name": ..., arguments} (``"stages"``:
     ``epochs`` per stage and the ``factor`` from one to the next; ``"exponential"``:
     lr gamma^step; ``"cosine"``: from lr to ``lr_min``)."""
     if schedule is None or schedule == "constant":

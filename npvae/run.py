@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from . import io, kernels
+from .models import VAE
 from .optim import lr_schedule
 from .settings import lr_schedule_argument, shared_settings
 
@@ -27,8 +28,9 @@ class Run:
     a checkpoint must carry for a bit-for-bit resume: the history, the random
     generator and the settings."""
 
-    def __init__(self, model, opt, rng, settings, path=None, log=print, history=None, start=0):
+    def __init__(self, model, opt, rng, settings, path=None, log=print, history=None, start=0, horizon=None):
         self.model, self.opt, self.rng, self.settings, self.path, self.log = model, opt, rng, settings, path, log
+        self.horizon = horizon  # the steps a schedule spans: the first run's, kept when a resume extends it
         self.schedule = lr_schedule(lr_schedule_argument(settings))
         self.start = start  # the epochs a resumed run had done
         self.history = history or {k: [] for k in HISTORY_KEYS}
@@ -73,7 +75,7 @@ class Run:
             self.check_finite(epoch, step)
             io.save_checkpoint(self.path, self.model, self.opt, {
                 "epoch": epoch, "history": self.history, "rng": self.rng.bit_generator.state, "position": position,
-                "lr_schedule": self.schedule, "settings": shared_settings(self.settings)})
+                "lr_schedule": self.schedule, "lr_horizon": self.horizon, "settings": shared_settings(self.settings)})
 
     # ---------------------------------------------------------------- history and log
     def record(self, epoch, lr, beta, train, val, diagnostics=None):
@@ -95,8 +97,11 @@ class Run:
         # the first epoch pays for compilation: the ETA uses the later ones when there are any
         epochs, done = self.settings["epochs"], epoch - self.start
         rate = elapsed / done if done == 1 else (elapsed - self.first_epoch_seconds) / (done - 1)
-        val_text = "" if val["elbo"] is None else f"  val elbo {val['elbo']:9.3f}"
-        return (f"epoch {epoch:3d}/{epochs}  train elbo {train[0]:9.3f}  kl {train[2]:7.3f}{val_text}"
+        # a model without a posterior has no ELBO: its number is log p(x|z) (the history's train_elbo)
+        term = "elbo" if isinstance(self.model, VAE) else "log p(x|z)"
+        val_text = "" if val["elbo"] is None else f"  val {term} {val['elbo']:9.3f}"
+        kl_text = f"  kl {train[2]:7.3f}" if isinstance(self.model, VAE) else ""
+        return (f"epoch {epoch:3d}/{epochs}  train {term} {train[0]:9.3f}{kl_text}{val_text}"
                 f"  {self.seconds_before + elapsed:7.1f}s elapsed  eta {rate * (epochs - epoch):6.1f}s")
 
 

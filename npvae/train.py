@@ -74,6 +74,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
     x_fit = kernels.ops.to_device(x) if resident else x
     n, batch_size, epochs = len(x), s["batch_size"], s["epochs"]
     steps_per_epoch = -(-n // batch_size)
+    run.horizon = run.horizon or epochs * steps_per_epoch  # a resumed run keeps its first run's
     with deferred_interrupt() as interrupted, _back_to_host(model, resident):
         for epoch in range(run.start + 1, epochs + 1):
             order, done, sums = (run.rng.permutation(n), 0, np.zeros(3)) if position is None else (
@@ -85,7 +86,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
                 xb = kernels.ops.binarize(xb, run.rng) if s["binarize"] else xb
                 beta = s["beta"] * SCHEDULES[s["anneal"]](opt.t, s["anneal_steps"]) if s["anneal"] != "constant" \
                     else s["beta"]
-                opt.lr = scheduled_lr(s["lr"], run.schedule, epoch, opt.t, epochs * steps_per_epoch)
+                opt.lr = scheduled_lr(s["lr"], run.schedule, epoch, opt.t, run.horizon)
                 stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta)
                 sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"], stats.get("kl", 0.0)])
                 if interrupted():
@@ -158,7 +159,11 @@ def resumed(run, checkpoint):
     io.load_params(run.model, params, f"checkpoint {checkpoint}")
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
-    resumed_run = Run(run.model, run.opt, rng, run.settings, run.path, run.log, state["history"], state["epoch"])
+    horizon = state.get("lr_horizon")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+        raise ValueError(f"resume: {checkpoint}: expected the schedule's horizon as an integer >= 1, got {horizon!r}")
+    resumed_run = Run(run.model, run.opt, rng, run.settings, run.path, run.log, state["history"], state["epoch"],
+                      horizon)
     return resumed_run, state.get("position")
 
 

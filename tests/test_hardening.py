@@ -175,3 +175,32 @@ def test_a_stages_schedule_given_as_a_tuple_resumes(tmp_path):
     history = fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=2, lr_schedule=schedule, checkpoint_dir=tmp_path,
                   resume=tmp_path / "checkpoint.npz", log=None)
     assert history["lr"] == [1e-3, 5e-4]
+
+
+def test_an_extended_cosine_run_continues_its_schedule_instead_of_jumping_back(tmp_path):
+    first = fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=4, batch_size=10, lr_schedule="cosine",
+                checkpoint_dir=tmp_path, log=None)
+    history = fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=6, batch_size=10, lr_schedule="cosine",
+                  checkpoint_dir=tmp_path, resume=tmp_path / "checkpoint.npz", log=None)
+    assert history["lr"][:4] == first["lr"] and first["lr"] == sorted(first["lr"], reverse=True)
+    assert history["lr"][4:] == [0.0, 0.0]  # at lr_min after the first run's span, not back up
+
+
+def test_an_autoencoders_log_calls_its_term_log_px():
+    lines = []
+    fit(Autoencoder.mlp(6, (4,), 2, rng=0), data(), epochs=1, log=lines.append)
+    assert "train log p(x|z)" in lines[0] and "elbo" not in lines[0] and " kl " not in lines[0]
+
+
+def test_a_resumed_command_refuses_a_changed_setting_and_a_config_list_where_a_number_belongs(tmp_path, capsys):
+    from npvae.cli import main
+
+    run = ["train", "--hidden", "8", "--latent", "2", "--train-size", "100", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(run) == 0
+    before = (tmp_path / "run.json").read_bytes()
+    assert main([*run[:-4], "--epochs", "2", "--lr", "0.01", "--out", str(tmp_path), "--resume"]) == 2
+    assert "--lr: the run in" in capsys.readouterr().err and (tmp_path / "run.json").read_bytes() == before
+    config = tmp_path / "c.json"
+    config.write_text('{"lr": [0.1, 0.2]}')
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "other")]) == 2
+    assert "argument --lr: expected a number > 0, got '0.1,0.2'" in capsys.readouterr().err
