@@ -23,16 +23,17 @@ HISTORY_KEYS = ("epoch", "lr", "beta", "train_elbo", "train_log_px", "train_kl",
 
 
 class Run:
-    """One run of ``fit``: ``model`` and its optimiser ``opt``, checkpoints at ``path``
-    (None: none), ``log`` a function taking a line (None: silent). ``state`` holds what
-    a checkpoint must carry for a bit-for-bit resume: the history, the random
-    generator and the settings."""
+    """One run of ``fit``: ``model`` and its optimiser ``opt``, the random generator
+    ``rng``, the checked ``settings``, checkpoints at ``path`` (None: none), ``log`` a
+    function taking a line (None: silent). A checkpoint carries what a bit-for-bit
+    resume needs: the history, the generator's state, the schedule and its span, the
+    settings; ``start`` is the epochs a resumed run had done."""
 
     def __init__(self, model, opt, rng, settings, path=None, log=print, history=None, start=0, horizon=None):
         self.model, self.opt, self.rng, self.settings, self.path, self.log = model, opt, rng, settings, path, log
         self.horizon = horizon  # the steps a schedule spans: the first run's, kept when a resume extends it
         self.schedule = lr_schedule(lr_schedule_argument(settings))
-        self.start = start  # the epochs a resumed run had done
+        self.start = start
         self.history = history or {k: [] for k in HISTORY_KEYS}
         if settings["diagnostics_every"]:
             self.history.setdefault("active_units", [])

@@ -84,8 +84,8 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
                 idx = order[start : start + batch_size]
                 xb = kernels.ops.take_rows(x_fit, idx)
                 xb = kernels.ops.binarize(xb, run.rng) if s["binarize"] else xb
-                beta = s["beta"] * SCHEDULES[s["anneal"]](opt.t, s["anneal_steps"]) if s["anneal"] != "constant" \
-                    else s["beta"]
+                anneal = SCHEDULES[s["anneal"]](opt.t, s["anneal_steps"]) if s["anneal"] != "constant" else 1.0
+                beta = s["beta"] * anneal
                 opt.lr = scheduled_lr(s["lr"], run.schedule, epoch, opt.t, run.horizon)
                 stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta)
                 sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"], stats.get("kl", 0.0)])
