@@ -141,8 +141,14 @@ def gaussian_mixture_sample(n, weights, means, covariances, seed=0):
     if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
         raise ValueError(f"weights: expected non-negative numbers summing to 1, got {weights}")
     n, rng = check_positive_int(n, "n"), np.random.default_rng(seed)
+    if not np.isfinite(means).all() or not np.isfinite(covariances).all():
+        raise ValueError("means, covariances: expected finite values, got NaN or inf")
+    try:
+        chol = np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        raise ValueError("covariances: expected symmetric positive-definite matrices, got one whose Cholesky "
+                         "factorisation fails") from None
     labels = rng.choice(K, size=n, p=weights)
-    chol = np.linalg.cholesky(covariances)  # raises LinAlgError for a non-positive-definite covariance
     x = means[labels] + np.einsum("nij,nj->ni", chol[labels], rng.standard_normal((n, D)))
     return x, labels
 

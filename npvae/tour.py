@@ -32,6 +32,7 @@ from .distributions import kl_standard_normal_grad
 from .files import save_json
 from .gradcheck import compare
 from .models import VAE
+from .models.base import LatentModel
 from .nn.activations import Activation
 from .nn.sequential import Sequential
 from .plots import plt, save
@@ -79,6 +80,9 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     ``fd_entries`` random entries of each parameter. Returns a JSON-able dict:
     ``layers`` (from the loss back to the input), ``loss``, ``encoder_output_split``
     (for a VAE). ``format_tour`` prints it as a table, ``plot_tour`` draws it."""
+    if not isinstance(model, LatentModel):
+        raise TypeError(f"model: the tour follows a model's loss (a VAE, ConditionalVAE or Autoencoder), got "
+                        f"{type(model).__name__}; check a single layer with npvae.testing.assert_layer_contract")
     fd_entries = check_positive_int(fd_entries, "fd_entries")
     h = check_number(h, "h", 0, 1e-2, low_open=True)
     if not model.params:

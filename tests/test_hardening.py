@@ -204,3 +204,59 @@ def test_a_resumed_command_refuses_a_changed_setting_and_a_config_list_where_a_n
     config.write_text('{"lr": [0.1, 0.2]}')
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "other")]) == 2
     assert "argument --lr: expected a number > 0, got '0.1,0.2'" in capsys.readouterr().err
+
+
+def test_the_tour_refuses_a_bare_layer_and_a_bad_covariance_is_named():
+    from npvae import nn
+    from npvae.datasets import gaussian_mixture_sample
+
+    with pytest.raises(TypeError, match="model: the tour follows a model's loss .* got Linear"):
+        tour(nn.Linear(6, 2), data())
+    with pytest.raises(ValueError, match="covariances: expected symmetric positive-definite"):
+        gaussian_mixture_sample(10, [1.0], [[0.0, 0.0]], [-np.eye(2)])
+
+
+def test_a_schedule_holding_a_numpy_scalar_is_refused_before_the_first_epoch(tmp_path):
+    model = VAE.mlp(6, (4,), 2, rng=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="settings: expected JSON-able values"):
+        fit(model, data(), epochs=1, lr_schedule={"name": "exponential", "gamma": np.float32(0.9)},
+            checkpoint_dir=tmp_path, log=None)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())
+    import os
+    assert not os.listdir(tmp_path)
+
+
+# Malformed specs and schedules, drawn: the only outcome is npvae's own ValueError (or
+# TypeError for a value of the wrong type) naming where, never another exception.
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-3, 2**40) | st.floats(allow_nan=True)
+                           | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_malformed_spec_gives_npvaes_own_error(data):
+    from npvae.spec import build_model, model_spec
+
+    spec = model_spec(VAE.mlp(6, (4,), 2, rng=0))
+    path = data.draw(st.sampled_from([("encoder",), ("decoder", "layers", 0), ("encoder", "layers", 1),
+                                      ("likelihood",), ("latent_dim",), ("data_shape",), ("dtype",), ("model",),
+                                      ("decoder", "layers", 0, "in_features"), ("encoder", "layers", 0, "layer")]))
+    node = spec
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = data.draw(json_values)
+    try:
+        build_model(spec, rng=0, max_parameters=10**4)
+    except (ValueError, TypeError) as e:
+        assert str(e), e
+
+
+@settings(max_examples=40, deadline=None)
+@given(json_values)
+def test_a_malformed_schedule_gives_npvaes_own_error(schedule):
+    try:
+        fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=1, lr_schedule=schedule, log=None)
+    except (ValueError, TypeError) as e:
+        assert "lr_schedule" in str(e) or "settings" in str(e), e
