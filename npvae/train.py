@@ -140,6 +140,10 @@ def resumed(run, checkpoint):
     if missing:
         raise ValueError(f"resume: {checkpoint} holds no training state ({', '.join(missing)} missing); it was "
                          f"written by io.save_checkpoint, not by fit: load it with io.load_model instead")
+    history = state["history"]
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()) \
+            or not isinstance(history.get("seconds"), list):
+        raise ValueError(f"resume: {checkpoint}: expected the history as lists by name, got {type(history).__name__}")
     epoch = state["epoch"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"resume: {checkpoint}: expected the epochs done as an integer >= 0, got {epoch!r}")
@@ -155,13 +159,16 @@ def resumed(run, checkpoint):
         was = ", ".join(f"{k}={theirs[k]!r}" for k in changed)
         got = ", ".join(f"{k}={ours[k]!r}" for k in changed)
         raise ValueError(f"resume: the checkpoint's run used {was}; got {got} (only {', '.join(RESUMABLE)} may change)")
-    run.opt.load_state_dict(optim_state)  # both checked before the model changes: a refused resume changes nothing
-    io.load_params(run.model, params, f"checkpoint {checkpoint}")
     rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
+    try:
+        rng.bit_generator.state = state["rng"]
+    except (TypeError, ValueError, KeyError):
+        raise ValueError(f"resume: {checkpoint}: its random generator's state is not one numpy can take") from None
     horizon = state.get("lr_horizon")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
         raise ValueError(f"resume: {checkpoint}: expected the schedule's horizon as an integer >= 1, got {horizon!r}")
+    run.opt.load_state_dict(optim_state)  # both checked before the model changes: a refused resume changes nothing
+    io.load_params(run.model, params, f"checkpoint {checkpoint}")
     resumed_run = Run(run.model, run.opt, rng, run.settings, run.path, run.log, state["history"], state["epoch"],
                       horizon)
     return resumed_run, state.get("position")

@@ -260,3 +260,20 @@ def test_a_malformed_schedule_gives_npvaes_own_error(schedule):
         fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=1, lr_schedule=schedule, log=None)
     except (ValueError, TypeError) as e:
         assert "lr_schedule" in str(e) or "settings" in str(e), e
+
+
+@pytest.mark.parametrize("key, value, error", [
+    ("history", [1, 2], "expected the history as lists by name, got list"),
+    ("rng", {"bit_generator": "nonsense"}, "its random generator's state is not one numpy can take"),
+    ("lr_horizon", -1, "expected the schedule's horizon as an integer >= 1, got -1"),
+])
+def test_a_tampered_training_state_is_refused_and_the_model_left_alone(tmp_path, key, value, error):
+    fit(VAE.mlp(6, (4,), 2, rng=0), data(), epochs=1, checkpoint_dir=tmp_path, log=None)
+    params, _, meta = io.load_checkpoint(tmp_path / "checkpoint.npz")
+    meta["state"][key] = value
+    io.save_checkpoint(tmp_path / "t.npz", io.load_params(VAE.mlp(6, (4,), 2, rng=0), params), state=meta["state"])
+    model = VAE.mlp(6, (4,), 2, rng=1)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match=error):
+        fit(model, data(), epochs=2, resume=tmp_path / "t.npz", log=None)
+    assert all(np.array_equal(before[k], v) for k, v in model.params.items())
