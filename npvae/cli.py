@@ -13,11 +13,10 @@ import os
 import sys
 import tomllib
 
-import numpy as np
 
 from . import __version__, kernels
 from .commands import demo, evaluate, gradient_tour, plot, sample, train
-from .settings import CONFIG_KEYS, RUN, TRAINING
+from .settings import CONFIG_KEYS, RUN, TRAINING, Setting
 
 
 # ----------------------------------------------------------------------------- parser
@@ -38,20 +37,6 @@ class _Parser(argparse.ArgumentParser):
             if close and close[0] != word:
                 return f"; did you mean {close[0]}?"
         return ""
-
-
-def _at_least(minimum, kind=int, open_=False):
-    """An argparse type: a number >= ``minimum`` (> with ``open_``)."""
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not np.isfinite(value) or (value <= minimum if open_ else value < minimum):
-            what = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {what} {'>' if open_ else '>='} {minimum}, got {text!r}")
-        return value
-    return parse
 
 
 def _int_list(minimum=1):
@@ -77,6 +62,11 @@ def _number(setting):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {setting.expects()}, got {text!r}") from None
     return parse
+
+
+def _positive_int(minimum):
+    """An argparse type for a flag outside the settings table: an integer >= ``minimum``."""
+    return _number(Setting("value", "int", None, "", low=minimum))
 
 
 def _add_setting(p, setting):
@@ -146,7 +136,7 @@ def _backend_flag(p):
 
 
 def _int_flag(p, flag, default, minimum, helptext):
-    p.add_argument(flag, type=_at_least(minimum), default=default, help=f"{helptext} (default: {default})")
+    p.add_argument(flag, type=_positive_int(minimum), default=default, help=f"{helptext} (default: {default})")
 
 
 def build_parser():
@@ -194,7 +184,7 @@ def build_parser():
         p.set_defaults(run=fn)
         if name == "eval":
             _int_flag(p, "--k", 1000, 1, "importance samples per example")
-            p.add_argument("--n", type=_at_least(1), default=None, help="test examples (default: the whole test set)")
+            p.add_argument("--n", type=_positive_int(1), default=None, help="test examples (default: the whole test set)")
             p.add_argument("--json", help="also write the numbers to this JSON file (default: none)")
         elif name == "sample":
             _int_flag(p, "--n", 100, 1, "how many")
