@@ -13,7 +13,6 @@ import os
 import sys
 import tomllib
 
-
 from . import __version__, kernels
 from .commands import demo, evaluate, gradient_tour, plot, sample, train
 from .settings import CONFIG_KEYS, RUN, TRAINING, Setting
