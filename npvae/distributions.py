@@ -4,8 +4,9 @@
   so the variance is ``exp(logvar)`` and the standard deviation ``exp(logvar / 2)``.
 * p(z) = N(0, I).
 * p(x|z): a likelihood whose parameters the decoder outputs (``Bernoulli``,
-  ``Gaussian`` with fixed sigma, ``GaussianLearnedVar`` with a free per-dimension
-  log-variance, ``GaussianDecoderVar`` whose log-variance the decoder outputs too).
+  ``ContinuousBernoulli`` for grey levels in [0, 1], ``Gaussian`` with fixed sigma,
+  ``GaussianLearnedVar`` with a free per-dimension log-variance, ``GaussianDecoderVar``
+  whose log-variance the decoder outputs too).
 
 Log-densities are summed over dimensions and returned per example (nats).
 """
@@ -143,6 +144,100 @@ class Bernoulli(Likelihood):
 
     def sample(self, logits, rng):
         return (rng.random(logits.shape) < expit(logits)).astype(logits.dtype)
+
+
+# |logit| below which the continuous Bernoulli's log-normaliser and its derivative use
+# their Taylor series: there the closed forms divide two small numbers (0/0 at l = 0),
+# while the series' next terms are under 1e-12 of the value.
+SERIES_BELOW = 0.03
+
+
+def cb_log_normaliser(logits):
+    """log C for the continuous Bernoulli (Loaiza-Ganem & Cunningham, "The continuous
+    Bernoulli: fixing a pervasive error in variational autoencoders", 2019), in logits
+    l = log(lambda / (1 - lambda)), in float64. With 1 - 2 lambda = -tanh(l/2) and
+    atanh(1 - 2 lambda) = -l/2, their C(lambda) = 2 atanh(1 - 2 lambda) / (1 - 2 lambda)
+    becomes ``C = l / tanh(l/2)``, even in l, with C -> 2 at l = 0; and, u = l/2,
+    log(u coth u) = u^2/3 - 7u^4/90 + 62u^6/2835 - ...::
+
+        log C = log 2 + l^2/12 - 7 l^4/1440 + 31 l^6/90720 + O(l^8)   (|l| < SERIES_BELOW)
+    """
+    a = np.abs(np.asarray(logits, dtype=np.float64))
+    small = a < SERIES_BELOW
+    safe = np.where(small, 1.0, a)
+    l2 = a * a
+    series = np.log(2.0) + l2 / 12 - 7 * l2 * l2 / 1440 + 31 * l2**3 / 90720
+    return np.where(small, series, np.log(safe) - np.log(np.tanh(safe / 2)))
+
+
+def cb_log_normaliser_grad(logits):
+    """d log C / d l = 1/l - 1/sinh(l) (odd in l), the sinh written with exp(-|l|) so that
+    nothing overflows; below SERIES_BELOW, the series' derivative
+    l/6 - 7 l^3/360 + 31 l^5/15120."""
+    l = np.asarray(logits, dtype=np.float64)
+    a = np.abs(l)
+    small = a < SERIES_BELOW
+    safe = np.where(small, 1.0, a)
+    direct = 1 / safe - 2 * np.exp(-safe) / -np.expm1(-2 * safe)
+    series = a / 6 - 7 * a**3 / 360 + 31 * a**5 / 15120
+    return np.sign(l) * np.where(small, series, direct)
+
+
+class ContinuousBernoulli(Likelihood):
+    """p(x|z) = prod_d C(l_d) lambda_d^x_d (1 - lambda_d)^(1 - x_d) on x in [0, 1] with
+    lambda = sigmoid(l): the Bernoulli's kernel made a density on the grey levels by its
+    normaliser C (``cb_log_normaliser``), so grey-level data get a proper likelihood::
+
+        log p     = sum_d [x_d l_d - softplus(l_d) + log C(l_d)]
+        d/d l_d   = x_d - sigmoid(l_d) + 1/l_d - 1/sinh(l_d)
+
+    Its mean is lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) = sigmoid(l) /
+    tanh(l/2) - 1/l (1/2 + l/12 - l^3/720 + l^5/30240 near 0), not lambda; samples come from the
+    inverse CDF, x = log(1 + u (e^l - 1)) / l for u ~ U(0, 1), and stay in [0, 1].
+    """
+
+    name = "continuous_bernoulli"
+
+    def check_data(self, x, name="x"):
+        return check_unit_interval(x, name, "for a continuous Bernoulli likelihood")
+
+    def log_prob(self, x, logits):
+        return self.log_prob_and_grad(x, logits)[0]
+
+    def log_prob_and_grad(self, x, logits):
+        check_array(x, "x", shape=logits.shape, dtype=logits.dtype)
+        bernoulli, dbernoulli = kernels.ops.bernoulli_log_prob_grad(x, logits)
+        log_c = cb_log_normaliser(kernels.to_host(logits))
+        log_p = kernels.to_host(bernoulli) + log_c.sum(axis=-1)
+        grad = kernels.to_host(dbernoulli) + cb_log_normaliser_grad(kernels.to_host(logits))
+        return log_p.astype(logits.dtype), grad.astype(logits.dtype)
+
+    def mean(self, logits):
+        l = np.asarray(logits, dtype=np.float64)
+        small = np.abs(l) < SERIES_BELOW
+        safe = np.where(small, 1.0, l)
+        direct = expit(safe) / np.tanh(safe / 2) - 1 / safe
+        return np.where(small, 0.5 + l / 12 - l**3 / 720 + l**5 / 30240, direct).astype(logits.dtype)
+
+    def std(self, logits):
+        """sqrt(Var): Var = lambda (lambda - 1) / (1 - 2 lambda)^2 + 1 / (2 atanh(1 -
+        2 lambda))^2 = 1/l^2 - 1/(4 sinh^2(l/2)) (1/12 - l^2/240 + l^4/6048 near 0)."""
+        l = np.asarray(logits, dtype=np.float64)
+        small = np.abs(l) < SERIES_BELOW
+        safe = np.where(small, 1.0, l)
+        e = np.exp(-np.abs(safe))  # 1 / (4 sinh^2(l/2)) = e^-|l| / (1 - e^-|l|)^2, which cannot overflow
+        var = np.where(small, 1 / 12 - l**2 / 240 + l**4 / 6048, 1 / safe**2 - e / np.expm1(-np.abs(safe)) ** 2)
+        return np.sqrt(np.maximum(var, 0)).astype(logits.dtype)
+
+    def sample(self, logits, rng):
+        l = np.asarray(logits, dtype=np.float64)
+        u = rng.random(l.shape)
+        small = np.abs(l) < 1e-6
+        safe = np.where(small, 1.0, l)
+        # l > 0: log(1 + u (e^l - 1)) = l + log(u + (1 - u) e^-l), which cannot overflow
+        x = np.where(safe > 0, 1 + np.log(u + (1 - u) * np.exp(-np.abs(safe))) / safe,
+                     np.log1p(u * np.expm1(-np.abs(safe))) / safe)
+        return np.clip(np.where(small, u, x), 0, 1).astype(logits.dtype)
 
 
 class _GaussianBase(Likelihood):
@@ -283,7 +378,7 @@ class GaussianDecoderVar(_GaussianBase):
         return np.concatenate([dmu, dlogvar], axis=-1)
 
 
-LIKELIHOODS = {c.name: c for c in (Bernoulli, Gaussian, GaussianLearnedVar, GaussianDecoderVar)}
+LIKELIHOODS = {c.name: c for c in (Bernoulli, ContinuousBernoulli, Gaussian, GaussianLearnedVar, GaussianDecoderVar)}
 
 
 def make_likelihood(name, dim, **kwargs):
