@@ -66,6 +66,10 @@ EXAMPLES = {
                 lambda r: f"test log p(x): pPCA {r['ppca_test']:.1f}, VAE {r['vae_test']:.1f} nats"),
     "latent_classification": ("logistic regression on pixels, PCA, pPCA, autoencoder and VAE codes against "
                               "the number of labels", lambda r: _accuracies(r)),
+    "bounded_likelihood": ("grey levels: a Gaussian decoder's samples leave [0, 1], the continuous Bernoulli's do not",
+                           lambda r: "test log p(x) " + " / ".join(f"{v['test_log_likelihood']:.0f}" for v in
+                                                                   r["models"].values())
+                                     + f" nats (MNIST, Frey; Gaussian / CB; k = {r['k']})"),
 }
 
 

@@ -29,6 +29,7 @@ OUTPUTS = {
     "gmm_em": ["ellipses.png", "curves.png"],
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],
     "latent_classification": ["accuracy.png"],
+    "bounded_likelihood": ["samples_mnist.png", "samples_frey.png"],
 }
 
 
