@@ -1,7 +1,5 @@
 """The dense layer: a product, the bias and the activation, and their gradients."""
 
-import numpy as np
-
 from .activations import activation_backward, activation_forward
 from .arrays import refuse_shapes
 
