@@ -147,11 +147,24 @@ def test_every_op_has_a_conformance_case():
         assert isinstance(cases(op, rng, np.float64, "tanh", geometry, transposed), tuple), op
 
 
-@pytest.mark.parametrize("op", reference.OPS)
-@pytest.mark.parametrize("backend", BACKENDS)
-@settings(max_examples=3)
-@given(seed=seeds, dtype=st.sampled_from([np.float64, np.float32]), kind=st.sampled_from(KIND),
-       geometry=conv_geometries(max_size=6), transposed_geometry=conv_geometries(max_size=5, transposed=True))
-def test_every_op_equals_the_reference(backend, op, seed, dtype, kind, geometry, transposed_geometry):
+drawn = dict(seed=seeds, dtype=st.sampled_from([np.float64, np.float32]), kind=st.sampled_from(KIND),
+             geometry=conv_geometries(max_size=6), transposed_geometry=conv_geometries(max_size=5, transposed=True))
+
+
+def agrees(backend, op, seed, dtype, kind, geometry, transposed_geometry):
     args = cases(op, np.random.default_rng(seed), dtype, kind, geometry, transposed_geometry)
     assert_backends_agree(op, args, backends=("numpy", backend), **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("op", reference.OPS)
+@settings(max_examples=3)
+@given(**drawn)
+def test_every_numba_op_equals_the_reference(op, **case):
+    agrees("numba", op, **case)
+
+
+@pytest.mark.parametrize("op", reference.OPS)
+@settings(max_examples=2)  # the simulator runs each GPU thread as a Python thread
+@given(**drawn)
+def test_every_cuda_op_equals_the_reference(op, **case):
+    agrees("cuda", op, **case)

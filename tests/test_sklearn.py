@@ -21,7 +21,6 @@ from npvae.transformer import VAETransformer
 
 ESTIMATORS = {
     "gmm": lambda: GaussianMixture(2, random_state=0),
-    "gmm_diag": lambda: GaussianMixture(2, covariance_type="diag", random_state=0),
     "ppca": lambda: PPCA(1),
     "ppca_em": lambda: PPCA(1, method="em", random_state=0),
     "vae": lambda: VAETransformer(epochs=2, hidden=(8,), random_state=0),
