@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npvae
-from npvae.testing import KERNEL_TOLERANCE, assert_close, away_from_kinks, conv_cases, laid_out, seeds
+from npvae.testing import KERNEL_TOLERANCE, assert_close, away_from_kinks, laid_out, seeds
 from npvae.kernels import cpu, reference
 from npvae.models import VAE
 
@@ -324,89 +324,3 @@ def test_every_model_runs_on_the_numba_backend(numba_backend):
         assert np.isfinite(loss)
     conv = Conv2d(1, 2, 3, rng=0)
     assert conv.forward(np.ones((2, 1, 5, 5), dtype=np.float32)).shape == (2, 2, 3, 3)
-
-
-def conv_arrays(rng, cfg, dtype, transposed_conv, contiguous):
-    """x, W, b for a conv (or a transposed conv) of ``cfg``; x non-contiguous unless asked."""
-    shape = (cfg["n"], cfg["c_in"], cfg["h"], cfg["w"])
-    x = np.asarray(rng.normal(size=shape), dtype=dtype)
-    if not contiguous:  # the same values, laid out channels-last
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    channels = (cfg["c_in"], cfg["c_out"]) if transposed_conv else (cfg["c_out"], cfg["c_in"])
-    W = np.asarray(rng.normal(size=(*channels, *cfg["kernel"])), dtype=dtype)
-    return x, W, np.asarray(rng.normal(size=cfg["c_out"]), dtype=dtype)
-
-
-def compare_backward(op_name, args, dy, W, b, dtype, **kwargs):
-    """Run ``op_name`` backward on both backends from the same non-zero gradients."""
-    results = []
-    for backend in (cpu, reference):
-        dW, db = W * 0.5, b * 0.5  # as after an earlier backward: the op must add to them
-        dx = getattr(backend, op_name)(*args[:2], dy, dW, db, **kwargs)
-        results.append((dx, dW, db))
-    for ours, ref in zip(*results):
-        assert_close(ours, ref, dtype)
-
-
-@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans())
-def test_conv2d_equals_the_reference(seed, cfg, dtype, contiguous):
-    rng = np.random.default_rng(seed)
-    x, W, b = conv_arrays(rng, cfg, dtype, False, contiguous)
-    args = (cfg["stride"], cfg["padding"])
-    ho, wo = (reference.conv_output_size(s, k, st_, p) for s, k, st_, p in
-              zip((cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"], cfg["padding"]))
-    if min(ho, wo) < 1:
-        return
-    kernel = cfg["kernel"]
-    assert_close(cpu.im2col(x, kernel, *args), reference.im2col(x, kernel, *args), dtype)
-    cols = np.asarray(rng.normal(size=(cfg["n"], ho, wo, cfg["c_in"], *kernel)), dtype=dtype)
-    assert_close(cpu.col2im(cols, x.shape, kernel, *args),
-                 np.ascontiguousarray(reference.col2im(cols, x.shape, kernel, *args)),
-                 dtype)
-    assert_close(cpu.conv2d_forward(x, W, b, *args), np.ascontiguousarray(reference.conv2d_forward(x, W, b, *args)),
-                 dtype)
-    dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
-    compare_backward("conv2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"], padding=cfg["padding"])
-    assert cpu.conv2d_backward(x, W, dy, W * 0, b * 0, *args, need_dx=False) is None
-
-
-@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans(), output_padding=st.integers(0, 2))
-def test_conv_transpose2d_equals_the_reference(seed, cfg, dtype, contiguous, output_padding):
-    rng = np.random.default_rng(seed)
-    x, W, b = conv_arrays(rng, cfg, dtype, True, contiguous)
-    op = tuple(min(output_padding, s - 1) for s in cfg["stride"])
-    args = (cfg["stride"], cfg["padding"])
-    ho, wo = (reference.conv_output_size(s, k, st_, p, o, transposed=True) for s, k, st_, p, o in
-              zip((cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"], cfg["padding"], op))
-    if min(ho, wo) < 1:
-        return
-    assert_close(cpu.conv_transpose2d_forward(x, W, b, *args, op),
-                 np.ascontiguousarray(reference.conv_transpose2d_forward(x, W, b, *args, op)), dtype)
-    dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
-    compare_backward("conv_transpose2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"],
-                     padding=cfg["padding"])
-
-
-def test_a_conv_vae_step_is_the_same_on_both_backends():
-    from npvae import nn
-    from npvae.distributions import Bernoulli
-
-    x = np.random.default_rng(0).random((5, 1, 8, 8))
-    eps = np.random.default_rng(1).standard_normal((5, 1, 3))
-    results = {}
-    for backend in ("numpy", "numba"):
-        npvae.kernels.use(backend)
-        try:
-            rng = np.random.default_rng(2)
-            encoder = nn.Sequential(nn.Conv2d(1, 4, 4, 2, 1, rng=rng), nn.ReLU(), nn.Flatten(),
-                                    nn.Linear(64, 6, rng=rng))
-            decoder = nn.Sequential(nn.Linear(3, 64, rng=rng), nn.Reshape((4, 4, 4)),
-                                    nn.ConvTranspose2d(4, 1, 4, 2, 1, rng=rng))
-            model = VAE(encoder, decoder, Bernoulli(), 3, (1, 8, 8)).astype(np.float64)
-            loss, _ = model.loss_and_grad(x, eps=eps)
-            results[backend] = (loss, {k: g.copy() for k, g in model.grads.items()})
-        finally:
-            npvae.kernels.use("numpy")
-    np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-10)
-    for name, g in results["numpy"][1].items():
-        np.testing.assert_allclose(results["numba"][1][name], g, rtol=1e-9, atol=1e-12, err_msg=name)
