@@ -68,7 +68,7 @@ def main():
     for dataset, shape in (("MNIST", (28, 28)), ("Frey faces", (28, 20))):
         plots.image_panels(panels[dataset], common.out(args, f"samples_{dataset.split()[0].lower()}.png"), n_cols=10,
                            title=f"{dataset}: ancestral samples x ~ p(x|z), shown clipped to [0, 1]",
-                           image_shape=shape, panels_per_row=1)
+                           image_shape=shape, panels_per_row=1, inches=1.0)
     common.finish(args, {"models": results, "k": cfg["k"]})
 
 

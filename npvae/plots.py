@@ -65,13 +65,13 @@ def image_grid(images, path, n_cols=10, title=None, image_shape=(28, 28)):
     return save(fig, path)
 
 
-def image_panels(panels, path, n_cols=10, title=None, image_shape=(28, 28), panels_per_row=3):
+def image_panels(panels, path, n_cols=10, title=None, image_shape=(28, 28), panels_per_row=3, inches=0.6):
     """Image grids side by side, one per ``(title, images)``, ``panels_per_row`` to a
-    row, for comparing models."""
+    row, for comparing models; ``inches``: the height of one image."""
     n_rows = max(-(-len(images) // n_cols) for _, images in panels)
     fig, axes = _panel_grid(len(panels), panels_per_row, 1.0)
     rows, cols = axes.reshape(-1, min(panels_per_row, len(panels))).shape
-    fig.set_size_inches(cols * n_cols * 0.6 * image_shape[1] / 28, rows * (n_rows * 0.6 + 0.5) + 0.4)
+    fig.set_size_inches(cols * n_cols * inches * image_shape[1] / image_shape[0], rows * (n_rows * inches + 0.5) + 0.4)
     for ax, (name, images) in zip(axes, panels):
         ax.imshow(tile(images, n_cols, image_shape), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .checks import check_number, check_positive_int
 from .distributions import LIKELIHOODS
+from .models.vae import check_objective_terms
 from .nn.activations import ACTIVATIONS
 from .nn.init import INITIALIZERS
 from .objectives import SCHEDULES
@@ -108,9 +109,10 @@ TRAINING = (
     _float("adam_eps", 1e-8, "adam: the eps added to sqrt(v)", low_open=True),
     Setting("optimizer_kwargs", "dict", None, "more of the optimiser's own arguments (betas, alpha, ...)",
             optional=True, flag=None),
-    Setting("lr_schedule", "schedule", "constant", "the learning rate's schedule: iwae runs stage i = 0..7 for 3^i epochs at "
-            "lr 10^(-i/7); cosine falls to 0 over the run; exponential multiplies it by lr_gamma every step "
-            "(fit also takes a dict, see optim.lr_schedule)", choices=("constant", "iwae", "cosine", "exponential")),
+    Setting("lr_schedule", "schedule", "constant", "the learning rate's schedule: iwae runs stage i = 0..7 for "
+            "3^i epochs at lr 10^(-i/7); cosine falls to 0 over the run; exponential multiplies it by lr_gamma "
+            "every step (fit also takes a dict, see optim.lr_schedule)",
+            choices=("constant", "iwae", "cosine", "exponential")),
     _float("lr_gamma", None, "exponential: the factor per step", low_open=True, high=1, optional=True),
     _choice("reduction", "mean", "the loss as the batch mean or sum (changes only the lr's scale and Adam's eps)",
             ("mean", "sum")),
@@ -167,7 +169,6 @@ RUN = (
 )
 
 TRAINING_BY_NAME = {s.name: s for s in TRAINING}
-RUN_BY_NAME = {s.name: s for s in RUN}
 # The keys of a train config file and of run.json: every setting with a flag.
 CONFIG_KEYS = tuple(s.cli_name.replace("-", "_") for s in RUN + TRAINING if s.cli_name)
 # Settings that a resumed run may change.
@@ -189,8 +190,7 @@ def _check_together(s):
     """The rules that join two settings."""
     if s["anneal"] == "cyclical" and s["anneal_steps"] == 0:
         raise ValueError("anneal_steps: cyclical annealing needs a period of at least 1 step, got 0")
-    if s["free_bits"] and s["estimator"] == "A":
-        raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
+    check_objective_terms(s["estimator"], s["objective"], s["beta"], s["free_bits"], s["mae_eta"], s["mae_gamma"])
     if s["optimizer_kwargs"] is not None and not isinstance(s["optimizer_kwargs"], dict):
         raise ValueError(f"optimizer_kwargs: expected a dict or None, got {type(s['optimizer_kwargs']).__name__}")
     if (s["lr_schedule"] == "exponential") != (s["lr_gamma"] is not None):
@@ -201,10 +201,6 @@ def _check_together(s):
     for name, optimizer in (("momentum", "sgd"), ("nesterov", "sgd"), ("adam_eps", "adam")):
         if s[name] != TRAINING_BY_NAME[name].default and s["optimizer"] != optimizer:
             raise ValueError(f"{name}: only the {optimizer} optimiser takes it, got optimizer {s['optimizer']!r}")
-    if s["objective"] == "iwae" and (s["beta"] != 1 or s["free_bits"] or s["mae_eta"] or s["mae_gamma"]):
-        raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got "
-                         f"beta={s['beta']}, free_bits={s['free_bits']}, mae_eta={s['mae_eta']}, "
-                         f"mae_gamma={s['mae_gamma']}")
 
 
 def optimizer_arguments(s):

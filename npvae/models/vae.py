@@ -114,6 +114,16 @@ ESTIMATOR_OF = {("elbo", "B"): estimator_b, ("elbo", "A"): estimator_a, ("iwae",
                 ("iwae", "B"): iwae_bound}
 
 
+def check_objective_terms(estimator, objective, beta, free_bits, mae_eta, mae_gamma):
+    """The terms an objective takes: free bits act on estimator B's analytic KL; the IWAE
+    bound takes no beta, free bits or MAE (it is a bound on log p(x), not a weighted ELBO)."""
+    if free_bits and estimator == "A":
+        raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
+    if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
+        raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
+                         f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
+
+
 def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean",
                    optimizer="adam", clipping=False):
     """Why a training step with these settings cannot keep its arrays on the GPU (a
@@ -346,11 +356,7 @@ class VAE(LatentModel):
         check_reduction(reduction)
         check_number(beta, "beta", 0)
         check_number(weight_decay_lambda, "weight_decay_lambda", 0)
-        if check_number(free_bits, "free_bits", 0) and estimator == "A":
-            raise ValueError("free_bits: applies to the analytic KL of estimator B; with estimator A use free_bits=0")
-        if objective == "iwae" and (beta != 1 or free_bits or mae_eta or mae_gamma):
-            raise ValueError(f"beta, free_bits, mae_eta, mae_gamma: the IWAE bound takes none of them, got beta={beta}, "
-                             f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
+        check_objective_terms(estimator, objective, beta, check_number(free_bits, "free_bits", 0), mae_eta, mae_gamma)
         if self.on_device:
             refusal = device_refusal(self, estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
                                      reduction)
