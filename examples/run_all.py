@@ -71,6 +71,23 @@ EXAMPLES = {
                                f"{d} " + " / ".join(f"{v['test_log_likelihood']:.0f}" for k, v in r["models"].items()
                                                     if k.startswith(d)) for d in ("MNIST", "Frey"))
                            + f" nats (k = {r['k']})"),
+    "gaussian_variance": ("sigma of a Gaussian decoder: the singularity without a floor; fixed sigma and collapse",
+                          lambda r: "smallest sigma, no floor: " + " / ".join(
+                              f"{v['smallest_sigma'][-1]:.0e}" for k, v in r["learned_sigma"].items()
+                              if "no floor" in k) + "; active units at sigma 0.05 / 2: "
+                          + f"{r['fixed_sigma']['0.05']['active_units']} / {r['fixed_sigma']['2.0']['active_units']}"),
+    "elbo_gap": ("ln p(x) = ELBO + KL(q || p(z|x)) in closed form on the linear-Gaussian model; the gap against k",
+                 lambda r: f"linear gap {r['linear_gaussian']['gap'][-1]:.2f} nats (E step "
+                           f"{r['linear_gaussian']['gap_e_step_max']:.0e}); MNIST ELBO {r['mnist']['elbo']:.1f}, "
+                           f"ln p(x) k = {list(r['mnist']['importance_sampled'])[-1]}: "
+                           f"{list(r['mnist']['importance_sampled'].values())[-1]:.1f} nats"),
+    "denoising": ("denoising autoencoders and VAEs (masking, Gaussian, scheduled): corrupted test digits, filters",
+                  lambda r: "cross-entropy at mask 0.5, clean / denoising AE: "
+                            f"{r['runs']['AE, clean']['test_cross_entropy']['mask 0.5']:.0f} / "
+                            f"{r['runs']['AE, mask 0.5']['test_cross_entropy']['mask 0.5']:.0f} nats"),
+    "linear_autoencoder": ("a linear autoencoder spans PCA's subspace; a linear VAE recovers pPCA's W up to rotation",
+                           lambda r: f"largest angle: AE to PCA {r['autoencoder']['largest_angle_to_pca']:.1f} deg, "
+                                     f"VAE to pPCA {r['vae']['largest_angle_to_ppca']:.1f} deg"),
 }
 
 

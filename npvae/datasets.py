@@ -174,6 +174,25 @@ def binarize_static(x, seed=0, threshold=None):
     return binarize_dynamic(x, np.random.default_rng(seed))
 
 
+CORRUPTIONS = ("none", "mask", "gaussian")
+
+
+def corrupt(x, kind, level, rng):
+    """A corrupted copy of ``x`` for a denoising model's encoder (Vincent, Larochelle,
+    Bengio & Manzagol 2008): "mask" sets each entry to 0 with probability ``level``
+    (their masking noise), "gaussian" adds N(0, level^2) to each entry; "none" returns
+    ``x``. The model still scores the clean ``x``, so it learns to undo the corruption."""
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"kind: expected one of {CORRUPTIONS}, got {kind!r}")
+    if not (np.isfinite(level) and level >= 0 and (kind != "mask" or level <= 1)):
+        raise ValueError(f"level: expected a number in [0, 1] for masking, >= 0 for Gaussian noise, got {level!r}")
+    if kind == "mask":
+        return x * (rng.random(x.shape) >= level).astype(x.dtype)
+    if kind == "gaussian":
+        return x + (level * rng.standard_normal(x.shape)).astype(x.dtype)
+    return x
+
+
 def binarize_dynamic(x, rng):
     """A fresh Bernoulli draw of the grey levels ``x`` in [0, 1] (call once per epoch or batch)."""
     check_unit_interval(x, "x", "(grey levels) to binarise")

@@ -187,15 +187,19 @@ def scatter_panels(panels, path, n_cols=3, cmap="tab10", xlabel="z1", ylabel="z2
     return save(fig, path)
 
 
-def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False, size=4.0, bottom=None):
-    """One panel per ``(title, {label: (x, y)})``, a line per label; ``ylabel`` one
-    for all panels or a list, one per panel; ``bottom``: the y axis's lower limit
-    (a first point far below the rest would otherwise flatten every curve)."""
+def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False, size=4.0, bottom=None, logy=False):
+    """One panel per ``(title, {label: (x, y)})``, a line per label (a lone point drawn
+    as a large dot); ``ylabel`` and ``logy`` one for all panels or a list, one per
+    panel; ``bottom``: the y axis's lower limit (a first point far below the rest would
+    otherwise flatten every curve)."""
     fig, axes = _panel_grid(len(panels), n_cols, size)
     ylabels = ylabel if isinstance(ylabel, (list, tuple)) else [ylabel] * len(panels)
-    for ax, (title, lines), ylabel in zip(axes, panels, ylabels):
+    logys = logy if isinstance(logy, (list, tuple)) else [logy] * len(panels)
+    for ax, (title, lines), ylabel, log_y in zip(axes, panels, ylabels, logys):
         for label, (x, y) in lines.items():
-            ax.plot(x, y, label=label, marker="." if len(x) < 30 else None)
+            ax.plot(x, y, label=label, marker="o" if len(x) == 1 else "." if len(x) < 30 else None)
+        if log_y:
+            ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -206,6 +210,23 @@ def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False, size=4.0, bo
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short spans
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return save(fig, path)
+
+
+def heatmaps(panels, path, label, title=None, n_cols=4):
+    """One image per ``(title, values (H, W))`` on one colour scale, with its colour bar
+    labelled ``label``: for a number per pixel (a sigma, a filter's weights)."""
+    fig, axes = _panel_grid(len(panels), n_cols, 3.4)
+    values = np.concatenate([np.ravel(v) for _, v in panels])
+    low, high = float(np.min(values)), float(np.max(values))
+    for ax, (name, v) in zip(axes, panels):
+        im = ax.imshow(v, cmap="viridis", vmin=low, vmax=high)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.colorbar(im, ax=list(axes), label=label, shrink=0.8)
     return save(fig, path)
 
 

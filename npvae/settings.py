@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from .checks import check_number, check_positive_int
+from .datasets import CORRUPTIONS
 from .distributions import LIKELIHOODS
 from .models.vae import check_objective_terms
 from .nn.activations import ACTIVATIONS
@@ -131,6 +132,11 @@ TRAINING = (
     _float("mae_gamma", 0.0, "MAE regulariser: weight of the smoothness term (0: off)"),
     _float("clip_value", None, "clip every gradient entry to [-c, c]", low_open=True, optional=True),
     _float("clip_norm", None, "scale the gradients to a global norm of at most c", low_open=True, optional=True),
+    _choice("corruption", "none", "denoising: the encoder sees x masked (each pixel 0 with probability "
+            "corruption_level) or plus N(0, corruption_level^2) noise; the loss scores the clean x", CORRUPTIONS),
+    _float("corruption_level", 0.25, "the masked fraction, or the noise's sigma"),
+    _float("corruption_final", None, "scheduled denoising (Geras & Sutton 2014): the level moves linearly from "
+           "corruption_level to this over the run", optional=True),
     Setting("binarize", "bool", False, "draw every pixel as Bernoulli(grey level) afresh each epoch", flag=None),
     _int("diagnostics_every", 0, "every k epochs, active units and mutual information on the validation data",
          low=0),
@@ -198,6 +204,15 @@ def _check_together(s):
                          f"{s['lr_schedule']!r}, lr_gamma {s['lr_gamma']!r}")
     OPTIMIZERS[s["optimizer"]]({}, {}, s["lr"], **optimizer_arguments(s))  # its own checks, on no parameters
     lr_schedule(lr_schedule_argument(s))
+    if s["corruption"] == "none" and (s["corruption_level"] != TRAINING_BY_NAME["corruption_level"].default
+                                      or s["corruption_final"] is not None):
+        raise ValueError(f"corruption_level, corruption_final: go with a corruption ('mask' or 'gaussian'), got "
+                         f"corruption 'none', corruption_level {s['corruption_level']!r}, corruption_final "
+                         f"{s['corruption_final']!r}")
+    if s["corruption"] == "mask" and not all(v is None or v <= 1 for v in (s["corruption_level"],
+                                                                           s["corruption_final"])):
+        raise ValueError(f"corruption_level, corruption_final: a masked fraction is at most 1, got "
+                         f"{s['corruption_level']!r} and {s['corruption_final']!r}")
     for name, optimizer in (("momentum", "sgd"), ("nesterov", "sgd"), ("adam_eps", "adam")):
         if s[name] != TRAINING_BY_NAME[name].default and s["optimizer"] != optimizer:
             raise ValueError(f"{name}: only the {optimizer} optimiser takes it, got optimizer {s['optimizer']!r}")

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import io, kernels
+from .datasets import corrupt
 from .diagnostics import collapse_report
 from .distributions import kl_standard_normal
 from .models import VAE, ConditionalVAE
@@ -59,7 +60,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
     s = check_fit_arguments(model, x, x_val, y, y_val, settings)
     refusal = device_refusal(model, s["estimator"], s["objective"], bool(s["mae_eta"] or s["mae_gamma"]),
                              bool(s["weight_decay"]), s["reduction"], s["optimizer"],
-                             s["clip_value"] is not None or s["clip_norm"] is not None)
+                             s["clip_value"] is not None or s["clip_norm"] is not None, s["corruption"] != "none")
     if kernels.backend == "cuda" and refusal and log:
         log(f"backend cuda: {refusal}: training with NumPy arrays, each op copying them to the GPU and back")
     resident = kernels.backend == "cuda" and refusal is None
@@ -84,10 +85,12 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
                 idx = order[start : start + batch_size]
                 xb = kernels.ops.take_rows(x_fit, idx)
                 xb = kernels.ops.binarize(xb, run.rng) if s["binarize"] else xb
+                xb_corrupted = None if s["corruption"] == "none" else corrupt(
+                    xb, s["corruption"], corruption_level(s, opt.t, run.horizon), run.rng)
                 anneal = SCHEDULES[s["anneal"]](opt.t, s["anneal_steps"]) if s["anneal"] != "constant" else 1.0
                 beta = s["beta"] * anneal
                 opt.lr = scheduled_lr(s["lr"], run.schedule, epoch, opt.t, run.horizon)
-                stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta)
+                stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta, xb_corrupted)
                 sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"], stats.get("kl", 0.0)])
                 if interrupted():
                     run.checkpoint(epoch - 1, step, {"order": order.tolist(), "steps": step, "sums": sums.tolist()})
@@ -106,11 +109,20 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
     return run.history
 
 
-def train_step(run, epoch, step, xb, yb, beta):
-    """One step: the loss and its gradients, the divergence checks, clipping, the
-    optimiser's update. Returns the step's stats."""
+def corruption_level(s, step, horizon):
+    """The corruption level at optimiser step ``step`` of ``horizon``: constant, or
+    scheduled linearly from ``corruption_level`` to ``corruption_final``."""
+    if s["corruption_final"] is None:
+        return s["corruption_level"]
+    return s["corruption_level"] + (s["corruption_final"] - s["corruption_level"]) * min(1.0, step / horizon)
+
+
+def train_step(run, epoch, step, xb, yb, beta, xb_corrupted=None):
+    """One step: the loss and its gradients (the encoder fed ``xb_corrupted`` when
+    given), the divergence checks, clipping, the optimiser's update. Returns the step's
+    stats."""
     model, s = run.model, run.settings
-    kwargs = dict(weight_decay_lambda=s["weight_decay"], reduction=s["reduction"])
+    kwargs = dict(weight_decay_lambda=s["weight_decay"], reduction=s["reduction"], x_corrupted=xb_corrupted)
     if isinstance(model, VAE):
         kwargs.update(rng=run.rng, estimator=s["estimator"], objective=s["objective"], n_samples=s["n_samples"],
                       beta=beta, free_bits=s["free_bits"], mae_eta=s["mae_eta"], mae_gamma=s["mae_gamma"],

@@ -30,6 +30,10 @@ OUTPUTS = {
     "ppca_em": ["em_vs_closed_form.png", "ppca_samples.png", "vae_means.png"],
     "latent_classification": ["accuracy.png"],
     "bounded_likelihood": ["samples_mnist.png", "samples_frey.png"],
+    "gaussian_variance": ["singularity.png", "sigma_maps.png", "sigma_collapse.png"],
+    "elbo_gap": ["gap_linear.png", "gap_against_k.png"],
+    "denoising": ["error_against_masking.png", "reconstructions_mask_0.5.png", "filters.png"],
+    "linear_autoencoder": ["angles.png", "components.png"],
 }
 
 

@@ -30,12 +30,17 @@ class Autoencoder(LatentModel):
     def reconstruct(self, x):
         return self.likelihood.mean(self.decode(self.encode(x))).reshape(x.shape)
 
-    def loss_and_grad(self, x, weight_decay_lambda=0.0, reduction="mean", **unused):
+    def loss_and_grad(self, x, weight_decay_lambda=0.0, reduction="mean", x_corrupted=None, **unused):
         """Loss = -mean_n log p(x_n | decoder(encoder(x_n))) (times N with
         ``reduction="sum"``); fills every gradient. Backward: likelihood -> decoder ->
-        encoder, the chain rule and nothing else."""
+        encoder, the chain rule and nothing else. ``x_corrupted``: the encoder's input
+        when it is a corrupted copy of ``x`` (a denoising autoencoder, Vincent et al.
+        2008); the likelihood scores the clean x."""
         check_reduction(reduction)
-        out = self.decode(self.encode(x))
+        self.check_x(x)
+        self.check_corrupted(x, x_corrupted)  # which may leave the likelihood's support: Gaussian noise does
+        code = self.encoder.forward(x if x_corrupted is None else x_corrupted)
+        out = self.decode(self._check_output("encoder", code, self.latent_dim))
         x_flat = x.reshape(len(x), -1)
         log_px, dlog_px = self.likelihood.log_prob_and_grad(x_flat, out)
         self.zero_grad()

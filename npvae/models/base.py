@@ -68,6 +68,12 @@ class LatentModel(Container):
             raise ValueError(f"{name}: expected at least one example, got an empty array of shape {x.shape}")
         return self.likelihood.check_data(x, name)  # finiteness, and the support
 
+    def check_corrupted(self, x, x_corrupted):
+        """A denoising step's encoder input: None, or an array shaped as ``x`` in its
+        dtype and finite (it may leave the likelihood's support: Gaussian noise does)."""
+        if x_corrupted is not None:
+            check_array(x_corrupted, "x_corrupted", shape=x.shape, dtype=self.dtype)
+
     def check_labels(self, y, n, name="y"):
         """Labels are for a ConditionalVAE: anything else takes none."""
         if y is not None:

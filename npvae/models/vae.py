@@ -125,7 +125,7 @@ def check_objective_terms(estimator, objective, beta, free_bits, mae_eta, mae_ga
 
 
 def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean",
-                   optimizer="adam", clipping=False):
+                   optimizer="adam", clipping=False, corruption=False):
     """Why a training step with these settings cannot keep its arrays on the GPU (a
     sentence), or None when it can. The device path covers the plain VAE with estimator
     B (any samples, beta, annealing, free bits), a likelihood with ``on_device``, the
@@ -138,7 +138,8 @@ def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_dec
                (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood"),
                ((objective, estimator) != ("elbo", "B"), f"objective {objective!r} with estimator {estimator!r}"),
                (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'"),
-               (optimizer != "adam", f"optimizer {optimizer!r}"), (clipping, "gradient clipping")]
+               (optimizer != "adam", f"optimizer {optimizer!r}"), (clipping, "gradient clipping"),
+               (corruption, "input corruption")]
     found = [what for refused, what in reasons if refused]
     return f"{', '.join(found)}: outside the device path" if found else None
 
@@ -225,12 +226,13 @@ class VAE(LatentModel):
             return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
 
-    def _forward(self, x, onehot, eps, grad=False, log_ratio=True):
-        """The forward nodes in order, for noise ``eps`` (N, L, d). Returns a dict of
-        every array a backward pass reads (with ``grad``, ``dlog_px_dout``: log p(x|z)'s
-        gradient in the decoder's output); arrays stay where ``x`` is."""
+    def _forward(self, x, onehot, eps, grad=False, log_ratio=True, x_corrupted=None):
+        """The forward nodes in order, for noise ``eps`` (N, L, d), the encoder fed
+        ``x_corrupted`` when given. Returns a dict of every array a backward pass reads
+        (with ``grad``, ``dlog_px_dout``: log p(x|z)'s gradient in the decoder's
+        output); arrays stay where ``x`` is."""
         n, n_samples = eps.shape[:2]
-        mean, logvar = self._encode(x, onehot)
+        mean, logvar = self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z, kl), latent_cache = latent_forward(mean, logvar, eps)
         onehot_per_sample = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
         out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample)
@@ -290,7 +292,7 @@ class VAE(LatentModel):
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
-                      reduction="mean", check_input=True):
+                      reduction="mean", check_input=True, x_corrupted=None):
         """The loss -J (J: the objective, nats per example of the batch) after zeroing
         and filling every parameter's gradient. Returns ``(loss, stats)``, ``stats`` the
         batch means of the ELBO (analytic KL, beta = 1), log p(x|z) and KL (and ``iwae``,
@@ -306,14 +308,17 @@ class VAE(LatentModel):
         the IWAE paper's code (SGD's lr scales by N; Adam's steps are unchanged with its
         eps scaled by N). ``check_input=False`` skips the checks of ``x``, as
         scikit-learn's ``check_input``: for ``fit``, which checks the data whole.
+        ``x_corrupted``: the encoder's input when it is a corrupted copy of ``x`` (a
+        denoising VAE, Im, Ahn, Memisevic & Bengio 2017); log p(x|z) scores the clean x.
         """
         self._check_loss_settings(estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
                                   reduction)
         if check_input:
             self.check_x(x)
+            self.check_corrupted(x, x_corrupted)
         x, onehot = self.placed(x), self._labels(y, len(x))
         f = self._forward(x, onehot, self._draw_eps(x, n_samples, rng, eps), grad=True,
-                          log_ratio=(objective, estimator) != ("elbo", "B"))
+                          log_ratio=(objective, estimator) != ("elbo", "B"), x_corrupted=x_corrupted)
         # The per-example terms come to the host (from the GPU: N x L and N x d numbers).
         log_px, kl = kernels.to_host(f["log_px"]), kernels.to_host(f["kl"])
         log_ratio = None if f["log_ratio"] is None else kernels.to_host(f["log_ratio"])
