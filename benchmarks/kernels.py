@@ -25,10 +25,14 @@ One JSON line per measurement:
   the NumPy reference, in GB/s of the arrays they must read and write, and the speed-up;
 * ``bernoulli_exp_in_loop``: the float32 Bernoulli kernel with its own exp and log1p
   against the same loop fed by NumPy's exp and log1p ufuncs: us for each;
+* ``binary_rows``: a first layer's forward and weight gradient (784 inputs, no dx) on
+  a 0/1 input of a given density, as sums of weight rows against the gemm, both inside
+  the Numba kernel: us for each and their ratio, for the crossover
+  ``cpu.dense.BINARY_DENSITY``; and the density check's own cost;
 * ``compile``: seconds to import the backend and call every kernel once, in a fresh
   process with an empty cache and again with the cache filled.
 
-    python benchmarks/kernels.py [--threads N] [--repeats 5]
+    python benchmarks/kernels.py [--threads N] [--repeats 5] [--kinds dense,binary_rows,...]
 """
 
 import os
@@ -292,6 +296,26 @@ print(t1 - t0, time.perf_counter() - t1)
 """
 
 
+def binary_rows(repeats):
+    rng = np.random.default_rng(0)
+    alpha = F32(0)
+    for batch, d_out in ((20, 200), (128, 400), (500, 400)):
+        W, b, dy = rand(rng, 784, d_out), rand(rng, d_out), rand(rng, batch, d_out)
+        h, dW, db, no_dx = np.empty((batch, d_out), F32), np.zeros((784, d_out), F32), np.zeros(d_out, F32), \
+            np.empty((0, 0), F32)
+        threads_arg = 1 if batch <= cpu.dense.SERIAL_ROWS else 0
+        for density in (0.05, 0.1, 0.19, 0.3, 0.4, 0.6):
+            x = (rng.random((batch, 784)) < density).astype(F32)
+            t = {binary: best_time(lambda: (
+                cpu.dense._linear_forward(x, W, b, h, h, 0, alpha, threads_arg, binary),
+                cpu.dense._linear_backward(x, W, h, h, dy, dW, db, no_dx, 0, alpha, threads_arg, False, binary)),
+                repeats, 20) for binary in (False, True)}
+            check = best_time(lambda: cpu.dense._binary_density(x), repeats, 20)
+            common.emit("kernels", threads, kind="binary_rows", batch=batch, d_out=d_out, density=density,
+                        gemm_us=t[False] * 1e6, rows_us=t[True] * 1e6, ratio=t[True] / t[False],
+                        density_check_us=check * 1e6)
+
+
 def compile_cost():
     """Import and first call of every kernel (both dtypes) in fresh processes."""
     with tempfile.TemporaryDirectory() as cache:
@@ -305,15 +329,13 @@ def compile_cost():
 
 def main():
     parser = common.argument_parser(__doc__, threads, repeats=5)
+    kinds = {"dense": dense, "blas_threads": blas_threads, "linear_dx": linear_dx,
+             "linear_activation": linear_activation, "small_batch_threads": small_batch_threads, "conv": conv,
+             "elementwise": elementwise, "binary_rows": binary_rows, "compile": lambda repeats: compile_cost()}
+    parser.add_argument("--kinds", default=",".join(kinds), help="the measurements to make, comma-separated")
     args = common.parse(parser)
-    dense(args.repeats)
-    blas_threads(args.repeats)
-    linear_dx(args.repeats)
-    linear_activation(args.repeats)
-    small_batch_threads(args.repeats)
-    conv(args.repeats)
-    elementwise(args.repeats)
-    compile_cost()
+    for kind in args.kinds.split(","):
+        kinds[kind](args.repeats)
 
 
 if __name__ == "__main__":

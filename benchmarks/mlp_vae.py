@@ -12,7 +12,14 @@ library both npvae backends use, on all threads: ``ratio_products``, its time ov
 PyTorch's, is the floor for any npvae backend that does these products through this
 BLAS (the Numba backend gives batches of at most 32 rows one thread, see kernels.py).
 
+With ``--binarize`` every side draws each minibatch's pixels afresh as Bernoulli(grey
+level), the recipe of the published MNIST results (``fit(binarize=True)``;
+``torch.bernoulli`` for PyTorch), and one more side, ``npvae_numba_dense``, turns off
+the Numba backend's sums of weight rows for 0/1 inputs, so that ``binary_rows_gain``
+(its time over ``npvae_numba``'s) is what that path does to the epoch.
+
     python benchmarks/mlp_vae.py [--threads N] [--repeats 3] [--networks pytorch_example,iwae20,iwae128]
+                                 [--binarize]
 """
 
 import common
@@ -34,11 +41,16 @@ NETWORKS = {  # name: (hidden sizes, latent, activation, batch size)
 }
 
 
-def npvae_epoch(x, hidden, latent, activation, batch, backend):
+def npvae_epoch(x, hidden, latent, activation, batch, backend, binarize, binary_rows=True):
     def run():
-        npvae.kernels.use(backend)
+        ops = npvae.kernels.use(backend)
+        threshold = ops.dense.BINARY_DENSITY if backend == "numba" else None
+        if threshold is not None and not binary_rows:
+            ops.dense.BINARY_DENSITY = -1.0  # no input is at most -1 ones per entry: gemm for every layer
         model = VAE.mlp(784, hidden, latent, activation, "bernoulli", rng=0)
-        fit(model, x, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch, seed=0, log=None)
+        fit(model, x, optimizer="adam", lr=1e-3, epochs=1, batch_size=batch, seed=0, binarize=binarize, log=None)
+        if threshold is not None:
+            ops.dense.BINARY_DENSITY = threshold
         npvae.kernels.use("numpy")
     return run
 
@@ -64,7 +76,7 @@ def blas_products_epoch(n, hidden, latent, batch):
     return run
 
 
-def torch_epoch(x, hidden, latent, activation, batch, fused):
+def torch_epoch(x, hidden, latent, activation, batch, fused, binarize):
     import torch
     from torch import nn
 
@@ -85,32 +97,40 @@ def torch_epoch(x, hidden, latent, activation, batch, fused):
         params = list(encoder.parameters()) + list(decoder.parameters())
         opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
         for idx in torch.randperm(len(data)).split(batch):
-            common.torch_vae_step(encoder, decoder, opt, data[idx], latent)
+            xb = torch.bernoulli(data[idx]) if binarize else data[idx]
+            common.torch_vae_step(encoder, decoder, opt, xb, latent)
     return run
 
 
 def main():
     parser = common.argument_parser(__doc__, threads)
     parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--binarize", action="store_true", help="binarise every minibatch afresh, on every side")
     args = common.parse(parser)
     x = load_mnist("train")[0]  # grey levels in [0, 1], as the PyTorch example feeds its BCE
     have_torch = common.have_torch()
     for name in args.networks.split(","):
         hidden, latent, activation, batch = NETWORKS[name]
-        sides = {f"npvae_{b}": npvae_epoch(x, hidden, latent, activation, batch, b) for b in ("numpy", "numba")}
+        sides = {f"npvae_{b}": npvae_epoch(x, hidden, latent, activation, batch, b, args.binarize)
+                 for b in ("numpy", "numba")}
+        if args.binarize:
+            sides["npvae_numba_dense"] = npvae_epoch(x, hidden, latent, activation, batch, "numba", True, False)
         sides["blas_products"] = blas_products_epoch(len(x), hidden, latent, batch)
         if have_torch:
-            sides.update({f"torch{'_fused' if f else ''}": torch_epoch(x, hidden, latent, activation, batch, f)
-                          for f in (False, True)})
+            sides.update({f"torch{'_fused' if f else ''}": torch_epoch(x, hidden, latent, activation, batch, f,
+                                                                       args.binarize) for f in (False, True)})
         times, other = common.alternate(sides, args.repeats)
         seconds = {k: common.median(v) for k, v in times.items()}
         fields = {f"{k}_s": v for k, v in seconds.items()}
+        if args.binarize:
+            fields["binary_rows_gain"] = seconds["npvae_numba_dense"] / seconds["npvae_numba"]
         if have_torch:
             best = min(seconds["torch"], seconds["torch_fused"])
             fields.update(ratio_numpy=seconds["npvae_numpy"] / best, ratio_numba=seconds["npvae_numba"] / best,
                           ratio_products=seconds["blas_products"] / best)
         common.emit("mlp_vae", threads, network=name, hidden=list(hidden), latent=latent, activation=activation,
-                    batch=batch, examples=len(x), repeats=args.repeats, **fields, max_other_cores=round(other, 2))
+                    batch=batch, examples=len(x), binarize=args.binarize, repeats=args.repeats, **fields,
+                    max_other_cores=round(other, 2))
 
 
 if __name__ == "__main__":

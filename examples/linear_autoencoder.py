@@ -51,8 +51,9 @@ def affine_decoder(model):
     return (mean[1:] - mean[0]).T, mean[0]
 
 
-def largest_angle(W, basis):
-    return float(np.degrees(subspace_angles(W, basis).max()))
+def angles(W, basis):
+    """The principal angles between span(W) and span(basis), degrees, smallest first."""
+    return np.sort(np.degrees(subspace_angles(W, basis)))
 
 
 def off_diagonal(W):
@@ -69,13 +70,13 @@ def test_error(model, x):
     return float(((mean - x) ** 2).sum(axis=1).mean())
 
 
-def train(model, x, cfg, seed, watch_against, **settings):
-    """``model`` trained on ``x``; returns the largest principal angle to
-    ``watch_against`` (D, q) after each epoch."""
-    angles = [largest_angle(affine_decoder(model)[0], watch_against)]
-    record = lambda epoch, history: angles.append(largest_angle(affine_decoder(model)[0], watch_against)) and False  # noqa: E731,E501
+def train(model, x, cfg, seed, target, **settings):
+    """``model`` trained on ``x``; returns the principal angles to ``target`` (D, q)
+    before training and after each epoch, (epochs + 1, q)."""
+    history = [angles(affine_decoder(model)[0], target)]
+    record = lambda epoch, h: history.append(angles(affine_decoder(model)[0], target)) and False  # noqa: E731
     fit(model, x, epochs=cfg["epochs"], batch_size=100, seed=seed, callbacks=(record,), log=None, **settings)
-    return angles
+    return np.array(history)
 
 
 def main():
@@ -96,27 +97,37 @@ def main():
 
     W_ae, W_vae, W_ppca = affine_decoder(ae)[0], affine_decoder(vae)[0], closed.W_
     gram_error = lambda W: float(np.linalg.norm(W @ W.T - W_ppca @ W_ppca.T) / np.linalg.norm(W_ppca @ W_ppca.T))  # noqa: E731,E501
+    em_angles = angles(em.W_, closed.W_)
     results = {
-        "pca_test_error": pca_error,
-        "autoencoder": {"largest_angle_to_pca": ae_angles[-1], "test_error": test_error(ae, x_test),
-                        "columns_largest_cosine": off_diagonal(W_ae), "angles_over_training": ae_angles},
-        "vae": {"largest_angle_to_ppca": vae_angles[-1], "ww_relative_error": gram_error(W_vae),
+        "pca_test_error": pca_error, "eigenvalue_ratio_q_to_q_plus_1": float((s[q - 1] / s[q]) ** 2),
+        "autoencoder": {"angles_to_pca": ae_angles[-1].tolist(), "test_error": test_error(ae, x_test),
+                        "columns_largest_cosine": off_diagonal(W_ae),
+                        "median_angle_over_training": np.median(ae_angles, axis=1).tolist()},
+        "vae": {"angles_to_ppca": vae_angles[-1].tolist(), "ww_relative_error": gram_error(W_vae),
                 "columns_largest_cosine": off_diagonal(W_vae), "test_error": test_error(vae, x_test),
-                "angles_over_training": vae_angles},
-        "ppca": {"sigma2": float(closed.noise_variance_), "em_largest_angle_to_closed_form":
-                 largest_angle(em.W_, closed.W_), "em_ww_relative_error": gram_error(em.W_),
-                 "columns_largest_cosine": off_diagonal(W_ppca)},
+                "median_angle_over_training": np.median(vae_angles, axis=1).tolist()},
+        "ppca": {"sigma2": float(closed.noise_variance_), "em_angles_to_closed_form": em_angles.tolist(),
+                 "em_ww_relative_error": gram_error(em.W_), "columns_largest_cosine": off_diagonal(W_ppca)},
     }
-    print(f"PCA test error {pca_error:.2f}; autoencoder {results['autoencoder']['test_error']:.2f}, largest angle to "
-          f"PCA {ae_angles[-1]:.2f} deg, largest |cos| between its columns {off_diagonal(W_ae):.2f}")
-    print(f"linear VAE (sigma^2 = {sigma**2:.4f}): largest angle to pPCA {vae_angles[-1]:.2f} deg, |WW^T - "
-          f"pPCA's| / |pPCA's| = {results['vae']['ww_relative_error']:.3f}, largest |cos| between columns "
-          f"{off_diagonal(W_vae):.3f}; pPCA by EM against closed form: "
-          f"{results['ppca']['em_largest_angle_to_closed_form']:.2e} deg")
-    epochs = np.arange(cfg["epochs"] + 1)
-    plots.line_panels([("largest principal angle to the target subspace", {
-        "linear autoencoder vs PCA": (epochs, ae_angles), "linear VAE vs pPCA": (epochs, vae_angles)})],
-        common.out(args, "angles.png"), "epoch", "degrees", n_cols=1, size=5.0)
+    print(f"PCA test error {pca_error:.2f} (eigenvalue q / q+1: {results['eigenvalue_ratio_q_to_q_plus_1']:.3f}); "
+          f"autoencoder {results['autoencoder']['test_error']:.2f}, principal angles to PCA "
+          f"{np.array2string(ae_angles[-1], precision=1)} deg, largest |cos| between its columns "
+          f"{off_diagonal(W_ae):.2f}")
+    print(f"linear VAE (sigma^2 = {sigma**2:.4f}): test error {results['vae']['test_error']:.2f}, principal angles to "
+          f"pPCA {np.array2string(vae_angles[-1], precision=1)} deg, |WW^T - pPCA's| / |pPCA's| = "
+          f"{results['vae']['ww_relative_error']:.3f}, largest |cos| between columns {off_diagonal(W_vae):.3f}; "
+          f"pPCA by EM against closed form: largest angle {em_angles[-1]:.2e} deg")
+    epochs, index = np.arange(cfg["epochs"] + 1), np.arange(1, q + 1)
+    plots.line_panels([
+        ("principal angles to the target subspace", {
+            "autoencoder vs PCA: median": (epochs, np.median(ae_angles, axis=1)),
+            "autoencoder vs PCA: largest": (epochs, ae_angles[:, -1]),
+            "VAE vs pPCA: median": (epochs, np.median(vae_angles, axis=1)),
+            "VAE vs pPCA: largest": (epochs, vae_angles[:, -1])}),
+        ("every principal angle at the end", {"autoencoder vs PCA": (index, ae_angles[-1]),
+                                              "VAE vs pPCA": (index, vae_angles[-1]),
+                                              "pPCA by EM vs closed form": (index, em_angles)})],
+        common.out(args, "angles.png"), ["epoch", "angle, smallest first"], "degrees", n_cols=2, size=5.0)
     by_norm = lambda W: (W / np.abs(W).max(axis=0))[:, np.argsort(-np.linalg.norm(W, axis=0))].T  # noqa: E731
     scaled = lambda W: 0.5 + 0.5 * by_norm(W)  # noqa: E731  (a signed direction: grey is 0)
     plots.image_panels([("PCA: top components", 0.5 + 0.5 * pca.T / np.abs(pca).max(axis=0)[:, None]),

@@ -189,13 +189,13 @@ def scatter_panels(panels, path, n_cols=3, cmap="tab10", xlabel="z1", ylabel="z2
 
 def line_panels(panels, path, xlabel, ylabel, n_cols=3, logx=False, size=4.0, bottom=None, logy=False):
     """One panel per ``(title, {label: (x, y)})``, a line per label (a lone point drawn
-    as a large dot); ``ylabel`` and ``logy`` one for all panels or a list, one per
-    panel; ``bottom``: the y axis's lower limit (a first point far below the rest would
-    otherwise flatten every curve)."""
+    as a large dot); ``xlabel``, ``ylabel`` and ``logy`` one for all panels or a list,
+    one per panel; ``bottom``: the y axis's lower limit (a first point far below the
+    rest would otherwise flatten every curve)."""
     fig, axes = _panel_grid(len(panels), n_cols, size)
-    ylabels = ylabel if isinstance(ylabel, (list, tuple)) else [ylabel] * len(panels)
-    logys = logy if isinstance(logy, (list, tuple)) else [logy] * len(panels)
-    for ax, (title, lines), ylabel, log_y in zip(axes, panels, ylabels, logys):
+    per_panel = lambda v: v if isinstance(v, (list, tuple)) else [v] * len(panels)  # noqa: E731
+    for ax, (title, lines), xlabel, ylabel, log_y in zip(axes, panels, per_panel(xlabel), per_panel(ylabel),
+                                                        per_panel(logy)):
         for label, (x, y) in lines.items():
             ax.plot(x, y, label=label, marker="o" if len(x) == 1 else "." if len(x) < 30 else None)
         if log_y:

@@ -26,7 +26,7 @@ from .checks import as_rng
 from .distributions import LIKELIHOODS, make_likelihood
 from .models import MODELS, ConditionalVAE
 
-LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Flatten, nn.Reshape, nn.Identity,
+LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d, nn.Flatten, nn.Reshape, nn.Identity,
                                   nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
 DTYPES = ("float32", "float64")
 # Sane limits, so that a file cannot ask for more memory or recursion than it is worth:
@@ -105,7 +105,7 @@ def _parameter_count(cls, args):
         return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
     if cls is nn.Linear and ints(args.get("in_features"), args.get("out_features")):
         return args["in_features"] * args["out_features"] + args["out_features"]
-    if cls in (nn.Conv2d, nn.ConvTranspose2d):
+    if issubclass(cls, (nn.Conv2d, nn.ConvTranspose2d)):
         k = args.get("kernel_size")
         k = [k, k] if isinstance(k, int) else k
         if isinstance(k, list) and ints(args.get("in_channels"), args.get("out_channels"), *k):

@@ -43,6 +43,39 @@ def test_linear_forward_and_backward_equal_the_reference(seed, n, d_in, d_out, k
     assert_close(grads["cpu"][0], dW0 + 2 * (grads["reference"][0] - dW0), dtype)
 
 
+@given(seed=seeds, n=st.integers(1, 40), d_in=st.integers(1, 60), d_out=st.integers(1, 30),
+       density=st.sampled_from([0.0, 0.05, 0.2, 0.3, 0.6, 1.0]), extreme=st.sampled_from([None, 0.0, 1.0]),
+       kind=st.sampled_from(["identity", "relu", "tanh"]), dtype=dtypes)
+def test_binary_inputs_give_the_dense_products_numbers(seed, n, d_in, d_out, density, extreme, kind, dtype):
+    """A 0/1 input (any density, a row all 0 or all 1 among them) takes the sums of
+    weight rows below the density threshold and gemm above it: both equal the
+    reference to rounding, forward and backward, dx included."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, d_in)) < density).astype(dtype)
+    if extreme is not None:
+        x[rng.integers(n)] = extreme
+    assert cpu.dense.binary_input(x) == (x.mean() <= cpu.dense.BINARY_DENSITY)
+    W, b, dy = (rng.standard_normal(shape).astype(dtype) for shape in ((d_in, d_out), (d_out,), (n, d_out)))
+    h, y = reference.linear_forward(x, W, b, kind)
+    ours_h, ours_y = cpu.linear_forward(x, W, b, kind)
+    assert_close(ours_h, h, dtype)
+    assert_close(ours_y, y, dtype, like=h)
+    grads = {backend: (np.ones_like(W), np.ones_like(b)) for backend in ("cpu", "reference")}
+    assert_close(cpu.linear_backward(x, W, h, y, dy, *grads["cpu"], kind),
+                 reference.linear_backward(x, W, h, y, dy, *grads["reference"], kind), dtype)
+    for ours, ref in zip(grads["cpu"], grads["reference"]):
+        assert_close(ours, ref, dtype)
+
+
+def test_binary_density_stops_at_the_first_value_that_is_not_0_or_1():
+    x = np.zeros((3, 4))
+    assert cpu.dense._binary_density(x) == 0
+    x[0, 1], x[2, 3] = 1, 0.5
+    assert cpu.dense._binary_density(x) == -1
+    x[2, 3] = 1
+    assert cpu.dense._binary_density(x) == 2 / 12
+
+
 @given(seed=seeds, shape=st.lists(st.integers(0, 9), min_size=1, max_size=3), dtype=dtypes,
        bad=st.sampled_from([None, np.nan, np.inf, -np.inf]), big=st.booleans(),
        layout=st.sampled_from(["c", "strided", "transposed"]))

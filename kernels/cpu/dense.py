@@ -82,35 +82,92 @@ def _blas_threads(threads):
     return before
 
 
+# ------------------------------------------------ binary inputs: sums of weight rows
+# For a 0/1 input (binarised data: about a fifth of MNIST's pixels are on), x @ W is
+# the sum of W's rows at the ones, and x.T @ dh adds each dh row into those rows of dW:
+# the product's numbers (summed in another order), with work in proportion to the ones
+# where gemm's is in proportion to every entry. The dense kernels take this path when
+# the input is 0/1 with at most BINARY_DENSITY ones per entry (the crossover measured
+# by ``benchmarks/kernels.py``, kind "binary_rows").
+BINARY_DENSITY = 0.3
+
+
+@njit(**JIT)
+def _binary_density(x):
+    """The fraction of x's entries that are 1, or -1 when one is neither 0 nor 1 (found
+    at the first such entry, so a layer of real-valued inputs pays almost nothing)."""
+    ones = 0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            if x[i, j] == 1:
+                ones += 1
+            elif x[i, j] != 0:
+                return -1.0
+    return ones / max(x.size, 1)
+
+
+@njit(**JIT)
+def _binary_rows_product(x, W, h):
+    """h = x @ W for a 0/1 x: h[n] = the sum of W[i] over the i where x[n, i] = 1."""
+    h[:] = 0
+    for n in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            if x[n, i] != 0:
+                for j in range(W.shape[1]):
+                    h[n, j] += W[i, j]
+
+
+@njit(**JIT)
+def _binary_rows_weight_grad(x, dh, dW):
+    """dW += x.T @ dh for a 0/1 x: dh[n] added into dW[i] wherever x[n, i] = 1."""
+    for n in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            if x[n, i] != 0:
+                for j in range(dW.shape[1]):
+                    dW[i, j] += dh[n, j]
+
+
+def binary_input(x):
+    """Whether the dense kernels take the binary-rows path for input ``x``."""
+    return 0 <= _binary_density(x) <= BINARY_DENSITY
+
+
 # Activations the dense forward kernel applies itself: those without a transcendental
 # function (Numba's are scalar libm calls, NumPy's ufuncs are vectorised: see the top).
 _IN_KERNEL = (KINDS["relu"], KINDS["leaky_relu"])
 
 
 @njit(**JIT)
-def _linear_forward(x, W, b, h, y, kind, alpha, threads):
-    """h = x @ W + b: the product by gemm, then a pass that adds the bias; and y = f(h)
-    for the activations of ``_IN_KERNEL``. (Two passes, because one pass doing both,
-    with the branch on ``kind`` inside, does not vectorise.)"""
-    before = _blas_threads(threads)
-    _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, h)
-    _blas_threads(before)
+def _linear_forward(x, W, b, h, y, kind, alpha, threads, binary):
+    """h = x @ W + b: the product by gemm (or, ``binary``, by sums of W's rows), then a
+    pass that adds the bias; and y = f(h) for the activations of ``_IN_KERNEL``. (Two
+    passes, because one pass doing both, with the branch on ``kind`` inside, does not
+    vectorise.)"""
+    if binary:
+        _binary_rows_product(x, W, h)
+    else:
+        before = _blas_threads(threads)
+        _gemm(_NO_TRANS, _NO_TRANS, x, W, 0, h)
+        _blas_threads(before)
     _add_bias_rows(h, b)
     if kind == 1 or kind == 2:
         _activate_flat(h.reshape(-1), y.reshape(-1), kind, alpha)
 
 
 @njit(**JIT)
-def _linear_backward(x, W, h, y, dy, dW, db, dx, kind, alpha, threads, dx_by_w):
-    """dh = dy * f'(h) (dy itself for the identity); dW += x.T @ dh (gemm, beta = 1);
-    dx = dh @ W.T unless dx is empty, as (W @ dh.T).T when ``dx_by_w``; db += the
-    column sums of dh, in float64."""
+def _linear_backward(x, W, h, y, dy, dW, db, dx, kind, alpha, threads, dx_by_w, binary):
+    """dh = dy * f'(h) (dy itself for the identity); dW += x.T @ dh (gemm, beta = 1; or,
+    ``binary``, dh's rows added into dW's); dx = dh @ W.T unless dx is empty, as
+    (W @ dh.T).T when ``dx_by_w``; db += the column sums of dh, in float64."""
     dh = dy
     if kind != 0:
         dh = np.empty_like(dy)
         _backward_flat(dy.reshape(-1), h.reshape(-1), y.reshape(-1), dh.reshape(-1), kind, alpha)
     before = _blas_threads(threads)
-    _gemm(_TRANS, _NO_TRANS, x, dh, 1, dW)
+    if binary:
+        _binary_rows_weight_grad(x, dh, dW)
+    else:
+        _gemm(_TRANS, _NO_TRANS, x, dh, 1, dW)
     if dx.size and dx_by_w:
         dx_t = np.empty((dx.shape[1], dx.shape[0]), dtype=dx.dtype)
         _gemm(_NO_TRANS, _TRANS, W, dh, 0, dx_t)
@@ -141,8 +198,9 @@ def linear_forward(x, W, b, kind="identity", alpha=0.0):
     h = np.empty((len(x), W.shape[1]), dtype=x.dtype)
     code = KINDS[kind]
     y = np.empty_like(h) if code in _IN_KERNEL else h
-    _linear_forward(np.ascontiguousarray(x), np.ascontiguousarray(W), b, h, y, code, x.dtype.type(alpha),
-                    1 if len(x) <= SERIAL_ROWS else 0)
+    x = np.ascontiguousarray(x)
+    _linear_forward(x, np.ascontiguousarray(W), b, h, y, code, x.dtype.type(alpha), 1 if len(x) <= SERIAL_ROWS else 0,
+                    binary_input(x))
     if code in _IN_KERNEL or kind == "identity":
         return h, y
     return h, activation_forward(h, kind, alpha)
@@ -164,6 +222,7 @@ def linear_backward(x, W, h, y, dy, dW, db, kind="identity", alpha=0.0, need_dx=
     # "linear_dx").
     dx = np.empty(x.shape if need_dx else (0, 0), dtype=x.dtype)
     c = np.ascontiguousarray
-    _linear_backward(c(x), c(W), c(h), c(y), c(dy), dW, db, dx, KINDS[kind], x.dtype.type(alpha),
-                     1 if one_thread else 0, one_thread and W.shape[0] >= 100)
+    x = c(x)
+    _linear_backward(x, c(W), c(h), c(y), c(dy), dW, db, dx, KINDS[kind], x.dtype.type(alpha),
+                     1 if one_thread else 0, one_thread and W.shape[0] >= 100, binary_input(x))
     return dx if need_dx else None

@@ -131,10 +131,12 @@ def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_dec
     B (any samples, beta, annealing, free bits), a likelihood with ``on_device``, the
     batch mean and Adam without clipping; the rest trains on the CUDA backend with
     NumPy arrays, each op copying them to the GPU and back."""
-    own = {type(m).__name__ for m in _layers(model.encoder) + _layers(model.decoder)
-           if not type(m).__module__.startswith("npvae.")}
+    layers = _layers(model.encoder) + _layers(model.decoder)
+    own = {type(m).__name__ for m in layers if not type(m).__module__.startswith("npvae.")}
+    host = {type(m).__name__ for m in layers if not m.on_device} - own
     reasons = [(not model.device_path, f"a {type(model).__name__}"),
                (bool(own), f"layers of your own ({', '.join(sorted(own))}: no device kernels)"),
+               (bool(host), f"layers that compute on host arrays ({', '.join(sorted(host))})"),
                (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood"),
                ((objective, estimator) != ("elbo", "B"), f"objective {objective!r} with estimator {estimator!r}"),
                (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'"),

@@ -1,7 +1,7 @@
 """Layers with hand-derived backward passes (the contract: ``docs/design.md``)."""
 
 from .activations import ELU, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from .conv import Conv2d, ConvTranspose2d
+from .conv import Conv2d, ConvTranspose2d, MaskedConv2d
 from .init import INITIALIZERS
 from .linear import Linear
 from .module import Container, Module
@@ -9,6 +9,6 @@ from .sequential import Sequential
 from .shape import Flatten, Reshape
 
 __all__ = [
-    "Module", "Container", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "Flatten", "Reshape",
+    "Module", "Container", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "MaskedConv2d", "Flatten", "Reshape",
     "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU", "INITIALIZERS",
 ]

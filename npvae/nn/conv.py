@@ -139,3 +139,76 @@ class ConvTranspose2d(_ConvBase):
         x = self.saved_for_backward(dy)
         return kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
                                                      self.stride, self.padding, need_dx)
+
+
+MASKS = ("A", "B")
+
+
+def causal_mask(kernel_size, mask):
+    """The (kh, kw) 0/1 mask of a PixelCNN kernel centred on the output pixel: 1 on
+    the rows above the centre and left of it on its row; the centre itself only for
+    mask "B". Output (i, j) then reads input pixels before (i, j) in raster order
+    ("A"), or up to and including it ("B")."""
+    kh, kw = kernel_size
+    m = np.zeros((kh, kw))
+    m[: kh // 2] = 1
+    m[kh // 2, : kw // 2 + (mask == "B")] = 1
+    return m
+
+
+class MaskedConv2d(Conv2d):
+    """A PixelCNN convolution (van den Oord, Kalchbrenner & Kavukcuoglu, "Pixel
+    Recurrent Neural Networks", 2016): a stride-1, same-size Conv2d whose weight is
+    multiplied by :func:`causal_mask`, so that output pixel (i, j) depends only on the
+    input pixels before it in raster order (``mask="A"``, for the first layer, whose
+    input is the image itself) or up to and including it (``mask="B"``, for later
+    layers, whose pixel (i, j) has itself seen only what came before). On one-channel
+    images the mask is spatial only. Odd kernel sizes, padding k // 2 per axis.
+
+    Forward: ``y = conv2d(x, W * M) + b``, the backend's own convolution on a masked
+    copy of W (made once per call: the mask costs nothing inside the kernels, on every
+    backend). Backward, with ``V = W * M``::
+
+        dL/dW = M * dL/dV     (the masked entries never touch the output: gradient 0)
+        dL/dx = the input gradient of conv2d with V, as for any Conv2d: the mask is
+                already in the weight x met, so it needs nothing more.
+    """
+
+    on_device = False  # W * M is a NumPy product: a CUDA run of it works on host arrays
+
+    def __init__(self, in_channels, out_channels, kernel_size, mask="B", rng=None, init="he_normal",
+                 dtype=np.float32):
+        kernel = _pair(kernel_size, "kernel_size", 1)
+        if any(k % 2 == 0 for k in kernel):
+            raise ValueError(f"kernel_size: expected odd sizes (a centre pixel for the mask), got {kernel}")
+        if mask not in MASKS:
+            raise ValueError(f"mask: expected one of {MASKS}, got {mask!r}")
+        super().__init__(in_channels, out_channels, kernel, 1, (kernel[0] // 2, kernel[1] // 2), rng, init, dtype)
+        self.mask = causal_mask(kernel, mask).astype(dtype)
+        self.mask_type = mask
+        self.params["W"] *= self.mask  # the masked entries start (and stay) at 0
+
+    def forward(self, x):
+        self._check_input(x)
+        V = self.params["W"] * self.mask
+        y = kernels.ops.conv2d_forward(x, V, self.params["b"], self.stride, self.padding)
+        return self.save_for_backward((x, V), y)
+
+    def backward(self, dy, need_dx=True):
+        x, V = self.saved_for_backward(dy)
+        dV = np.zeros_like(V)
+        dx = kernels.ops.conv2d_backward(x, V, dy, dV, self.grads["b"], self.stride, self.padding, need_dx)
+        self.grads["W"] += dV * self.mask
+        return dx
+
+    def astype(self, dtype):
+        self.mask = self.mask.astype(dtype)
+        return super().astype(dtype)
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "mask": self.mask_type}
+
+    def __repr__(self):
+        return f"MaskedConv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
+               f"mask={self.mask_type!r})"

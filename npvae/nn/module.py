@@ -26,6 +26,7 @@ from ..checks import check_array
 
 class Module:
     out_shape = None  # the last forward's output shape (save_for_backward records it)
+    on_device = True  # forward and backward take GPU arrays (False: the layer computes on NumPy arrays itself)
 
     def __init__(self):
         self.params = {}
