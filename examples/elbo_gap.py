@@ -21,11 +21,13 @@ where the E step of EM sets q to the exact posterior and the gap to zero.
    grows (Burda, Grosse & Salakhutdinov, 2015).
 
 What the full run shows (numbers, date, machine and command in ``docs/results.md``):
-the identity holds to rounding at every epoch; the amortised encoder's gap falls over
-training towards the diagonal family's, and the E step closes it; the importance-sampled
-estimate climbs to the closed-form ln p(x). On MNIST the bound tightens with k by a few
-nats, most of it by k = 100, so the claim holds: the ELBO is below ln p(x) by exactly
-the posterior's KL, and only an exact posterior removes it.
+the identity holds to 2e-12 nats at every epoch; the amortised encoder's gap falls from
+hundreds of nats to 0.62 (of which 0.06 is the diagonal family's and the rest
+amortisation), and the E step's gap is 1e-12, rounding; the importance-sampled
+estimate reaches the closed-form ln p(x) by k = 1000. On MNIST the ELBO (-99.4) is 5.7
+nats below the k = 5000 estimate (-93.6), 4.6 of them recovered by k = 100. The claim
+holds: the ELBO is below ln p(x) by exactly the posterior's KL, and only the exact
+posterior removes it.
 """
 
 import common

@@ -18,12 +18,16 @@ variance, and a fixed sigma's part in posterior collapse.
    sigma, with the floored learned-sigma runs marked at their median sigma.
 
 What the full run shows (numbers, date, machine and command in ``docs/results.md``):
-both unfloored runs' ELBO keeps rising while their smallest sigma falls by orders of
-magnitude, on the border pixels, until the run stops on a non-finite loss or the budget
-ends; the floored runs sit at the floor on those pixels and train normally. So the
-singularity is real and the floor is what removes it. Against a fixed sigma the KL,
-the active units and the mutual information all fall as sigma grows, to a collapsed
-posterior at sigma = 2: Lucas et al.'s claim holds here.
+without a floor, sigma(z) drops to about 1e-3 on the border pixels within the first
+epochs (397 pixels end with a median sigma below 0.01) and its ELBO climbs some 200
+nats above the floored run's while the test ELBO jumps by hundreds of nats from epoch
+to epoch; the learned per-pixel sigma falls at a constant rate in log sigma (Adam moves
+each log-variance by about its learning rate a step), passes the floor at epoch 15
+and is still falling at the end, its ELBO still climbing. Only the optimiser's pace
+and the mean's rounding stop the descent; the floored runs settle. So the singularity
+holds, and the floor is what removes it. Against a fixed sigma the KL falls from 87
+nats (sigma 0.05) to 0.3 (sigma 2) and the active units from 20 to 1: Lucas et al.'s
+claim holds here.
 """
 
 import common

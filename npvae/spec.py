@@ -26,7 +26,7 @@ from .checks import as_rng
 from .distributions import LIKELIHOODS, make_likelihood
 from .models import MODELS, ConditionalVAE
 
-LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d, nn.Flatten, nn.Reshape, nn.Identity,
+LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d, nn.PixelCNN, nn.Flatten, nn.Reshape, nn.Identity,
                                   nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
 DTYPES = ("float32", "float64")
 # Sane limits, so that a file cannot ask for more memory or recursion than it is worth:
@@ -49,7 +49,8 @@ def layer_spec(layer, where="layer"):
     if type(layer) is nn.Sequential:
         return {"layer": "Sequential", "layers": [layer_spec(m, f"{where}.{i}") for i, m in enumerate(layer)]}
     name = type(layer).__name__
-    if name in LAYERS and LAYERS[name] is not type(layer) or isinstance(layer, nn.Container) or name == "Sequential":
+    if (name in LAYERS and LAYERS[name] is not type(layer) or isinstance(layer, nn.Container) and name not in LAYERS
+            or name == "Sequential"):
         raise TypeError(f"{where}: {name} shares the name of one of npvae's classes (or is a container other "
                         f"than Sequential), so a checkpoint cannot describe it: give the class a name of its own")
     config = layer.config()
@@ -105,6 +106,12 @@ def _parameter_count(cls, args):
         return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
     if cls is nn.Linear and ints(args.get("in_features"), args.get("out_features")):
         return args["in_features"] * args["out_features"] + args["out_features"]
+    if cls is nn.PixelCNN and ints(*(args.get(k, 1) for k in ("latent_dim", "in_channels", "channels", "n_layers",
+                                                              "kernel_size", "first_kernel_size"))):
+        c, k = args.get("channels", 32), args.get("kernel_size", 5)
+        first = args.get("in_channels", 1) * c * args.get("first_kernel_size", 7) ** 2
+        return (first + (args.get("n_layers", 4) - 1) * c * c * k * k
+                + args.get("n_layers", 4) * (args.get("latent_dim", 1) + 2) * c + (c + 1) * args.get("in_channels", 1))
     if issubclass(cls, (nn.Conv2d, nn.ConvTranspose2d)):
         k = args.get("kernel_size")
         k = [k, k] if isinstance(k, int) else k

@@ -34,7 +34,7 @@ from .gradcheck import compare
 from .models import VAE
 from .models.base import LatentModel
 from .nn.activations import Activation
-from .nn.sequential import Sequential
+from .nn.module import Container
 from .plots import plt, save
 
 THRESHOLD = 1e-5  # a row passes when the backward is within this of finite differences, relative
@@ -44,13 +44,13 @@ DYING = ("relu",)
 
 
 def _leaves(network, prefix):
-    """(dotted name, layer) of every non-container layer, in forward order."""
-    for i, layer in enumerate(network):
-        name = f"{prefix}.{i}"
-        if isinstance(layer, Sequential):
-            yield from _leaves(layer, name)
-        else:
-            yield name, layer
+    """(dotted name, layer) of every non-container layer, in forward order (a
+    container's children in the order it names them)."""
+    if not isinstance(network, Container):
+        yield prefix, network
+        return
+    for key, layer in network.children.items():
+        yield from _leaves(layer, f"{prefix}.{key}")
 
 
 def _activation_of(layer):

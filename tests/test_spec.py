@@ -36,6 +36,7 @@ EVERY_LAYER = [  # (layer, input shape): one of each class, arguments away from 
     (nn.Linear(5, 3, activation="elu"), (2, 5)),
     (nn.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=(1, 0)), (2, 2, 5, 4)),
     (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), (2, 2, 3, 4)),
+    (nn.MaskedConv2d(2, 3, (3, 5), "A"), (2, 2, 4, 5)),
     (nn.Flatten(), (2, 2, 3)),
     (nn.Reshape((2, 3)), (2, 6)),
     (nn.LeakyReLU(0.2), (2, 4)),
@@ -52,7 +53,8 @@ def test_every_layer_round_trips(layer, shape):
 
 
 def test_every_layer_class_is_covered():
-    assert {type(layer).__name__ for layer, _ in EVERY_LAYER} == set(LAYERS)
+    """PixelCNN takes a pair (z, x): tests/test_pixelcnn.py round-trips it in its model."""
+    assert {type(layer).__name__ for layer, _ in EVERY_LAYER} | {"PixelCNN"} == set(LAYERS)
 
 
 # ----------------------------------------------------------------------------- random stacks
@@ -289,7 +291,7 @@ def edited(path, value=None, delete=False):
     (edited(["data_shape"], value="28x28"), r"spec.data_shape: expected a list of positive ints"),
     (edited(["likelihood", "name"], value="poisson"), r"spec.likelihood: likelihood: expected one of"),
     (edited(["likelihood", "sigma"], value=1.0), r"spec.likelihood: .*unexpected keyword argument 'sigma'"),
-    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'ConditionalVAE', 'VAE'\]"),
+    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'ConditionalVAE', 'PixelCNNVAE', 'VAE'\]"),
     (edited(["dtype"], value="float16"), r"spec.dtype: expected one of \('float32', 'float64'\), got 'float16'"),
     (edited(["decoder"], delete=True), r"spec: missing \['decoder'\], unknown \[\]"),
     ([1, 2], r"spec: expected a JSON object, got list"),

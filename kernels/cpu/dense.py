@@ -83,53 +83,91 @@ def _blas_threads(threads):
 
 
 # ------------------------------------------------ binary inputs: sums of weight rows
-# For a 0/1 input (binarised data: about a fifth of MNIST's pixels are on), x @ W is
-# the sum of W's rows at the ones, and x.T @ dh adds each dh row into those rows of dW:
-# the product's numbers (summed in another order), with work in proportion to the ones
-# where gemm's is in proportion to every entry. The dense kernels take this path when
-# the input is 0/1 with at most BINARY_DENSITY ones per entry (the crossover measured
-# by ``benchmarks/kernels.py``, kind "binary_rows").
-BINARY_DENSITY = 0.3
+# For a 0/1 input (binarised MNIST: about 13% of the pixels are on), x @ W is the sum
+# of W's rows at the ones, and x.T @ dh adds each dh row into those rows of dW: the
+# product's numbers (summed in another order), with work in proportion to the ones.
+# The sums stream W's active rows once per example where gemm reuses blocks of W
+# across the batch, so they win only on small batches, which run gemm on one thread:
+# the path is taken for batches of at most SERIAL_ROWS rows with at most
+# BINARY_DENSITY ones per entry (the crossover measured by ``benchmarks/kernels.py``,
+# kind "binary_rows"; ``benchmarks/README.md`` has the numbers).
+BINARY_DENSITY = 0.08
 
 
 @njit(**JIT)
 def _binary_density(x):
     """The fraction of x's entries that are 1, or -1 when one is neither 0 nor 1 (found
-    at the first such entry, so a layer of real-valued inputs pays almost nothing)."""
+    by the end of its row, so a layer of real-valued inputs pays for one row)."""
     ones = 0
     for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            if x[i, j] == 1:
-                ones += 1
-            elif x[i, j] != 0:
-                return -1.0
+        bad = 0
+        for j in range(x.shape[1]):  # counts, not branches: the loop vectorises
+            ones += x[i, j] == 1
+            bad += (x[i, j] != 0) & (x[i, j] != 1)
+        if bad:
+            return -1.0
     return ones / max(x.size, 1)
 
 
 @njit(**JIT)
 def _binary_rows_product(x, W, h):
-    """h = x @ W for a 0/1 x: h[n] = the sum of W[i] over the i where x[n, i] = 1."""
-    h[:] = 0
+    """h = x @ W for a 0/1 x: h[n] = the sum of W[i] over the i where x[n, i] = 1,
+    four rows at a time into a row accumulator."""
+    d_in, d_out = W.shape
+    on = np.empty(d_in, np.int64)
+    acc = np.empty(d_out, W.dtype)
     for n in range(x.shape[0]):
-        for i in range(x.shape[1]):
+        k = 0
+        for i in range(d_in):
             if x[n, i] != 0:
-                for j in range(W.shape[1]):
-                    h[n, j] += W[i, j]
+                on[k] = i
+                k += 1
+        acc[:] = 0
+        t = 0
+        while t + 4 <= k:
+            w0, w1, w2, w3 = W[on[t]], W[on[t + 1]], W[on[t + 2]], W[on[t + 3]]
+            for j in range(d_out):
+                acc[j] += (w0[j] + w1[j]) + (w2[j] + w3[j])
+            t += 4
+        for t in range(t, k):
+            w0 = W[on[t]]
+            for j in range(d_out):
+                acc[j] += w0[j]
+        h[n] = acc
 
 
 @njit(**JIT)
 def _binary_rows_weight_grad(x, dh, dW):
-    """dW += x.T @ dh for a 0/1 x: dh[n] added into dW[i] wherever x[n, i] = 1."""
-    for n in range(x.shape[0]):
-        for i in range(x.shape[1]):
+    """dW += x.T @ dh for a 0/1 x: into each row dW[i], the dh[n] of the examples with
+    x[n, i] = 1, four at a time."""
+    n_rows, d_in = x.shape
+    on = np.empty(n_rows, np.int64)
+    acc = np.empty(dW.shape[1], dW.dtype)
+    for i in range(d_in):
+        k = 0
+        for n in range(n_rows):
             if x[n, i] != 0:
-                for j in range(dW.shape[1]):
-                    dW[i, j] += dh[n, j]
+                on[k] = n
+                k += 1
+        if k == 0:
+            continue
+        acc[:] = dW[i]
+        t = 0
+        while t + 4 <= k:
+            d0, d1, d2, d3 = dh[on[t]], dh[on[t + 1]], dh[on[t + 2]], dh[on[t + 3]]
+            for j in range(acc.size):
+                acc[j] += (d0[j] + d1[j]) + (d2[j] + d3[j])
+            t += 4
+        for t in range(t, k):
+            d0 = dh[on[t]]
+            for j in range(acc.size):
+                acc[j] += d0[j]
+        dW[i] = acc
 
 
 def binary_input(x):
     """Whether the dense kernels take the binary-rows path for input ``x``."""
-    return 0 <= _binary_density(x) <= BINARY_DENSITY
+    return len(x) <= SERIAL_ROWS and 0 <= _binary_density(x) <= BINARY_DENSITY
 
 
 # Activations the dense forward kernel applies itself: those without a transcendental

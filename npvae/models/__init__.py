@@ -1,9 +1,11 @@
-"""Models: the VAE, the conditional VAE and the plain autoencoder baseline."""
+"""Models: the VAE, the conditional VAE, the VAE with a PixelCNN decoder and the plain
+autoencoder baseline."""
 
 from .autoencoder import Autoencoder
 from .conditional import ConditionalVAE
 from .networks import mlp
+from .pixelcnn import PixelCNNVAE
 from .vae import VAE
 
 # name -> class, for rebuilding a model from a checkpoint's configuration.
-MODELS = {"VAE": VAE, "ConditionalVAE": ConditionalVAE, "Autoencoder": Autoencoder}
+MODELS = {"VAE": VAE, "ConditionalVAE": ConditionalVAE, "Autoencoder": Autoencoder, "PixelCNNVAE": PixelCNNVAE}

@@ -192,7 +192,9 @@ class VAE(LatentModel):
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
         return kernels.to_host(self._decode(self.placed(z), self._labels(y, len(z))))
 
-    def _decode(self, z, onehot):
+    def _decode(self, z, onehot, x=None):
+        """The decoder's output for codes ``z``; ``x``, the examples scored, is for a
+        decoder that reads them (an autoregressive one), and unused here."""
         out = self.decoder.forward(self._decoder_input(z, onehot)).reshape(len(z), -1)
         return self._check_output("decoder", out, self.likelihood.out_features(math.prod(self.data_shape)))
 
@@ -237,10 +239,10 @@ class VAE(LatentModel):
         mean, logvar = self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z, kl), latent_cache = latent_forward(mean, logvar, eps)
         onehot_per_sample = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
-        out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample)
         x_per_sample = x.reshape(n, -1)
         if n_samples > 1:  # each example once per sample, rows in (n, l) order
             x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
+        out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample, x_per_sample)
         log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out) if grad
                                 else (self.likelihood.log_prob(x_per_sample, out), None))
         f = dict(mean=mean, logvar=logvar, z=z, kl=kl, latent_cache=latent_cache, dlog_px_dout=dlog_px_dout,

@@ -5,10 +5,11 @@ from .conv import Conv2d, ConvTranspose2d, MaskedConv2d
 from .init import INITIALIZERS
 from .linear import Linear
 from .module import Container, Module
+from .pixelcnn import PixelCNN
 from .sequential import Sequential
 from .shape import Flatten, Reshape
 
 __all__ = [
-    "Module", "Container", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "MaskedConv2d", "Flatten", "Reshape",
+    "Module", "Container", "Sequential", "Linear", "Conv2d", "ConvTranspose2d", "MaskedConv2d", "PixelCNN", "Flatten", "Reshape",
     "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "ELU", "INITIALIZERS",
 ]

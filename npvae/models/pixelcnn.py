@@ -1,0 +1,97 @@
+"""The VAE with an autoregressive (PixelCNN) decoder: where posterior collapse really happens."""
+
+import numpy as np
+
+from ..checks import as_rng, check_array, check_positive_int
+from ..distributions import Bernoulli
+from ..nn.pixelcnn import PixelCNN
+from .networks import conv_encoder
+from .vae import VAE
+
+
+class PixelCNNVAE(VAE):
+    """A VAE whose decoder is a :class:`npvae.nn.PixelCNN`: p(x|z) = prod_i p(x_i | x_<i, z)
+    on binary images (N, C, H, W), Bernoulli logits. Training, the ELBO, the IWAE bound
+    and the importance-sampled log p(x) are the VAE's own, with the decoder reading x
+    itself (teacher forcing): each pixel's logit depends on z and on the pixels before
+    it, so log p(x|z) is still a sum of per-pixel terms, exact. Only sampling differs: a
+    pixel can be drawn only once those before it are, so :meth:`sample` and
+    :meth:`reconstruct` run the decoder once per pixel (over the rows its receptive field
+    needs, from the top to the pixel's own: rows below do not reach it).
+
+    Chen et al. ("Variational Lossy Autoencoder", 2017) argue that such a decoder, when
+    it can model x alone, is best off ignoring z: the KL then goes to 0. The decoder's
+    depth and kernels (``n_layers``, ``kernel_size``) turn how strongly.
+    """
+
+    device_path = False
+
+    @classmethod
+    def build(cls, image_shape=(1, 28, 28), latent_dim=32, encoder_channels=(32, 64), encoder_kernel=4,
+              channels=32, n_layers=4, kernel_size=5, first_kernel_size=7, activation="relu", rng=None,
+              dtype="float32"):
+        """A conv encoder (``VAE.conv``'s: stride-2 convolutions, then a linear map to
+        [mean, logvar]) and a PixelCNN decoder of ``n_layers`` masked layers, both with
+        ``activation``."""
+        rng = as_rng(rng)
+        encoder = conv_encoder(tuple(image_shape), tuple(encoder_channels), encoder_kernel, activation,
+                               2 * latent_dim, rng)
+        decoder = PixelCNN(latent_dim, image_shape[0], channels, n_layers, kernel_size, first_kernel_size, activation,
+                           rng)
+        return cls(encoder, decoder, Bernoulli(), latent_dim, tuple(image_shape)).astype(dtype)
+
+    def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
+        if not isinstance(decoder, PixelCNN) or not isinstance(likelihood, Bernoulli) or len(data_shape) != 3:
+            raise ValueError(f"decoder, likelihood, data_shape: a PixelCNNVAE takes a PixelCNN decoder, a Bernoulli "
+                             f"likelihood and images (C, H, W), got {type(decoder).__name__}, "
+                             f"{type(likelihood).__name__}, {tuple(data_shape)}")
+        super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
+
+    def _decode(self, z, onehot, x=None):
+        """Logits (N, D) of every pixel given z and the pixels before it in ``x`` (N, D)
+        or (N, C, H, W); None stands for the all-zero image."""
+        x = np.zeros((len(z), *self.data_shape), z.dtype) if x is None else x.reshape(len(z), *self.data_shape)
+        return self.decoder.forward((z, x)).reshape(len(z), -1)
+
+    def decode(self, z, y=None, x=None):
+        """Bernoulli logits of each pixel of ``x`` given z and the pixels of ``x`` before
+        it (teacher forcing; ``x`` None: the all-zero image)."""
+        check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
+        self.check_labels(y, len(z))
+        if x is not None:
+            check_array(x, "x", shape=(len(z), *self.data_shape), dtype=self.dtype)
+        return self._decode(z, None, x)
+
+    def sample_given(self, z, rng):
+        """x ~ p(x | z) pixel by pixel in raster order, for each row of ``z`` (N, d):
+        pixel (i, j) drawn from its logit given z and the pixels already drawn. Each pass
+        runs the decoder on the rows from ``i - rows_above`` to i only (a pixel reads
+        nothing below its row, and nothing further up than its receptive field), so a
+        grid costs about H W passes over a band of the image."""
+        check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
+        rng = as_rng(rng)
+        c, h, w = self.data_shape
+        x = np.zeros((len(z), c, h, w), self.dtype)
+        reach = self.decoder.rows_above()
+        for i in range(h):
+            top = max(0, i - reach)  # the band's first row; rows above it do not reach row i
+            for j in range(w):
+                logits = self.decoder.forward((z, x[:, :, top : i + 1]))[:, :, i - top, j]
+                x[:, :, i, j] = rng.random(logits.shape) < 1 / (1 + np.exp(-logits))
+        return x
+
+    def sample(self, n, rng, mean=False, y=None):
+        """n images by ancestral sampling: z ~ p(z), then x ~ p(x|z) pixel by pixel
+        (:meth:`sample_given`). ``mean`` has no meaning for an autoregressive decoder (the
+        pixels' means depend on the pixels drawn before them) and is refused."""
+        if mean:
+            raise ValueError("mean: a PixelCNN decoder has no mean image to show; use mean=False (samples)")
+        n, rng = check_positive_int(n, "n"), as_rng(rng)
+        self.check_labels(y, n)
+        return self.sample_given(rng.standard_normal((n, self.latent_dim)).astype(self.dtype), rng)
+
+    def reconstruct(self, x, y=None, rng=0):
+        """A fresh sample of p(x | z) at z = the posterior mean of each image: what z
+        keeps of x (an image that ignores z comes back as an unrelated digit)."""
+        mean, _ = self.encode(x, y)
+        return self.sample_given(mean, rng)
