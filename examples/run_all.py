@@ -86,8 +86,11 @@ EXAMPLES = {
                             f"{r['runs']['AE, clean']['test_cross_entropy']['mask 0.5']:.0f} / "
                             f"{r['runs']['AE, mask 0.5']['test_cross_entropy']['mask 0.5']:.0f} nats"),
     "linear_autoencoder": ("a linear autoencoder spans PCA's subspace; a linear VAE recovers pPCA's W up to rotation",
-                           lambda r: f"largest angle: AE to PCA {r['autoencoder']['largest_angle_to_pca']:.1f} deg, "
-                                     f"VAE to pPCA {r['vae']['largest_angle_to_ppca']:.1f} deg"),
+                           lambda r: f"largest angle: AE to PCA {r['autoencoder']['angles_to_pca'][-1]:.1f} deg, "
+                                     f"VAE to pPCA {r['vae']['angles_to_ppca'][-1]:.1f} deg"),
+    "pixelcnn_collapse": ("a PixelCNN decoder: plain, annealing, free bits, MAE, a weak decoder; KL, active units, NLL",
+                          lambda r: "KL " + _runs(r, "runs", "test_kl") + " nats; NLL " + _runs(r, "runs", "test_nll")
+                                    + f" nats (k = {r['k']})"),
 }
 
 

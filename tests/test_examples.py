@@ -34,6 +34,8 @@ OUTPUTS = {
     "elbo_gap": ["gap_linear.png", "gap_against_k.png"],
     "denoising": ["error_against_masking.png", "reconstructions_mask_0.5.png", "filters.png"],
     "linear_autoencoder": ["angles.png", "components.png"],
+    "pixelcnn_collapse": ["samples.png", "reconstructions.png", "interpolations.png", "collapse_over_training.png",
+                          "kl_per_dimension.png"],
 }
 
 
