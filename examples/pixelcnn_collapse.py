@@ -38,10 +38,11 @@ from npvae.models import PixelCNNVAE
 from npvae.train import evaluate, fit
 
 SETTINGS = {
-    "full": dict(n_train=20000, n_val=1000, n_test=10000, epochs=10, k=20, channels=16, n_layers=4, n_show=16),
-    "quick": dict(n_train=2000, n_val=200, n_test=200, epochs=2, k=5, channels=16, n_layers=4, n_show=8),
-    "smoke": dict(n_train=100, n_val=50, n_test=20, epochs=1, k=2, channels=4, n_layers=2, n_show=2),
-}
+    "full": dict(n_train=20000, n_val=1000, n_test=10000, epochs=10, k=20, channels=16, n_layers=4, n_show=16,
+                 size=28),
+    "quick": dict(n_train=2000, n_val=200, n_test=200, epochs=2, k=5, channels=16, n_layers=4, n_show=8, size=28),
+    "smoke": dict(n_train=100, n_val=50, n_test=20, epochs=1, k=2, channels=4, n_layers=2, n_show=2, size=8),
+}  # size: the images' centre crop (the smoke run samples 8 x 8 pixels, not 28 x 28)
 LATENT = 32
 STEPS = 8  # interpolation steps
 
@@ -64,21 +65,22 @@ def interpolation(model, x_pair, seed):
     mean, _ = model.encode(x_pair)
     weights = np.linspace(0, 1, STEPS, dtype=model.dtype)[:, None]
     z = (1 - weights) * mean[0] + weights * mean[1]
-    return np.concatenate([model.sample_given(z[i : i + 1], rng=seed) for i in range(STEPS)])
+    return model.sample_given(z, rng=seed, shared_noise=True)
 
 
 def main():
     args, cfg = common.setup("pixelcnn_collapse", __doc__, SETTINGS)
-    images, _ = load_mnist("train", flatten=False)
+    crop = slice(14 - cfg["size"] // 2, 14 + cfg["size"] // 2)
+    images = load_mnist("train", flatten=False)[0][:, :, crop, crop]
     x_train = images[: cfg["n_train"]]
     x_val = binarize_static(images[50000 : 50000 + cfg["n_val"]], seed=1)
-    x_test = binarize_static(load_mnist("test", flatten=False)[0][: cfg["n_test"]], seed=2)
+    x_test = binarize_static(load_mnist("test", flatten=False)[0][: cfg["n_test"], :, crop, crop], seed=2)
     n_show = cfg["n_show"]
     steps_per_epoch = -(-len(x_train) // 100)
     results, curves = {}, {"KL": {}, "active units": {}, "I_q(x; z)": {}}
     sample_panels, recon_panels, interp_panels, kl_panels = [], [("test digits", x_test[:n_show])], [], []
     for name, ((n_layers, kernel, first), settings) in runs(cfg, steps_per_epoch).items():
-        model = PixelCNNVAE.build((1, 28, 28), LATENT, channels=cfg["channels"], n_layers=n_layers,
+        model = PixelCNNVAE.build((1, cfg["size"], cfg["size"]), LATENT, channels=cfg["channels"], n_layers=n_layers,
                                   kernel_size=kernel, first_kernel_size=first, rng=args.seed)
         history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=cfg["epochs"], batch_size=100,
                       seed=args.seed, binarize=True, diagnostics_every=1, log=None, **settings)
@@ -101,12 +103,15 @@ def main():
         interp_panels.append((name, interpolation(model, x_test[:2], args.seed)))
         kl_panels.append((name, np.sort(report["kl_per_dimension"])[::-1]))
     flat = lambda panels: [(name, images.reshape(len(images), -1)) for name, images in panels]  # noqa: E731
+    shape = (cfg["size"], cfg["size"])
     plots.image_panels(flat(sample_panels), common.out(args, "samples.png"), n_cols=n_show, panels_per_row=1,
-                       title="x ~ p(x|z), z ~ p(z), drawn pixel by pixel")
+                       title="x ~ p(x|z), z ~ p(z), drawn pixel by pixel", image_shape=shape)
     plots.image_panels(flat(recon_panels), common.out(args, "reconstructions.png"), n_cols=n_show,
-                       panels_per_row=1, title="test digits, then x ~ p(x | z = posterior mean): what z keeps")
+                       panels_per_row=1, title="test digits, then x ~ p(x | z = posterior mean): what z keeps",
+                       image_shape=shape)
     plots.image_panels(flat(interp_panels), common.out(args, "interpolations.png"), n_cols=STEPS, panels_per_row=2,
-                       title="z from the first test digit's code to the second's, the same sampling noise each step")
+                       title="z from the first test digit's code to the second's, the same sampling noise each step",
+                       image_shape=shape)
     plots.line_panels([(f"{key} on validation digits", lines) for key, lines in curves.items()],
                       common.out(args, "collapse_over_training.png"), "epoch", ["nats", "units", "nats"])
     plots.bar_panels(kl_panels, common.out(args, "kl_per_dimension.png"), "latent dimension (sorted)",

@@ -4,7 +4,7 @@ training and the importance-sampled log p(x)."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npvae import check_params, io
@@ -24,6 +24,7 @@ def binary_images(rng, n, size=6):
     return (rng.random((n, 1, size, size)) < 0.4).astype(np.float64)
 
 
+@settings(max_examples=8)  # each example differentiates ~400 parameters, twice each
 @given(seeds, st.sampled_from([dict(), dict(objective="iwae"), dict(estimator="A", beta=0.5)]), st.integers(1, 3),
        st.sampled_from(["tanh", "softplus", "elu"]))
 def test_pixelcnn_vae_loss_gradients(seed, setting, n_samples, activation):
@@ -85,6 +86,8 @@ def test_samples_follow_the_teacher_forced_probabilities():
             expected = (p[0] if a else 1 - p[0]) * (p[1] if b else 1 - p[1])
             frequency = np.mean((drawn[:, 0] == a) & (drawn[:, 1] == b))
             assert abs(frequency - expected) < 4 * np.sqrt(expected * (1 - expected) / 4000) + 1e-3, (a, b)
+    twins = model.sample_given(np.repeat(z[:1], 3, axis=0), rng=3, shared_noise=True)
+    assert np.array_equal(twins[0], twins[1]) and np.array_equal(twins[0], twins[2])  # the same z, the same noise
     with pytest.raises(ValueError, match="mean"):
         model.sample(2, rng=0, mean=True)
 

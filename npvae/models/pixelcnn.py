@@ -62,9 +62,11 @@ class PixelCNNVAE(VAE):
             check_array(x, "x", shape=(len(z), *self.data_shape), dtype=self.dtype)
         return self._decode(z, None, x)
 
-    def sample_given(self, z, rng):
+    def sample_given(self, z, rng, shared_noise=False):
         """x ~ p(x | z) pixel by pixel in raster order, for each row of ``z`` (N, d):
-        pixel (i, j) drawn from its logit given z and the pixels already drawn. Each pass
+        pixel (i, j) drawn from its logit given z and the pixels already drawn.
+        ``shared_noise``: every row uses the same uniform numbers, so that rows differ
+        only by what their z does (for interpolations). Each pass
         runs the decoder on the rows from ``i - rows_above`` to i only (a pixel reads
         nothing below its row, and nothing further up than its receptive field), so a
         grid costs about H W passes over a band of the image."""
@@ -77,7 +79,8 @@ class PixelCNNVAE(VAE):
             top = max(0, i - reach)  # the band's first row; rows above it do not reach row i
             for j in range(w):
                 logits = self.decoder.forward((z, x[:, :, top : i + 1]))[:, :, i - top, j]
-                x[:, :, i, j] = rng.random(logits.shape) < 1 / (1 + np.exp(-logits))
+                u = rng.random((1, c) if shared_noise else logits.shape)
+                x[:, :, i, j] = u < 1 / (1 + np.exp(-logits))
         return x
 
     def sample(self, n, rng, mean=False, y=None):
