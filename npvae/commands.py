@@ -14,7 +14,7 @@ from .diagnostics import collapse_report
 from .distributions import GaussianDecoderVar, GaussianLearnedVar
 from .files import save_json
 from .io import load_checkpoint, load_model
-from .models import MODELS, VAE, ConditionalVAE
+from .models import MODELS, VAE, ConditionalVAE, PixelCNNVAE
 from .settings import MODEL_NAMES, RESUMABLE, RUN, TRAINING
 from .tour import format_tour, tour, write_tour
 from .train import check_fit_arguments, fit
@@ -279,7 +279,7 @@ def sample(args):
 
 
 def plot(args):
-    """Every figure that applies to the checkpoint: samples (mean and ancestral),
+    """Every figure that applies to the checkpoint: samples (mean, but for a PixelCNN, and ancestral),
     reconstructions, latent scatter, the 2-D manifold, mean +/- k sigma, curves."""
     settings = run_settings(args.checkpoint)
     model = load_model(args.checkpoint)
@@ -294,12 +294,14 @@ def plot(args):
                                      out("reconstructions.png"), image_shape=shape)]
     if isinstance(model, VAE):
         ys = {"y": np.repeat(np.arange(10), 10)} if conditional else {}
-        written.append(plots.image_grid(model.sample(100, rng, mean=True, **ys), out("samples_mean.png"),
-                                        title="decoder means E[x|z], z ~ p(z)", image_shape=shape))
+        autoregressive = isinstance(model, PixelCNNVAE)  # no mean image: each pixel's mean depends on those before
+        if not autoregressive:
+            written.append(plots.image_grid(model.sample(100, rng, mean=True, **ys), out("samples_mean.png"),
+                                            title="decoder means E[x|z], z ~ p(z)", image_shape=shape))
         written.append(plots.image_grid(model.sample(100, rng, **ys), out("samples_ancestral.png"),
                                         title="ancestral samples x ~ p(x|z)", image_shape=shape))
         z = model.encode(x[:5000], **labels)[0]
-        if model.latent_dim == 2 and not conditional:
+        if model.latent_dim == 2 and not conditional and not autoregressive:
             decode_mean = lambda z: model.likelihood.mean(model.decode(z))  # noqa: E731
             written.append(plots.manifold(decode_mean, out("manifold.png"), image_shape=shape, dtype=model.dtype))
         if isinstance(model.likelihood, (GaussianLearnedVar, GaussianDecoderVar)):

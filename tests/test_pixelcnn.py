@@ -124,3 +124,15 @@ def test_pixelcnn_vae_refuses_a_decoder_that_is_not_autoregressive():
     model = small(rng)
     with pytest.raises(ValueError, match="PixelCNN decoder"):
         PixelCNNVAE(model.encoder, model.encoder, model.likelihood, 2, (1, 6, 6))
+
+
+def test_the_command_samples_plots_and_refuses_means_for_a_pixelcnn_checkpoint(tmp_path, capsys):
+    from npvae.cli import main
+
+    model = PixelCNNVAE.build((1, 28, 28), 2, encoder_channels=(2,), channels=2, n_layers=1, kernel_size=3,
+                              first_kernel_size=3, rng=0)
+    io.save_checkpoint(tmp_path / "pc.npz", model)
+    assert main(["sample", str(tmp_path / "pc.npz"), "--n", "4", "--out", str(tmp_path / "s.png")]) in (0, None)
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    assert main(["sample", str(tmp_path / "pc.npz"), "--mean", "--out", str(tmp_path / "m.png")]) == 2
+    assert "no mean image" in capsys.readouterr().err and not (tmp_path / "m.png").exists()

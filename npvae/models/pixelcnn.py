@@ -88,7 +88,8 @@ class PixelCNNVAE(VAE):
         (:meth:`sample_given`). ``mean`` has no meaning for an autoregressive decoder (the
         pixels' means depend on the pixels drawn before them) and is refused."""
         if mean:
-            raise ValueError("mean: a PixelCNN decoder has no mean image to show; use mean=False (samples)")
+            raise ValueError("mean: a PixelCNN decoder has no mean image to show; draw samples instead (mean=False; on "
+                             "the command line, without --mean)")
         n, rng = check_positive_int(n, "n"), as_rng(rng)
         self.check_labels(y, n)
         return self.sample_given(rng.standard_normal((n, self.latent_dim)).astype(self.dtype), rng)
