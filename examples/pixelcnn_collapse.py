@@ -40,7 +40,7 @@ from npvae.train import evaluate, fit
 SETTINGS = {
     "full": dict(n_train=20000, n_val=1000, n_test=10000, epochs=10, k=20, channels=16, n_layers=4, n_show=16,
                  size=28),
-    "quick": dict(n_train=2000, n_val=200, n_test=200, epochs=2, k=5, channels=16, n_layers=4, n_show=8, size=28),
+    "quick": dict(n_train=800, n_val=100, n_test=100, epochs=2, k=5, channels=16, n_layers=4, n_show=6, size=28),
     "smoke": dict(n_train=100, n_val=50, n_test=20, epochs=1, k=2, channels=4, n_layers=2, n_show=2, size=8),
 }  # size: the images' centre crop (the smoke run samples 8 x 8 pixels, not 28 x 28)
 LATENT = 32

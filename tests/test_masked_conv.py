@@ -56,11 +56,11 @@ def test_an_output_pixel_never_reads_a_later_input_pixel(backend, seed, kernel, 
     assert_causal(backend, seed, kernel, mask, size, one_at_a_time)
 
 
-@pytest.mark.parametrize("seed, kernel, mask", [(0, 3, "A"), (1, 5, "B")])
-def test_causality_on_the_cuda_backend(seed, kernel, mask):
-    """The simulator runs a kernel thread by thread in Python: two cases, all the later
-    pixels perturbed at once."""
-    assert_causal("cuda", seed, kernel, mask, 4, one_at_a_time=False)
+def test_causality_on_the_cuda_backend():
+    """The simulator runs a kernel thread by thread in Python: one case, all the later
+    pixels perturbed at once (the mask is applied to the weight before any backend's
+    kernel, so the numpy and numba cases above cover both masks' logic)."""
+    assert_causal("cuda", 0, 3, "A", 4, one_at_a_time=False)
 
 
 def test_a_stack_of_one_mask_a_and_mask_b_layers_stays_causal():

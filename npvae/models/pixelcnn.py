@@ -16,8 +16,8 @@ class PixelCNNVAE(VAE):
     itself (teacher forcing): each pixel's logit depends on z and on the pixels before
     it, so log p(x|z) is still a sum of per-pixel terms, exact. Only sampling differs: a
     pixel can be drawn only once those before it are, so :meth:`sample` and
-    :meth:`reconstruct` run the decoder once per pixel (over the rows its receptive field
-    needs, from the top to the pixel's own: rows below do not reach it).
+    :meth:`reconstruct` run the decoder once per pixel, on the window of the image its
+    receptive field covers.
 
     Chen et al. ("Variational Lossy Autoencoder", 2017) argue that such a decoder, when
     it can model x alone, is best off ignoring z: the KL then goes to 0. The decoder's
@@ -66,19 +66,21 @@ class PixelCNNVAE(VAE):
         """x ~ p(x | z) pixel by pixel in raster order, for each row of ``z`` (N, d):
         pixel (i, j) drawn from its logit given z and the pixels already drawn.
         ``shared_noise``: every row uses the same uniform numbers, so that rows differ
-        only by what their z does (for interpolations). Each pass
-        runs the decoder on the rows from ``i - rows_above`` to i only (a pixel reads
-        nothing below its row, and nothing further up than its receptive field), so a
-        grid costs about H W passes over a band of the image."""
+        only by what their z does (for interpolations). Each pass runs the decoder on
+        the window of rows i - r to i and columns j - r to j + r only, r =
+        ``rows_above()`` (a pixel reads nothing below its row, and nothing further than
+        its receptive field, which reaches as far sideways as up), so a sample costs H W
+        passes over a window of at most (r + 1) x (2 r + 1) pixels."""
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
         rng = as_rng(rng)
         c, h, w = self.data_shape
         x = np.zeros((len(z), c, h, w), self.dtype)
         reach = self.decoder.rows_above()
         for i in range(h):
-            top = max(0, i - reach)  # the band's first row; rows above it do not reach row i
+            top = max(0, i - reach)
             for j in range(w):
-                logits = self.decoder.forward((z, x[:, :, top : i + 1]))[:, :, i - top, j]
+                left, right = max(0, j - reach), min(w, j + reach + 1)
+                logits = self.decoder.forward((z, x[:, :, top : i + 1, left:right]))[:, :, i - top, j - left]
                 u = rng.random((1, c) if shared_noise else logits.shape)
                 x[:, :, i, j] = u < 1 / (1 + np.exp(-logits))
         return x

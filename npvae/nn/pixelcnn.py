@@ -90,7 +90,8 @@ class PixelCNN(Container):
                 "first_kernel_size": self.first_kernel_size, "activation": self.activation}
 
     def rows_above(self):
-        """How many rows above a pixel its logit can read: the receptive field's height."""
+        """How many rows above a pixel its logit can read (and how many columns to either
+        side): the receptive field's reach."""
         return self.first_kernel_size // 2 + (self.n_layers - 1) * (self.kernel_size // 2)
 
     def __repr__(self):
