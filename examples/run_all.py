@@ -76,7 +76,8 @@ EXAMPLES = {
                               f"{v['smallest_sigma'][-1]:.0e}" for k, v in r["learned_sigma"].items()
                               if "no floor" in k) + "; active units at sigma 0.05 / 2: "
                           + f"{r['fixed_sigma']['0.05']['active_units']} / {r['fixed_sigma']['2.0']['active_units']}"),
-    "elbo_gap": ("ln p(x) = ELBO + KL(q || p(z|x)) in closed form on the linear-Gaussian model; the gap against k",
+    "elbo_gap": ("ln p(x) = ELBO + KL(q(z\\|x), p(z\\|x)), in closed form on the linear-Gaussian model; the gap "
+                 "against k",
                  lambda r: f"linear gap {r['linear_gaussian']['gap'][-1]:.2f} nats (E step "
                            f"{r['linear_gaussian']['gap_e_step_max']:.0e}); MNIST ELBO {r['mnist']['elbo']:.1f}, "
                            f"ln p(x) k = {list(r['mnist']['importance_sampled'])[-1]}: "
