@@ -25,8 +25,14 @@ information over training.
 The setting of the MAE paper's code (github.com/XuezheMax/mae, experiments/
 binary_image.py and configs/binary_image.json) is larger: a ResNet encoder, an
 autoregressive-flow prior, a bigger PixelCNN, gradient clipping at 5, Polyak averaging,
-training until the learning rate decays below 5e-5, NLL with k = 4096. What the full run
-here shows, with its command and date, is in ``docs/results.md``.
+training until the learning rate decays below 5e-5, NLL with k = 4096.
+
+What the full run shows (numbers, date, machine and command in ``docs/results.md``):
+the plain run collapses (KL 1.5 nats, mutual information 1.2), KL annealing only delays
+it, free bits hold the KL at its floor with little more information; MAE keeps all 32
+units active and 6.3 nats of mutual information for 2.8 nats of NLL: its claim of an
+informative latent holds, at a small cost in NLL. The weak decoder collapses too, its
+only path from z being a per-channel bias.
 """
 
 import common
