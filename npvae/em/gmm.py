@@ -57,8 +57,10 @@ def kmeans_plusplus(X, n_clusters, rng):
     return np.array(indices)
 
 
-def estimate_parameters(X, resp, reg_covar, covariance_type):
-    """The M step: (N_k, means, covariances) from responsibilities ``resp`` (N, K)."""
+def estimate_parameters(X, resp, reg_covar, covariance_type, X_sq=None):
+    """The M step: (N_k, means, covariances) from responsibilities ``resp`` (N, K).
+    ``X_sq``: X * X, which the diagonal and spherical cases need, when the caller keeps
+    it across iterations."""
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps  # the eps keeps an empty component finite
     means = resp.T @ X / nk[:, None]
     if covariance_type == "full":
@@ -75,7 +77,7 @@ def estimate_parameters(X, resp, reg_covar, covariance_type):
         covariances = ((X * resp.sum(axis=1, keepdims=True)).T @ X - (nk * means.T) @ means) / nk.sum()
         covariances.flat[:: X.shape[1] + 1] += reg_covar
     else:  # E[x^2] - mu^2 per dimension
-        covariances = resp.T @ (X * X) / nk[:, None] - means**2 + reg_covar
+        covariances = resp.T @ (X * X if X_sq is None else X_sq) / nk[:, None] - means**2 + reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
     return nk, means, covariances
@@ -100,8 +102,9 @@ def precision_cholesky(covariances, covariance_type):
     return out[0] if covariance_type == "tied" else out
 
 
-def log_gaussian_prob(X, means, prec_chol, covariance_type):
-    """log N(x_n; mu_k, Sigma_k) for every n and k, (N, K), from the precision factors."""
+def log_gaussian_prob(X, means, prec_chol, covariance_type, X_sq=None):
+    """log N(x_n; mu_k, Sigma_k) for every n and k, (N, K), from the precision factors;
+    ``X_sq`` as for :func:`estimate_parameters`."""
     n, d = X.shape
     if covariance_type in ("full", "tied"):
         factors = prec_chol if covariance_type == "full" else np.broadcast_to(prec_chol, (len(means), d, d))
@@ -114,11 +117,12 @@ def log_gaussian_prob(X, means, prec_chol, covariance_type):
     elif covariance_type == "diag":
         prec = prec_chol**2
         log_det = np.log(prec_chol).sum(axis=1)
-        maha = (X * X) @ prec.T - 2 * X @ (means * prec).T + (means**2 * prec).sum(axis=1)
+        maha = (X * X if X_sq is None else X_sq) @ prec.T - 2 * X @ (means * prec).T + (means**2 * prec).sum(axis=1)
     else:
         prec = prec_chol**2
         log_det = d * np.log(prec_chol)
-        maha = (np.einsum("ij,ij->i", X, X)[:, None] - 2 * X @ means.T + (means**2).sum(axis=1)) * prec
+        row_sq = np.einsum("ij,ij->i", X, X) if X_sq is None else X_sq.sum(axis=1)
+        maha = (row_sq[:, None] - 2 * X @ means.T + (means**2).sum(axis=1)) * prec
     return -0.5 * (d * LOG_2PI + maha) + log_det
 
 
@@ -164,11 +168,12 @@ class GaussianMixture(Estimator):
             if initialise:
                 self._initialize(X, rng)
             lower_bound, history, converged = (-np.inf if initialise else self.lower_bound_), [], False
+            X_sq = X * X if self.covariance_type in ("diag", "spherical") else None  # once per fit, not per step
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                lower_bound, log_resp = self._e_step(X)
+                lower_bound, log_resp = self._e_step(X, X_sq)
                 history.append(lower_bound)
-                self._m_step(X, log_resp)
+                self._m_step(X, log_resp, X_sq)
                 if abs(lower_bound - previous) < self.tol:
                     converged = True
                     break
@@ -254,12 +259,12 @@ class GaussianMixture(Estimator):
                                                                  else (chol, cov))
         self.n_features_in_ = X.shape[1]
 
-    def _e_step(self, X):
-        log_prob_norm, log_resp = self._log_prob_norm_and_resp(X)
+    def _e_step(self, X, X_sq=None):
+        log_prob_norm, log_resp = self._log_prob_norm_and_resp(X, X_sq)
         return float(log_prob_norm.mean()), log_resp
 
-    def _m_step(self, X, log_resp):
-        nk, means, covariances = estimate_parameters(X, np.exp(log_resp), self.reg_covar, self.covariance_type)
+    def _m_step(self, X, log_resp, X_sq=None):
+        nk, means, covariances = estimate_parameters(X, np.exp(log_resp), self.reg_covar, self.covariance_type, X_sq)
         empty = nk < EMPTY
         if empty.any():  # no data to estimate it from: keep its parameters, let its weight fall
             warnings.warn(f"components {np.flatnonzero(empty).tolist()} received no data; their means and "
@@ -300,8 +305,8 @@ class GaussianMixture(Estimator):
         self._check_fitted()
         return data_matrix(X, self, n_features=self.n_features_in_)
 
-    def _log_prob_norm_and_resp(self, X):
-        weighted = log_gaussian_prob(X, self.means_, self.precisions_cholesky_, self.covariance_type)
+    def _log_prob_norm_and_resp(self, X, X_sq=None):
+        weighted = log_gaussian_prob(X, self.means_, self.precisions_cholesky_, self.covariance_type, X_sq)
         weighted += np.log(self.weights_)
         top = weighted.max(axis=1, keepdims=True)  # log-sum-exp, shifted so that exp cannot overflow
         log_prob_norm = np.log(np.exp(weighted - top).sum(axis=1)) + top[:, 0]
