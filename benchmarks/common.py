@@ -104,10 +104,31 @@ def parse(parser):
     return args
 
 
+def npvae_steps(make_model, x, steps, batch, backend, binarize=False):
+    """A timed side: ``steps`` Adam (1e-3) steps of ``make_model()`` on consecutive
+    batches of ``x`` on ``backend`` (each batch binarised afresh when ``binarize``)."""
+    import numpy as np
+
+    import npvae
+    from npvae.optim import Adam
+
+    def run():
+        npvae.kernels.use(backend)
+        model = make_model()
+        opt, rng = Adam(model.params, model.grads, 1e-3), np.random.default_rng(0)
+        for s in range(steps):
+            xb = x[s * batch : (s + 1) * batch]
+            model.loss_and_grad(npvae.kernels.ops.binarize(xb, rng) if binarize else xb, rng=rng)
+            opt.step()
+        npvae.kernels.use("numpy")
+    return run
+
+
 def torch_vae_step(encoder, decoder, opt, xb, latent):
     """One PyTorch training step of a Bernoulli-logits VAE whose encoder outputs
-    [mean, logvar]: the loss npvae trains on (minus the ELBO, mean over the batch),
-    returned as a tensor (reading it back is the caller's choice)."""
+    [mean, logvar] and whose ``decoder(z)`` gives the logits: the loss npvae trains on
+    (minus the ELBO, mean over the batch), returned as a tensor (reading it back is the
+    caller's choice)."""
     import torch
 
     h = encoder(xb)

@@ -17,12 +17,10 @@ threads = common.setup_threads()
 
 import numpy as np  # noqa: E402
 
-import npvae  # noqa: E402
 from npvae import nn  # noqa: E402
 from npvae.datasets import load_mnist  # noqa: E402
 from npvae.distributions import Bernoulli  # noqa: E402
 from npvae.models import VAE  # noqa: E402
-from npvae.optim import Adam  # noqa: E402
 
 LATENT, BATCH = 20, 128
 
@@ -40,18 +38,6 @@ def hand_built_model():
 
 def builder_model():
     return VAE.conv((1, 28, 28), (32, 64), 4, LATENT, "relu", "bernoulli", rng=0)
-
-
-def npvae_steps(x, steps, backend, make_model):
-    def run():
-        npvae.kernels.use(backend)
-        model = make_model()
-        opt, rng = Adam(model.params, model.grads, 1e-3), np.random.default_rng(0)
-        for s in range(steps):
-            model.loss_and_grad(x[s * BATCH : (s + 1) * BATCH], rng=rng)
-            opt.step()
-        npvae.kernels.use("numpy")
-    return run
 
 
 def torch_steps(x, steps, fused):
@@ -80,9 +66,9 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     args = common.parse(parser)
     x = load_mnist("train")[0][: args.steps * BATCH].reshape(-1, 1, 28, 28)
-    sides = {"npvae_numpy": npvae_steps(x, args.steps, "numpy", builder_model),
-             "npvae_numba": npvae_steps(x, args.steps, "numba", builder_model),
-             "npvae_numba_hand_built": npvae_steps(x, args.steps, "numba", hand_built_model)}
+    sides = {"npvae_numpy": common.npvae_steps(builder_model, x, args.steps, BATCH, "numpy"),
+             "npvae_numba": common.npvae_steps(builder_model, x, args.steps, BATCH, "numba"),
+             "npvae_numba_hand_built": common.npvae_steps(hand_built_model, x, args.steps, BATCH, "numba")}
     if common.have_torch():
         sides.update({f"torch{'_fused' if f else ''}": torch_steps(x, args.steps, f) for f in (False, True)})
     times, other = common.alternate(sides, args.repeats)

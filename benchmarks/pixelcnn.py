@@ -19,28 +19,17 @@ threads = common.setup_threads()
 
 import numpy as np  # noqa: E402
 
-import npvae  # noqa: E402
 from npvae.datasets import load_mnist  # noqa: E402
 from npvae.models import PixelCNNVAE  # noqa: E402
 from npvae.nn.conv import causal_mask  # noqa: E402
-from npvae.optim import Adam  # noqa: E402
 
 LATENT, BATCH, CHANNELS, LAYERS = 32, 100, 16, 4
 KERNELS = [5] + [3] * (LAYERS - 1)
 
 
-def npvae_steps(x, steps, backend):
-    def run():
-        npvae.kernels.use(backend)
-        model = PixelCNNVAE.build((1, 28, 28), LATENT, channels=CHANNELS, n_layers=LAYERS, kernel_size=3,
-                                  first_kernel_size=5, rng=0)
-        opt, rng = Adam(model.params, model.grads, 1e-3), np.random.default_rng(0)
-        for s in range(steps):
-            xb = npvae.kernels.ops.binarize(x[s * BATCH : (s + 1) * BATCH], rng)
-            model.loss_and_grad(xb, rng=rng)
-            opt.step()
-        npvae.kernels.use("numpy")
-    return run
+def pixelcnn_model():
+    return PixelCNNVAE.build((1, 28, 28), LATENT, channels=CHANNELS, n_layers=LAYERS, kernel_size=3,
+                             first_kernel_size=5, rng=0)
 
 
 def torch_steps(x, steps, fused):
@@ -81,14 +70,7 @@ def torch_steps(x, steps, fused):
         opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-3, fused=fused)
         for s in range(steps):
             xb = torch.bernoulli(data[s * BATCH : (s + 1) * BATCH])
-            h = encoder(xb)
-            mean, logvar = h[:, :LATENT], h[:, LATENT:]
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            rec = F.binary_cross_entropy_with_logits(decoder(z, xb), xb, reduction="sum")
-            kl = -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
-            opt.zero_grad()
-            ((rec + kl) / len(xb)).backward()
-            opt.step()
+            common.torch_vae_step(encoder, lambda z: decoder(z, xb), opt, xb, LATENT)
     return run
 
 
@@ -97,7 +79,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     args = common.parse(parser)
     x = load_mnist("train", flatten=False)[0][: args.steps * BATCH]
-    sides = {"npvae_numba": npvae_steps(x, args.steps, "numba")}
+    sides = {"npvae_numba": common.npvae_steps(pixelcnn_model, x, args.steps, BATCH, "numba", binarize=True)}
     if common.have_torch():
         sides.update({f"torch{'_fused' if f else ''}": torch_steps(x, args.steps, f) for f in (False, True)})
     times, other = common.alternate(sides, args.repeats)
