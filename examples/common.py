@@ -10,6 +10,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 from npvae.datasets import binarize_static, load_mnist
 from npvae.diagnostics import collapse_report
 from npvae.files import save_json
@@ -55,6 +57,15 @@ def collapse(model, x, y=None, seed=0):
     report = collapse_report(model, x, y, rng=seed)
     return {"active_units": report["active_units"], "mutual_information": report["mutual_information"],
             "kl_per_dimension": report["kl_per_dimension"]}
+
+
+def affine_decoder(model):
+    """(W (D, q), b (D,)) of a model whose decoder's mean is one affine map of the code
+    (no hidden layer): b = the mean at 0, column j = the mean at e_j minus b."""
+    q = model.latent_dim
+    out = model.decode(np.vstack([np.zeros(q), np.eye(q)]).astype(model.dtype))
+    mean = model.likelihood.mean(out).astype(np.float64)
+    return (mean[1:] - mean[0]).T, mean[0]
 
 
 def finish(args, results):

@@ -49,14 +49,6 @@ SETTINGS = {
 N_SHOWN = 8  # test images whose own gap is drawn over training
 
 
-def linear_decoder(model):
-    """(W (D, q), b (D,)) of a decoder that is one affine map: b = decode(0), and
-    column j is decode(e_j) - b."""
-    q = model.latent_dim
-    out = model.decode(np.vstack([np.zeros(q), np.eye(q)]).astype(model.dtype)).astype(np.float64)
-    return (out[1:] - out[0]).T, out[0]
-
-
 def exact_posterior(x, W, b, sigma2):
     """ln p(x) per row and p(z|x) = N(mean, cov), by the Woodbury identity
     (W W^T + sigma^2 I)^-1 = (I - W M^-1 W^T) / sigma^2 and det = sigma^(2(D-q)) det M."""
@@ -94,7 +86,7 @@ def gaussian_kl(mean_q, cov_q, mean_p, cov_p):
 def gap_terms(model, x, sigma2):
     """Per row of ``x``: ln p(x), the amortised ELBO, KL(q || p(z|x)) computed directly,
     and the ELBO's gap for the best diagonal q and for the exact posterior."""
-    W, b = linear_decoder(model)
+    W, b = common.affine_decoder(model)
     log_px, post_mean, post_cov = exact_posterior(x, W, b, sigma2)
     mean, logvar = model.encode(x)
     diag = lambda var: np.einsum("nq,qk->nqk", var, np.eye(len(var[0])))  # noqa: E731

@@ -45,14 +45,6 @@ SETTINGS = {
 }
 
 
-def affine_decoder(model):
-    """(W (D, q), b (D,)) of a decoder that is one affine map."""
-    q = model.latent_dim
-    out = model.decode(np.vstack([np.zeros(q), np.eye(q)]).astype(model.dtype)).astype(np.float64)
-    mean = out if isinstance(model, Autoencoder) else model.likelihood.mean(out)
-    return (mean[1:] - mean[0]).T, mean[0]
-
-
 def angles(W, basis):
     """The principal angles between span(W) and span(basis), degrees, smallest first."""
     return np.sort(np.degrees(subspace_angles(W, basis)))
@@ -75,8 +67,8 @@ def test_error(model, x):
 def train(model, x, cfg, seed, target, **settings):
     """``model`` trained on ``x``; returns the principal angles to ``target`` (D, q)
     before training and after each epoch, (epochs + 1, q)."""
-    history = [angles(affine_decoder(model)[0], target)]
-    record = lambda epoch, h: history.append(angles(affine_decoder(model)[0], target)) and False  # noqa: E731
+    history = [angles(common.affine_decoder(model)[0], target)]
+    record = lambda epoch, h: history.append(angles(common.affine_decoder(model)[0], target)) and False  # noqa: E731
     fit(model, x, epochs=cfg["epochs"], batch_size=100, seed=seed, callbacks=(record,), log=None, **settings)
     return np.array(history)
 
@@ -97,7 +89,7 @@ def main():
     vae = VAE.mlp(784, (), q, "tanh", "gaussian", {"sigma": sigma}, rng=args.seed, dtype="float64")
     vae_angles = train(vae, x, cfg, args.seed, closed.W_, optimizer="adam", lr=1e-3)
 
-    W_ae, W_vae, W_ppca = affine_decoder(ae)[0], affine_decoder(vae)[0], closed.W_
+    W_ae, W_vae, W_ppca = common.affine_decoder(ae)[0], common.affine_decoder(vae)[0], closed.W_
     gram_error = lambda W: float(np.linalg.norm(W @ W.T - W_ppca @ W_ppca.T) / np.linalg.norm(W_ppca @ W_ppca.T))  # noqa: E731,E501
     em_angles = angles(em.W_, closed.W_)
     results = {

@@ -15,7 +15,7 @@ import os
 import numpy as np
 from scipy.io import loadmat
 
-from .checks import check_positive_int, check_unit_interval
+from .checks import check_array, check_positive_int, check_unit_interval
 
 BUNDLED = os.path.join(os.path.dirname(__file__), "data")
 
@@ -182,6 +182,7 @@ def corrupt(x, kind, level, rng):
     Bengio & Manzagol 2008): "mask" sets each entry to 0 with probability ``level``
     (their masking noise), "gaussian" adds N(0, level^2) to each entry; "none" returns
     ``x``. The model still scores the clean ``x``, so it learns to undo the corruption."""
+    check_array(x, "x")
     if kind not in CORRUPTIONS:
         raise ValueError(f"kind: expected one of {CORRUPTIONS}, got {kind!r}")
     if not (np.isfinite(level) and level >= 0 and (kind != "mask" or level <= 1)):

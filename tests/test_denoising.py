@@ -34,6 +34,10 @@ def test_gaussian_noise_has_the_level_as_its_sigma_and_level_zero_changes_nothin
 def test_corrupt_refuses_what_it_cannot_do(kind, level):
     with pytest.raises(ValueError, match="kind|level"):
         corrupt(np.zeros(3), kind, level, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="x: "):
+        corrupt(np.array([0.5, np.nan]), "mask", 0.5, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="x: "):
+        corrupt([0.5, 1.0], "mask", 0.5, np.random.default_rng(0))
 
 
 @given(st.sampled_from(["bernoulli", "gaussian"]), st.sampled_from([dict(estimator="B"), dict(objective="iwae")]),

@@ -121,6 +121,26 @@ def test_pixelcnn_vae_trains_and_estimates_log_px():
     assert log_px.shape == (5,) and np.all(log_px <= 0) and np.all(log_px >= model.elbo(x[:5], rng=0, n_samples=20) - 5)
 
 
+def test_the_decoder_and_sampler_refuse_bad_input_with_the_argument_named():
+    from npvae import nn
+
+    rng = np.random.default_rng(0)
+    model = small(rng)
+    z, x = np.zeros((2, 2)), np.zeros((2, 1, 6, 6))
+    with pytest.raises(TypeError, match="zx: expected the pair"):
+        model.decoder.forward(z)
+    with pytest.raises(TypeError, match="x: expected dtype float64"):
+        model.decoder.forward((z, x.astype(np.float32)))
+    with pytest.raises(ValueError, match="z: "):
+        model.decoder.forward((np.full((2, 2), np.nan), x))
+    with pytest.raises(TypeError, match="shared_noise"):
+        model.sample_given(z, rng=0, shared_noise="yes")
+    with pytest.raises(ValueError, match="kernel_size"):
+        nn.PixelCNN(2, kernel_size=(3, 3))
+    with pytest.raises(ValueError, match="mask"):
+        nn.conv.causal_mask((3, 3), "C")
+
+
 def test_pixelcnn_vae_refuses_a_decoder_that_is_not_autoregressive():
     rng = np.random.default_rng(0)
     model = small(rng)

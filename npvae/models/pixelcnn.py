@@ -72,6 +72,8 @@ class PixelCNNVAE(VAE):
         its receptive field, which reaches as far sideways as up), so a sample costs H W
         passes over a window of at most (r + 1) x (2 r + 1) pixels."""
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
+        if not isinstance(shared_noise, bool):
+            raise TypeError(f"shared_noise: expected True or False, got {shared_noise!r}")
         rng = as_rng(rng)
         c, h, w = self.data_shape
         x = np.zeros((len(z), c, h, w), self.dtype)

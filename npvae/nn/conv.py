@@ -149,6 +149,8 @@ def causal_mask(kernel_size, mask):
     the rows above the centre and left of it on its row; the centre itself only for
     mask "B". Output (i, j) then reads input pixels before (i, j) in raster order
     ("A"), or up to and including it ("B")."""
+    if mask not in MASKS:
+        raise ValueError(f"mask: expected one of {MASKS}, got {mask!r}")
     kh, kw = kernel_size
     m = np.zeros((kh, kw))
     m[: kh // 2] = 1

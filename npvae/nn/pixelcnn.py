@@ -49,7 +49,10 @@ class PixelCNN(Container):
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.channels = check_positive_int(channels, "channels")
         self.n_layers = check_positive_int(n_layers, "n_layers")
-        self.kernel_size, self.first_kernel_size, self.activation = kernel_size, first_kernel_size, activation
+        # ints (MaskedConv2d checks that they are odd): rows_above reads them as one size each
+        self.kernel_size = check_positive_int(kernel_size, "kernel_size")
+        self.first_kernel_size = check_positive_int(first_kernel_size, "first_kernel_size")
+        self.activation = activation
         children = []
         for layer in range(self.n_layers):
             k, mask, c_in = (first_kernel_size, "A", in_channels) if layer == 0 else (kernel_size, "B", channels)
@@ -62,9 +65,12 @@ class PixelCNN(Container):
 
     def forward(self, zx):
         """``zx = (z, x)``: z (N, d), x (N, C, H, W). Returns the logits (N, C, H, W)."""
+        if not (isinstance(zx, tuple) and len(zx) == 2):
+            raise TypeError(f"zx: expected the pair (z, x) of codes and images, got {type(zx).__name__}")
         z, x = zx
-        check_array(z, "z", shape=(None, self.latent_dim))
-        check_array(x, "x", shape=(len(z), self.in_channels, None, None))
+        dtype = self.children["out"].params["W"].dtype
+        check_array(z, "z", shape=(None, self.latent_dim), dtype=dtype)
+        check_array(x, "x", shape=(len(z), self.in_channels, None, None), dtype=dtype)
         h = x
         for layer in range(self.n_layers):
             a = self.children[f"conv{layer}"].forward(h)
