@@ -10,11 +10,11 @@ import numpy as np
 
 from . import datasets, kernels, plots
 from .datasets import binarize_static, load_mnist
-from .diagnostics import collapse_report
+from .diagnostics import active_units_per_layer, collapse_report
 from .distributions import GaussianDecoderVar, GaussianLearnedVar
 from .files import save_json
 from .io import load_checkpoint, load_model
-from .models import MODELS, VAE, ConditionalVAE, PixelCNNVAE
+from .models import MODELS, VAE, ConditionalVAE, PixelCNNVAE, TwoLayerVAE
 from .settings import MODEL_NAMES, RESUMABLE, RUN, TRAINING
 from .tour import format_tour, tour, write_tour
 from .train import check_fit_arguments, fit
@@ -154,6 +154,11 @@ def likelihood_kwargs(args):
 
 def build_model(args, image_shape, input_dim):
     """The model the flags describe, and a one-line description of it."""
+    if args.stochastic_layers == 2 and (args.model != "vae" or args.arch != "mlp" or args.encoder_hidden
+                                        or args.decoder_hidden):
+        raise ValueError(f"--stochastic-layers: 2 builds Burda et al.'s MLP VAE with --hidden on both sides; got "
+                         f"--model {args.model}, --arch {args.arch}"
+                         f"{', --encoder-hidden/--decoder-hidden' if args.encoder_hidden or args.decoder_hidden else ''}")
     cls = MODELS[MODEL_NAMES[args.model]]
     common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood, init=args.init,
                   likelihood_kwargs=likelihood_kwargs(args), rng=args.seed,
@@ -163,6 +168,10 @@ def build_model(args, image_shape, input_dim):
         return model, f"conv 1x{image_shape[0]}x{image_shape[1]}-{'-'.join(map(str, args.channels))} (kernel " \
                       f"{args.kernel})-{args.latent}"
     enc, dec = args.encoder_hidden or args.hidden, args.decoder_hidden or args.hidden
+    if args.stochastic_layers == 2:
+        model = TwoLayerVAE.mlp(input_dim, args.hidden, args.latent, args.hidden2, args.latent2, **{
+            k: v for k, v in common.items() if k != "latent_dim"})
+        return model, "-".join(map(str, [input_dim, *args.hidden, args.latent, *args.hidden2, args.latent2]))
     model = cls.mlp(input_dim, latent_dim=args.latent, encoder_hidden=enc, decoder_hidden=dec,
                     **{k: v for k, v in common.items() if k != "latent_dim"})
     join = lambda sizes: "-".join(map(str, sizes))  # noqa: E731
@@ -184,14 +193,14 @@ def run_settings_of(args):
 def resume_settings(args):
     """For ``--resume``: the flags become the run's own settings (run.json). A flag set
     to a value other than its default and the run's is refused, as ``fit`` refuses a
-    checkpoint of other settings; ``settings.RESUMABLE`` (``--epochs``) may change."""
+    checkpoint of other settings; ``settings.RESUMABLE`` (``--epochs``, ``--lr``) may change."""
     with open(os.path.join(args.out, "run.json")) as f:
         saved = json.load(f)
     for key, setting in TRAIN_SETTINGS.items():
         given = getattr(args, setting.name)
         if key in saved and setting.name not in RESUMABLE and given not in (setting.default, saved[key]):
             raise ValueError(f"--{setting.cli_name}: the run in {args.out} was trained with {saved[key]!r}, got "
-                             f"{given!r}; a resumed run keeps its settings (only --epochs may change)")
+                             f"{given!r}; a resumed run keeps its settings (only --epochs and --lr may change)")
         if key in saved and setting.name not in RESUMABLE:
             setattr(args, setting.name, saved[key])
 
@@ -245,13 +254,18 @@ def evaluate(args):
     results = {"checkpoint": args.checkpoint, "examples": n, "k": args.k,
                "test_elbo": float(model.elbo(x[:n], rng=rng, **labels).mean()),
                "test_log_likelihood": float(model.log_likelihood(x[:n], k=args.k, rng=rng, progress=_progress(
-                   "importance sampling"), **labels).mean()),
-               **collapse_report(model, x[:n], rng=rng, **labels)}
+                   "importance sampling"), **labels).mean())}
     print(f"test ELBO {results['test_elbo']:.2f} nats; importance-sampled log p(x) "
           f"{results['test_log_likelihood']:.2f} nats (k={args.k}, {n} test examples)")
-    print(f"active units {results['active_units']}/{model.latent_dim}; KL {sum(results['kl_per_dimension']):.2f} "
-          f"nats (largest dimension {max(results['kl_per_dimension']):.2f}); mutual information I_q(x; z) "
-          f"{results['mutual_information']:.2f} nats (at most log {n} = {np.log(n):.2f})")
+    if isinstance(model, TwoLayerVAE):  # p(z1|z2) is no N(0, I): per-dimension KLs and I_q(x; z) would mislead
+        units = [count for count, _ in active_units_per_layer(model, x[:n], rng=rng)]
+        results["active_units_per_layer"] = units
+        print(f"active units: z1 {units[0]}/{model.latent_dim}, z2 {units[1]}/{model.latent2_dim}")
+    else:
+        results.update(collapse_report(model, x[:n], rng=rng, **labels))
+        print(f"active units {results['active_units']}/{model.latent_dim}; KL {sum(results['kl_per_dimension']):.2f} "
+              f"nats (largest dimension {max(results['kl_per_dimension']):.2f}); mutual information I_q(x; z) "
+              f"{results['mutual_information']:.2f} nats (at most log {n} = {np.log(n):.2f})")
     if args.json:
         save_json(args.json, results)
     return 0
@@ -301,7 +315,7 @@ def plot(args):
         written.append(plots.image_grid(model.sample(100, rng, **ys), out("samples_ancestral.png"),
                                         title="ancestral samples x ~ p(x|z)", image_shape=shape))
         z = model.encode(x[:5000], **labels)[0]
-        if model.latent_dim == 2 and not conditional and not autoregressive:
+        if model.latent_dim == 2 and type(model) is VAE:  # a grid over p(z) = N(0, I)
             decode_mean = lambda z: model.likelihood.mean(model.decode(z))  # noqa: E731
             written.append(plots.manifold(decode_mean, out("manifold.png"), image_shape=shape, dtype=model.dtype))
         if isinstance(model.likelihood, (GaussianLearnedVar, GaussianDecoderVar)):

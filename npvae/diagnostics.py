@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .checks import as_rng, check_positive_int
-from .models import VAE
+from .models import VAE, TwoLayerVAE
 from .distributions import kl_standard_normal
 from .constants import LOG_2PI
 
@@ -35,6 +35,16 @@ def active_units(model, x, y=None, threshold=0.01, batch_size=500):
     Returns ``(count, variances (d,))``, the variances over the N examples (/ N)."""
     _check_threshold(threshold)
     return _active_units(posterior_parameters(model, x, y, batch_size)[0], threshold)
+
+
+def active_units_per_layer(model, x, threshold=0.01, rng=0, batch_size=500):
+    """The active units of each stochastic layer, a list of ``(count, variances)``: one
+    for a VAE; for a TwoLayerVAE, Var_x of E_q[z1|x] and of E_q[z2|z1] at one z1 ~
+    q(z1|x) per example (``TwoLayerVAE.layer_means``, as Burda et al.'s code measures them)."""
+    _check_threshold(threshold)
+    if not isinstance(model, TwoLayerVAE):
+        return [active_units(model, x, threshold=threshold, batch_size=batch_size)]
+    return [_active_units(mean, threshold) for mean in model.layer_means(x, rng, batch_size)]
 
 
 def _check_threshold(threshold):

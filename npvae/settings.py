@@ -55,7 +55,10 @@ class Setting:
         if value is None and self.optional:
             return None
         if self.kind == "int":
-            return check_positive_int(value, name, self.low)
+            value = check_positive_int(value, name, self.low)
+            if self.high is not None and value > self.high:
+                raise ValueError(f"{name}: expected {self.expects()}, got {value!r}")
+            return value
         if self.kind == "float":
             return check_number(value, name, self.low, self.high, self.low_open, self.high_open)
         if self.kind == "choice" and value not in self.choices:
@@ -71,7 +74,7 @@ class Setting:
     def expects(self):
         """What a value must be, in words: "an integer >= 1", "a number in (0, 1]"."""
         if self.kind == "int":
-            return f"an integer >= {self.low}"
+            return f"an integer >= {self.low}" + ("" if self.high is None else f" and <= {self.high}")
         if self.kind == "float" and self.high is None:
             return f"a number {'>' if self.low_open else '>='} {self.low:g}"
         if self.kind == "float":
@@ -158,7 +161,11 @@ RUN = (
            optional=True),
     _choice("decoder_mean", "identity", "gaussian_decoder_var: sigmoid keeps the mean in (0, 1), as grey levels",
             ("identity", "sigmoid")),
-    _int("latent", 20, "latent dimensions"),
+    _int("latent", 20, "latent dimensions (with --stochastic-layers 2: z1's)"),
+    _int("stochastic_layers", 1, "mlp, vae: 2 adds Burda et al.'s second Gaussian layer z2 above z1 "
+         "(TwoLayerVAE: q(z2|z1), p(z1|z2) through --hidden2)", high=2),
+    _int("latent2", 50, "--stochastic-layers 2: z2's dimensions"),
+    Setting("hidden2", "ints", [100, 100], "--stochastic-layers 2: the sizes between z1 and z2", low=1),
     Setting("hidden", "ints", [500], "mlp: hidden layer sizes", low=1),
     Setting("encoder_hidden", "ints", None, "mlp: the encoder's own sizes", low=1, optional=True,
             default_help="--hidden"),
@@ -177,8 +184,10 @@ RUN = (
 TRAINING_BY_NAME = {s.name: s for s in TRAINING}
 # The keys of a train config file and of run.json: every setting with a flag.
 CONFIG_KEYS = tuple(s.cli_name.replace("-", "_") for s in RUN + TRAINING if s.cli_name)
-# Settings that a resumed run may change.
-RESUMABLE = ("epochs", "out", "diagnostics_every", "checkpoint_every")
+# Settings that a resumed run may change: how long it goes on, where it writes, and the
+# learning rate (a stage-wise schedule by hand, as Burda et al.'s code lowers it between
+# its checkpoints).
+RESUMABLE = ("epochs", "lr", "out", "diagnostics_every", "checkpoint_every")
 
 
 def check_training(settings):

@@ -24,7 +24,7 @@ import numpy as np
 from . import nn
 from .checks import as_rng
 from .distributions import LIKELIHOODS, make_likelihood
-from .models import MODELS, ConditionalVAE
+from .models import MODELS, ConditionalVAE, TwoLayerVAE
 
 LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d, nn.PixelCNN, nn.Flatten, nn.Reshape, nn.Identity,
                                   nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
@@ -67,12 +67,13 @@ def model_spec(model):
     TypeError naming the first layer that cannot be described."""
     _own(model, MODELS, type(model).__name__, "model")
     _own(model.likelihood, LIKELIHOODS, model.likelihood.name, "likelihood")
-    spec = {"model": type(model).__name__, "encoder": layer_spec(model.encoder, "encoder"),
-            "decoder": layer_spec(model.decoder, "decoder"),
+    spec = {"model": type(model).__name__, **{name: layer_spec(model.children[name], name) for name in model.networks},
             "likelihood": {"name": model.likelihood.name, **model.likelihood.config()},
             "latent_dim": model.latent_dim, "data_shape": list(model.data_shape), "dtype": str(model.dtype)}
     if isinstance(model, ConditionalVAE):
         spec["n_classes"] = model.n_classes
+    if isinstance(model, TwoLayerVAE):
+        spec["latent2_dim"] = model.latent2_dim
     return spec
 
 
@@ -169,7 +170,7 @@ def build_model(spec, rng=None, layers=(), max_parameters=None):
     first batch."""
     table = layers if isinstance(layers, dict) else layer_table(layers)
     required = ("model", "encoder", "decoder", "likelihood", "latent_dim", "data_shape", "dtype")
-    spec = _fields(spec, "spec", required, ("n_classes",))
+    spec = _fields(spec, "spec", required, ("n_classes", "encoder2", "prior", "latent2_dim"))
     if spec["model"] not in MODELS:
         raise ValueError(f"spec.model: expected one of {sorted(MODELS)}, got {spec['model']!r}")
     if spec["dtype"] not in DTYPES:
@@ -188,16 +189,28 @@ def build_model(spec, rng=None, layers=(), max_parameters=None):
         raise ValueError(f"spec.likelihood: {e}") from None
     rng = as_rng(rng)
     extra = {"n_classes": spec["n_classes"]} if "n_classes" in spec else {}
+    networks = MODELS[spec["model"]].networks
+    missing = sorted({*networks, "latent2_dim"} - set(spec) if "prior" in networks else set())
+    if missing or {"encoder2", "prior", "latent2_dim"} & set(spec) and "prior" not in networks:
+        raise ValueError(f"spec: a {spec['model']} takes the networks {list(networks)}"
+                         f"{' and latent2_dim' if 'prior' in networks else ''}; missing {missing}, got keys "
+                         f"{sorted(spec)}")
     try:
         budget = None if max_parameters is None else [max_parameters]
-        model = MODELS[spec["model"]](build_layer(spec["encoder"], rng, "encoder", table, budget),
-                                      build_layer(spec["decoder"], rng, "decoder", table, budget), likelihood,
-                                      spec["latent_dim"], shape, **extra).astype(spec["dtype"])
+        built = {name: build_layer(spec[name], rng, name, table, budget) for name in networks}
+        if "prior" in networks:
+            extra.update(encoder2=built.pop("encoder2"), prior=built.pop("prior"), latent2_dim=spec["latent2_dim"])
+        model = MODELS[spec["model"]](built["encoder"], built["decoder"], likelihood, spec["latent_dim"], shape,
+                                      **extra).astype(spec["dtype"])
     except (TypeError, ValueError) as e:
         raise ValueError(f"spec: {e}") from None
     x, labels = np.zeros((1, *shape), dtype=spec["dtype"]), {"y": np.zeros(1, int)} if "n_classes" in spec else {}
-    for name, run in (("encoder", lambda: model.encode(x, **labels)),  # each checks its network's output size
-                      ("decoder", lambda: model.decode(np.zeros((1, model.latent_dim), x.dtype), **labels))):
+    checks = [("encoder", lambda: model.encode(x, **labels)),  # each checks its network's output size
+              ("decoder", lambda: model.decode(np.zeros((1, model.latent_dim), x.dtype), **labels))]
+    if isinstance(model, TwoLayerVAE):
+        checks += [("encoder2", lambda: model.encode2(np.zeros((1, model.latent_dim), x.dtype))),
+                   ("prior", lambda: model.prior_z1(np.zeros((1, model.latent2_dim), x.dtype)))]
+    for name, run in checks:
         try:
             run()
         except (TypeError, ValueError) as e:

@@ -1,7 +1,8 @@
 """The gradient tour: one minibatch through a model, and what every layer does to the
 gradient on its way from the loss back to the input.
 
-For each layer, from the loss backwards (decoder, then encoder): its output's shape and
+For each layer, from the loss backwards (decoder, then encoder; a two-layer VAE's
+prior and encoder2 between them): its output's shape and
 statistics (mean, std, the fraction of saturated tanh/sigmoid units or of dead ReLUs),
 the norm of dL/d(its output), each parameter's gradient norm and its ratio to the
 parameter's norm (the gradient-to-weight ratio: the relative size of a plain SGD step
@@ -31,7 +32,7 @@ from .checks import as_rng, check_number, check_positive_int
 from .distributions import kl_standard_normal_grad
 from .files import save_json
 from .gradcheck import compare
-from .models import VAE
+from .models import VAE, TwoLayerVAE
 from .models.base import LatentModel
 from .nn.activations import Activation
 from .nn.module import Container
@@ -94,9 +95,9 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     vae = isinstance(work, VAE)
     labels = {} if y is None else {"y": y}
     if vae:
-        loss_kwargs = {"eps": rng.standard_normal((len(x), loss_kwargs.get("n_samples", 1), work.latent_dim)),
+        loss_kwargs = {"eps": rng.standard_normal((len(x), loss_kwargs.get("n_samples", 1), work.noise_dim)),
                        **loss_kwargs}
-    layers = [*_leaves(work.encoder, "encoder"), *_leaves(work.decoder, "decoder")]
+    layers = [leaf for name in work.networks for leaf in _leaves(work.children[name], name)]
     record = {name: {} for name, _ in layers}
     originals = []
     for name, layer in layers:  # record each layer's output and the gradient reaching it
@@ -135,7 +136,7 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     rows = [e["input"] for e in report] + [s for e in report for s in e["params"].values()]
     result = {"loss": float(loss), "batch": len(x), "layers": report, "threshold": THRESHOLD,
               "all_passed": all(r["pass"] for r in rows), "skipped_at_kinks": sum(r["skipped_at_kinks"] for r in rows)}
-    if vae:
+    if vae and not isinstance(work, TwoLayerVAE):  # a two-layer KL is no analytic term of q(z1|x) alone
         last_encoder_layer = [name for name, _ in _leaves(work.encoder, "encoder")][-1]
         result["encoder_output_split"] = _split(work, record[last_encoder_layer]["_dy"], loss_kwargs, x, labels)
     return result

@@ -11,8 +11,7 @@ import numpy as np
 from . import io, kernels
 from .datasets import corrupt
 from .diagnostics import collapse_report
-from .distributions import kl_standard_normal
-from .models import VAE, ConditionalVAE
+from .models import VAE, ConditionalVAE, TwoLayerVAE
 from .models.vae import device_refusal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value, scheduled_lr
@@ -28,10 +27,7 @@ def evaluate(model, x, y=None, batch_size=500, seed=0):
     for s in range(0, len(x), batch_size):
         xb, yb = x[s : s + batch_size], None if y is None else y[s : s + batch_size]
         if isinstance(model, VAE):
-            mean, logvar = model.encode(xb, yb)
-            kl = kl_standard_normal(mean, logvar).sum(axis=1)
-            elbo = model.elbo(xb, yb, rng=rng)
-            totals += [elbo.sum(), (elbo + kl).sum(), kl.sum()]
+            totals += [t.sum() for t in model.elbo_terms(xb, yb, rng=rng)]
         else:
             log_px = model.likelihood.log_prob(xb.reshape(len(xb), -1), model.decode(model.encode(xb)))
             totals += [log_px.sum(), log_px.sum(), 0.0]
@@ -211,8 +207,10 @@ def check_fit_arguments(model, x, x_val=None, y=None, y_val=None, settings=None)
         model.check_x(data, name)  # also refuses an empty array
         if labels is not None or isinstance(model, ConditionalVAE):
             model.check_labels(labels, len(data), label_name)
-    if s["diagnostics_every"] and (x_val is None or not isinstance(model, VAE)):
-        raise ValueError("diagnostics_every: the diagnostics need a VAE and x_val (the data they are measured on)")
+    if s["diagnostics_every"] and (x_val is None or not isinstance(model, VAE) or isinstance(model, TwoLayerVAE)):
+        raise ValueError("diagnostics_every: the diagnostics need a one-layer VAE (they measure q(z|x) against N(0, "
+                         "I); for a TwoLayerVAE call diagnostics.active_units_per_layer) and x_val (the data they are "
+                         "measured on)")
     return s
 
 

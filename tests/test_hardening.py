@@ -198,8 +198,8 @@ def test_a_resumed_command_refuses_a_changed_setting_and_a_config_list_where_a_n
     run = ["train", "--hidden", "8", "--latent", "2", "--train-size", "100", "--epochs", "1", "--out", str(tmp_path)]
     assert main(run) == 0
     before = (tmp_path / "run.json").read_bytes()
-    assert main([*run[:-4], "--epochs", "2", "--lr", "0.01", "--out", str(tmp_path), "--resume"]) == 2
-    assert "--lr: the run in" in capsys.readouterr().err and (tmp_path / "run.json").read_bytes() == before
+    assert main([*run[:-4], "--epochs", "2", "--batch-size", "50", "--out", str(tmp_path), "--resume"]) == 2
+    assert "--batch-size: the run in" in capsys.readouterr().err and (tmp_path / "run.json").read_bytes() == before
     config = tmp_path / "c.json"
     config.write_text('{"lr": [0.1, 0.2]}')
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "other")]) == 2

@@ -291,7 +291,7 @@ def edited(path, value=None, delete=False):
     (edited(["data_shape"], value="28x28"), r"spec.data_shape: expected a list of positive ints"),
     (edited(["likelihood", "name"], value="poisson"), r"spec.likelihood: likelihood: expected one of"),
     (edited(["likelihood", "sigma"], value=1.0), r"spec.likelihood: .*unexpected keyword argument 'sigma'"),
-    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'ConditionalVAE', 'PixelCNNVAE', 'VAE'\]"),
+    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'ConditionalVAE', 'PixelCNNVAE', 'TwoLayerVAE', 'VAE'\]"),
     (edited(["dtype"], value="float16"), r"spec.dtype: expected one of \('float32', 'float64'\), got 'float16'"),
     (edited(["decoder"], delete=True), r"spec: missing \['decoder'\], unknown \[\]"),
     ([1, 2], r"spec: expected a JSON object, got list"),

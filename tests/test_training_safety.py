@@ -67,8 +67,7 @@ def test_a_refused_resume_changes_nothing(tmp_path):
     fit(model, data(), optimizer="sgd", lr=0.1, epochs=1, checkpoint_dir=tmp_path, log=None)
     other = small_vae(seed=5)
     before = {k: v.copy() for k, v in other.params.items()}
-    with pytest.raises(ValueError, match="resume: the checkpoint's run used lr=0.1, optimizer='sgd'; got lr=0.001, "
-                                         "optimizer='adam'"):
+    with pytest.raises(ValueError, match="resume: the checkpoint's run used optimizer='sgd'; got optimizer='adam'"):
         fit(other, data(), optimizer="adam", epochs=2, resume=tmp_path / "checkpoint.npz", log=None)
     io.save_checkpoint(tmp_path / "model_only.npz", model)  # no training state: io's checkpoint, not fit's
     with pytest.raises(ValueError, match="resume: .*model_only.npz holds no training state"):

@@ -48,6 +48,7 @@ class LatentModel(Container):
     encoder outputs per latent dimension (a VAE's mean and log-variance: 2)."""
 
     codes_per_latent = 1
+    networks = ("encoder", "decoder")  # the networks, in the order a forward pass runs them
     device_path = False  # a model whose training steps may stay on the GPU says so (``vae.device_refusal``)
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
@@ -85,9 +86,8 @@ class LatentModel(Container):
     def __repr__(self):
         def indented(module):
             return repr(module).replace("\n", "\n  ")
-        return (f"{type(self).__name__}({self._repr_sizes()},\n"
-                f"  encoder={indented(self.encoder)},\n  decoder={indented(self.decoder)},\n"
-                f"  likelihood={self.likelihood!r})")
+        networks = "".join(f"  {name}={indented(self.children[name])},\n" for name in self.networks)
+        return f"{type(self).__name__}({self._repr_sizes()},\n{networks}  likelihood={self.likelihood!r})"
 
     def _check_output(self, name, out, features):
         if out.shape[1:] != (features,):

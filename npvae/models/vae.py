@@ -223,9 +223,14 @@ class VAE(LatentModel):
         return kernels.ops.to_device(x) if self.on_device else x
 
     # ---------------------------------------------------------------- the objective
+    @property
+    def noise_dim(self):
+        """Standard normal numbers a sample of the latents takes (d; more with more layers)."""
+        return self.latent_dim
+
     def _draw_eps(self, x, n_samples, rng, eps):
-        """The noise (N, L, d) for the examples ``x``, drawn where x is, unless given."""
-        shape = (len(x), check_positive_int(n_samples, "n_samples"), self.latent_dim)
+        """The noise (N, L, noise_dim) for the examples ``x``, drawn where x is, unless given."""
+        shape = (len(x), check_positive_int(n_samples, "n_samples"), self.noise_dim)
         if eps is None:
             return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
@@ -255,14 +260,21 @@ class VAE(LatentModel):
         """ELBO per example (nats, positive-is-better), averaged over ``n_samples`` draws."""
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {estimator!r}")
+        if estimator == "B":
+            return self.elbo_terms(x, y, rng, n_samples, eps)[0]
         self.check_x(x)
         x = self.placed(x)
-        f = self._forward(x, self._labels(y, len(x)), self._draw_eps(x, n_samples, rng, eps),
-                          log_ratio=estimator == "A")
-        log_px = kernels.to_host(f["log_px"])
-        if estimator == "A":
-            return np.mean(log_px + kernels.to_host(f["log_ratio"]), axis=1)
-        return np.mean(log_px, axis=1) - kernels.to_host(f["kl"]).sum(axis=1)
+        f = self._forward(x, self._labels(y, len(x)), self._draw_eps(x, n_samples, rng, eps))
+        return np.mean(kernels.to_host(f["log_px"]) + kernels.to_host(f["log_ratio"]), axis=1)
+
+    def elbo_terms(self, x, y=None, rng=None, n_samples=1, eps=None):
+        """Estimator B's ELBO per example and its two terms, ``(elbo, log_px, kl)``, each
+        (N,): log p(x|z) averaged over ``n_samples`` draws, and the analytic KL."""
+        self.check_x(x)
+        x = self.placed(x)
+        f = self._forward(x, self._labels(y, len(x)), self._draw_eps(x, n_samples, rng, eps), log_ratio=False)
+        log_px, kl = np.mean(kernels.to_host(f["log_px"]), axis=1), kernels.to_host(f["kl"]).sum(axis=1)
+        return log_px - kl, log_px, kl
 
     def log_likelihood(self, x, y=None, k=5000, batch_size=100, rng=None, chunk=None, progress=None):
         """Importance-sampled estimate of log p(x) per example, with q(z|x) as proposal:
