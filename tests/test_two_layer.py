@@ -154,3 +154,26 @@ def test_the_cli_trains_evaluates_and_samples_a_two_layer_vae(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "stochastic-layers: expected an integer >= 1 and <= 2, got '3'" in err
     assert "--stochastic-layers: 2 builds Burda et al.'s MLP VAE" in err and not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("backend", ["numba"])
+def test_every_backend_gives_the_numpy_loss_and_gradients(backend):
+    """The model has no kernels of its own: its nodes call the backend's ops, which
+    test_backends.py holds to the reference on every backend (the CUDA backend runs
+    this model on host arrays; in the simulator one step takes half a minute, so it is
+    left to those op tests)."""
+    import npvae
+
+    rng = np.random.default_rng(0)
+    model, x = small(0), rng.random((2, 6))
+    kwargs = dict(eps=rng.standard_normal((2, 2, 5)), n_samples=2, objective="iwae")
+    loss, _ = model.loss_and_grad(x, **kwargs)
+    grads = {k: g.copy() for k, g in model.grads.items()}
+    npvae.kernels.use(backend)
+    try:
+        other, _ = model.loss_and_grad(x, **kwargs)
+    finally:
+        npvae.kernels.use("numpy")
+    np.testing.assert_allclose(other, loss, rtol=1e-10)
+    for k, g in model.grads.items():
+        np.testing.assert_allclose(g, grads[k], rtol=1e-8, atol=1e-12, err_msg=k)
