@@ -47,11 +47,12 @@ import time
 import common
 import numpy as np
 
-from npvae import diagnostics
+from npvae import diagnostics, io
 from npvae.datasets import binarize_static, load_mnist
 from npvae.files import save_json
 from npvae.models import VAE, TwoLayerVAE
 from npvae.optim import iwae_stages
+from npvae.plots import plt, save, tile
 from npvae.train import fit
 
 ROWS = {"vae1": ("elbo", 1), "vae5": ("elbo", 5), "vae50": ("elbo", 50), "iwae5": ("iwae", 5), "iwae50": ("iwae", 50)}
@@ -134,6 +135,8 @@ def npvae_row(x, x_test, objective, k, cfg, seed, budget, folder, resume=False, 
 
         passes = run_stages(train_stage, cfg["passes"], budget)
         history = runs[-1]
+    if layers == 2:
+        layers_figure(model, x_test, os.path.join(folder, "layers.png"), seed)
     t0 = time.perf_counter()
     nll = -model.log_likelihood(x_test, k=cfg["k_eval"], rng=seed, progress=_progress("npvae"))
     eval_seconds = time.perf_counter() - t0
@@ -143,6 +146,38 @@ def npvae_row(x, x_test, objective, k, cfg, seed, budget, folder, resume=False, 
             "active_units": units, "passes": sum(passes),
             "stage_passes": passes, "train_seconds": history["seconds"][-1], "eval_seconds": eval_seconds,
             "eval_ms_per_image": 1e3 * eval_seconds / len(x_test)}
+
+
+def layers_figure(model, x_test, path, seed=0, n=8):
+    """What each layer of a TwoLayerVAE encodes: (left) each row one z2 ~ p(z2), its
+    columns z1 ~ p(z1 | z2) drawn afresh; (middle) each row one draw of z1's noise eps1,
+    its columns z2 ~ p(z2) drawn afresh, z1 = mean_p(z2) + sigma_p(z2) eps1; both shown
+    as the decoder's means E[x | z1]; (right) the variance over the test set of each
+    unit's posterior mean, sorted, per layer, with Burda et al.'s threshold 0.01."""
+    rng, d1, d2 = np.random.default_rng(seed), model.latent_dim, model.latent2_dim
+
+    def images(z2, eps1):
+        mean_p, logvar_p = model.prior_z1(z2.astype(model.dtype))
+        return model.likelihood.mean(model.decode((mean_p + np.exp(0.5 * logvar_p) * eps1).astype(model.dtype)))
+
+    z2_fixed = images(np.repeat(rng.standard_normal((n, d2)), n, axis=0), rng.standard_normal((n * n, d1)))
+    eps1_fixed = images(rng.standard_normal((n * n, d2)), np.repeat(rng.standard_normal((n, d1)), n, axis=0))
+    units = diagnostics.active_units_per_layer(model, x_test, rng=seed)
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6.6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for ax, grid, title in ((axes[0], z2_fixed, "z2 fixed along a row, z1 ~ p(z1 | z2) resampled"),
+                            (axes[1], eps1_fixed, "z1's noise fixed along a row, z2 ~ p(z2) resampled")):
+        ax.imshow(tile(grid, n), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=11)
+        ax.set_xticks([]), ax.set_yticks([])
+    for (count, variances), name, dim in zip(units, ("z1", "z2"), (d1, d2)):
+        axes[2].plot(np.sort(variances)[::-1], marker="o", markersize=3, label=f"{name}: {count} of {dim} active")
+    axes[2].axhline(0.01, color="k", linestyle="--", linewidth=1, label="threshold 0.01")
+    axes[2].set(yscale="log", xlabel="unit (sorted by variance)", ylabel="Var_x of the unit's posterior mean",
+                title="active units per layer (test set)")
+    axes[2].legend()
+    fig.suptitle("What each stochastic layer encodes (decoder means E[x | z1])", fontsize=13)
+    save(fig, path)
+    return [count for count, _ in units]
 
 
 def _progress(label):
@@ -261,10 +296,22 @@ def main():
                             "machine, noise included; set OMP_NUM_THREADS=1)")
         p.add_argument("--stochastic-layers", type=int, choices=(1, 2), default=1,
                        help="Burda et al.'s first architecture (one Gaussian latent of 50) or second (100 and 50)")
+        p.add_argument("--figure", metavar="CHECKPOINT",
+                       help="only draw the per-layer figure of a two-layer run's checkpoint into --out")
         p.add_argument("--resume", action="store_true",
                        help="go on with each row's npvae run from its checkpoint in --out (full schedule only)")
 
     args, cfg = common.setup("iwae_table", __doc__, SETTINGS, flags)
+    if args.figure:
+        model = io.load_model(args.figure)
+        if not isinstance(model, TwoLayerVAE):
+            print(f"iwae_table.py: --figure: expected a two-layer run's checkpoint, got a {type(model).__name__}",
+                  file=sys.stderr)
+            sys.exit(2)
+        x_test = binarize_static(load_mnist("test")[0][: cfg["n_test"]], seed=2)
+        units = layers_figure(model, x_test, common.out(args, "layers.png"), args.seed)
+        print(f"active units: z1 {units[0]}, z2 {units[1]}; wrote {common.out(args, 'layers.png')}")
+        return
     rows = args.rows or (["vae1", "iwae5"] if args.mode != "full" else list(ROWS))
     budget = None if args.budget_minutes is None else 60 * args.budget_minutes
     if args.stage_passes and (budget is not None or min(args.stage_passes) < 1):

@@ -105,6 +105,16 @@ def test_iwae_table_runs_given_stage_passes_and_resumes_from_its_checkpoint(tmp_
     assert again["test_nll"] == first["test_nll"] and again["train_seconds"] == first["train_seconds"]
 
 
+def test_iwae_table_trains_the_two_layer_rows_on_a_budget_and_draws_each_layer(tmp_path, monkeypatch):
+    """The budget's stages resume one another's checkpoints at a lower learning rate."""
+    monkeypatch.setattr(sys, "argv", ["iwae_table.py", "--smoke", "--stochastic-layers", "2", "--rows", "vae1",
+                                      "--budget-minutes", "0.02", "--out", str(tmp_path)])
+    runpy.run_path(os.path.join(EXAMPLES, "iwae_table.py"), run_name="__main__")
+    row = json.loads((tmp_path / "two-layer-vae1.json").read_text())
+    assert row["paper"] == 85.33 and len(row["npvae"]["stage_passes"]) == 2 and len(row["npvae"]["active_units"]) == 2
+    assert (tmp_path / "two-layer-vae1-npvae" / "layers.png").stat().st_size > 1000
+
+
 def test_beside_returns_the_forked_result_and_reports_a_death():
     import iwae_table
 
