@@ -24,10 +24,11 @@ import numpy as np
 from . import nn
 from .checks import as_rng
 from .distributions import LIKELIHOODS, make_likelihood
-from .models import MODELS, ConditionalVAE, TwoLayerVAE
+from .models import MODELS, BayesianDecoderVAE, ConditionalVAE, TwoLayerVAE
 
-LAYERS = {c.__name__: c for c in (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d, nn.PixelCNN, nn.Flatten, nn.Reshape, nn.Identity,
-                                  nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU)}
+LAYERS = {c.__name__: c for c in (nn.Linear, nn.BayesianLinear, nn.Conv2d, nn.ConvTranspose2d, nn.MaskedConv2d,
+                                  nn.PixelCNN, nn.Flatten, nn.Reshape, nn.Identity, nn.ReLU, nn.LeakyReLU, nn.Tanh,
+                                  nn.Sigmoid, nn.Softplus, nn.ELU)}
 DTYPES = ("float32", "float64")
 # Sane limits, so that a file cannot ask for more memory or recursion than it is worth:
 MAX_DEPTH = 8  # Sequentials nested in Sequentials
@@ -74,6 +75,8 @@ def model_spec(model):
         spec["n_classes"] = model.n_classes
     if isinstance(model, TwoLayerVAE):
         spec["latent2_dim"] = model.latent2_dim
+    if isinstance(model, BayesianDecoderVAE):
+        spec["n_train"] = model.n_train
     return spec
 
 
@@ -105,8 +108,9 @@ def _parameter_count(cls, args):
     for arguments its own checks will refuse), computed before anything is allocated."""
     def ints(*values):
         return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    if cls is nn.Linear and ints(args.get("in_features"), args.get("out_features")):
-        return args["in_features"] * args["out_features"] + args["out_features"]
+    if cls in (nn.Linear, nn.BayesianLinear) and ints(args.get("in_features"), args.get("out_features")):
+        means = args["in_features"] * args["out_features"] + args["out_features"]
+        return means * (2 if cls is nn.BayesianLinear else 1)  # a Bayesian layer's log sigmas too
     if cls is nn.PixelCNN and ints(*(args.get(k, 1) for k in ("latent_dim", "in_channels", "channels", "n_layers",
                                                               "kernel_size", "first_kernel_size"))):
         c, k = args.get("channels", 32), args.get("kernel_size", 5)
@@ -170,7 +174,7 @@ def build_model(spec, rng=None, layers=(), max_parameters=None):
     first batch."""
     table = layers if isinstance(layers, dict) else layer_table(layers)
     required = ("model", "encoder", "decoder", "likelihood", "latent_dim", "data_shape", "dtype")
-    spec = _fields(spec, "spec", required, ("n_classes", "encoder2", "prior", "latent2_dim"))
+    spec = _fields(spec, "spec", required, ("n_classes", "n_train", "encoder2", "prior", "latent2_dim"))
     if spec["model"] not in MODELS:
         raise ValueError(f"spec.model: expected one of {sorted(MODELS)}, got {spec['model']!r}")
     if spec["dtype"] not in DTYPES:
@@ -188,7 +192,7 @@ def build_model(spec, rng=None, layers=(), max_parameters=None):
     except (TypeError, ValueError) as e:
         raise ValueError(f"spec.likelihood: {e}") from None
     rng = as_rng(rng)
-    extra = {"n_classes": spec["n_classes"]} if "n_classes" in spec else {}
+    extra = {k: spec[k] for k in ("n_classes", "n_train") if k in spec}
     networks = MODELS[spec["model"]].networks
     missing = sorted({*networks, "latent2_dim"} - set(spec) if "prior" in networks else set())
     if missing or {"encoder2", "prior", "latent2_dim"} & set(spec) and "prior" not in networks:

@@ -35,6 +35,7 @@ from .gradcheck import compare
 from .models import VAE, TwoLayerVAE
 from .models.base import LatentModel
 from .nn.activations import Activation
+from .nn.bayesian import BayesianLinear
 from .nn.module import Container
 from .plots import plt, save
 
@@ -148,6 +149,8 @@ def _layer_check(layer, x, dy, rng, entries, h):
     parameter: per array its relative error (``gradcheck.compare``), whether it passes,
     and how many entries were skipped at a kink."""
     work = copy.deepcopy(layer)
+    if isinstance(work, BayesianLinear):  # the noise the pass drew, held fixed
+        work.noise = layer.last_noise
     work.zero_grad()
     work.forward(x)
     analytic = {"input": work.backward(dy), **work.grads}

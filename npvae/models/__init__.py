@@ -1,7 +1,9 @@
 """Models: the VAE, the conditional VAE, the VAE with a PixelCNN decoder, the VAE with
-two stochastic layers and the plain autoencoder baseline."""
+two stochastic layers, the VAE with a Bayesian decoder (full variational Bayes) and the
+plain autoencoder baseline."""
 
 from .autoencoder import Autoencoder
+from .bayesian import BayesianDecoderVAE
 from .conditional import ConditionalVAE
 from .networks import mlp
 from .pixelcnn import PixelCNNVAE
@@ -10,4 +12,5 @@ from .vae import VAE
 
 # name -> class, for rebuilding a model from a checkpoint's configuration.
 MODELS = {"VAE": VAE, "ConditionalVAE": ConditionalVAE, "Autoencoder": Autoencoder, "PixelCNNVAE": PixelCNNVAE,
-          "TwoLayerVAE": TwoLayerVAE}
+          "TwoLayerVAE": TwoLayerVAE,
+          "BayesianDecoderVAE": BayesianDecoderVAE}
