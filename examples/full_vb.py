@@ -31,14 +31,15 @@ import common
 import numpy as np
 
 from npvae import plots
+from npvae.plots import plt, save
 from npvae.datasets import load_frey_faces, train_val_split
 from npvae.models import VAE, BayesianDecoderVAE
 from npvae.train import fit
 
 SETTINGS = {
-    "full": dict(frey_epochs=300, mnist_train=10000, mnist_test=2000, mnist_epochs=30, warmup=0.3),
-    "quick": dict(frey_epochs=20, mnist_train=1000, mnist_test=200, mnist_epochs=3, warmup=0.3),
-    "smoke": dict(frey_epochs=2, mnist_train=100, mnist_test=20, mnist_epochs=2, warmup=0.5),
+    "full": dict(frey_train=None, frey_epochs=300, mnist_train=10000, mnist_test=2000, mnist_epochs=30, warmup=0.3),
+    "quick": dict(frey_train=None, frey_epochs=10, mnist_train=1000, mnist_test=200, mnist_epochs=3, warmup=0.3),
+    "smoke": dict(frey_train=100, frey_epochs=1, mnist_train=100, mnist_test=20, mnist_epochs=2, warmup=0.5),
 }
 VARIANTS = {  # name -> (initial log sigma, local reparameterisation, warm-up)
     "naive": (0.0, False, False),
@@ -69,7 +70,7 @@ def train(model, x, x_test, epochs, seed, warmup_epochs=0, binarize=False):
     # the train ELBO is the epoch's running mean; the bound pays the weight KL at the epoch's end
     return {"train_bound": (np.array(h["train_elbo"]) - kl_per_example).tolist(),
             "test_bound": (np.array(h["val_elbo"]) - kl_per_example).tolist(), "test_elbo": h["val_elbo"],
-            "weight_kl": kls, "seconds": h["seconds"][-1]}
+            "weight_kl": kls, "n_train": len(x), "seconds": h["seconds"][-1]}
 
 
 def experiment(name, net, x, x_test, epochs, cfg, seed, binarize):
@@ -92,6 +93,34 @@ def experiment(name, net, x, x_test, epochs, cfg, seed, binarize):
     return results, models
 
 
+def bounds_figure(datasets, path):
+    """Per dataset (a row): the test bound, the test ELBO (the data term alone) and the
+    weight KL per example, each variant a line; a line far below the others (the naive
+    start) is left below the axis, its last value in its label."""
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(17, 5 * len(datasets)), squeeze=False)
+    for row, (name, results) in zip(axes, datasets.items()):
+        colour = {variant: f"C{i}" for i, variant in enumerate(results)}  # one colour per variant in every panel
+        for ax, key, what in zip(row, ("test_bound", "test_elbo", "weight_kl"),
+                                 ("test bound: ELBO - KL(q(theta) || p(theta)) / N", "test ELBO (theta ~ q(theta))",
+                                  "KL(q(theta) || p(theta)) / N")):
+            curves = {variant: np.asarray(r[key]) / (r["n_train"] if key == "weight_kl" else 1)
+                      for variant, r in results.items() if key != "weight_kl" or variant != "point estimate"}
+            shown = [c for v, c in curves.items() if v != "naive"]
+            low, high = min(c.min() for c in shown), max(c.max() for c in shown)
+            for variant, c in curves.items():
+                below = key != "weight_kl" and c[-1] < low - (high - low)
+                ax.plot(np.arange(1, len(c) + 1), c, color=colour[variant],
+                        label=f"{variant} (ends at {c[-1]:.0f}, below)" if below else variant)
+            if key == "weight_kl":
+                ax.set_yscale("log")
+            else:
+                ax.set_ylim(low - 0.1 * (high - low), high + 0.1 * (high - low))
+            ax.set(title=f"{name}: {what}", xlabel="epoch", ylabel="nats per example")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+
+
 def weight_draws(models, rng):
     """Rows: one z ~ p(z) each, decoded (the mean image) under six draws of the weights."""
     panels = []
@@ -106,14 +135,11 @@ def weight_draws(models, rng):
 def main():
     args, cfg = common.setup("full_vb", __doc__, SETTINGS)
     frey_train, frey_test = train_val_split(200, load_frey_faces(), seed=args.seed)
+    frey_train = frey_train[: cfg["frey_train"]]
     x, _, x_test, _ = common.mnist(cfg["mnist_train"], cfg["mnist_test"])
     frey, frey_models = experiment("frey", FREY, frey_train, frey_test, cfg["frey_epochs"], cfg, args.seed, False)
     mnist, mnist_models = experiment("mnist", MNIST, x, x_test, cfg["mnist_epochs"], cfg, args.seed, True)
-    panels = [(f"{title}: {split} bound per example", {name: (np.arange(1, len(r[key]) + 1), r[key])
-                                                        for name, r in results.items()})
-              for title, results in (("Frey faces", frey), ("MNIST", mnist))
-              for split, key in (("train", "train_bound"), ("test", "test_bound"))]
-    plots.line_panels(panels, common.out(args, "bounds.png"), "epoch", "nats per example", n_cols=2, size=5.0)
+    bounds_figure({"Frey faces": frey, "MNIST": mnist}, common.out(args, "bounds.png"))
     rng = np.random.default_rng(args.seed)
     for (title, images, shape), file in zip(weight_draws([("Frey faces", frey_models["+ warm-up"], (28, 20)),
                                                           ("MNIST", mnist_models["+ warm-up"], (28, 28))], rng),

@@ -36,6 +36,7 @@ OUTPUTS = {
     "linear_autoencoder": ["angles.png", "components.png"],
     "pixelcnn_collapse": ["samples.png", "reconstructions.png", "interpolations.png", "collapse_over_training.png",
                           "kl_per_dimension.png"],
+    "full_vb": ["bounds.png", "weight_draws_frey.png", "weight_draws_mnist.png"],
 }
 
 
