@@ -14,7 +14,7 @@ from .diagnostics import active_units_per_layer, collapse_report
 from .distributions import GaussianDecoderVar, GaussianLearnedVar
 from .files import save_json
 from .io import load_checkpoint, load_model
-from .models import MODELS, VAE, ConditionalVAE, PixelCNNVAE, TwoLayerVAE
+from .models import MODELS, VAE, ConditionalVAE, HypersphericalVAE, PixelCNNVAE, TwoLayerVAE
 from .settings import MODEL_NAMES, RESUMABLE, RUN, TRAINING
 from .tour import format_tour, tour, write_tour
 from .train import check_fit_arguments, fit
@@ -159,7 +159,10 @@ def build_model(args, image_shape, input_dim):
         raise ValueError(f"--stochastic-layers: 2 builds Burda et al.'s MLP VAE with --hidden on both sides; got "
                          f"--model {args.model}, --arch {args.arch}"
                          f"{', --encoder-hidden/--decoder-hidden' if args.encoder_hidden or args.decoder_hidden else ''}")
-    cls = MODELS[MODEL_NAMES[args.model]]
+    if args.latent_distribution == "vmf" and (args.model != "vae" or args.stochastic_layers != 1):
+        raise ValueError(f"--latent-distribution: vmf is for a one-layer vae; got --model {args.model}, "
+                         f"--stochastic-layers {args.stochastic_layers}")
+    cls = HypersphericalVAE if args.latent_distribution == "vmf" else MODELS[MODEL_NAMES[args.model]]
     common = dict(latent_dim=args.latent, activation=args.activation, likelihood=args.likelihood, init=args.init,
                   likelihood_kwargs=likelihood_kwargs(args), rng=args.seed,
                   **({"n_classes": 10} if args.model == "cvae" else {}))
@@ -257,10 +260,11 @@ def evaluate(args):
                    "importance sampling"), **labels).mean())}
     print(f"test ELBO {results['test_elbo']:.2f} nats; importance-sampled log p(x) "
           f"{results['test_log_likelihood']:.2f} nats (k={args.k}, {n} test examples)")
-    if isinstance(model, TwoLayerVAE):  # p(z1|z2) is no N(0, I): per-dimension KLs and I_q(x; z) would mislead
+    if isinstance(model, (TwoLayerVAE, HypersphericalVAE)):  # no Gaussian q(z|x) against N(0, I): by layer
         units = [count for count, _ in active_units_per_layer(model, x[:n], rng=rng)]
         results["active_units_per_layer"] = units
-        print(f"active units: z1 {units[0]}/{model.latent_dim}, z2 {units[1]}/{model.latent2_dim}")
+        print("active units: " + ", ".join(f"{name} {count}/{dim}" for name, count, dim in zip(
+            ("z1", "z2") if len(units) == 2 else ("z",), units, (model.latent_dim, getattr(model, "latent2_dim", 0)))))
     else:
         results.update(collapse_report(model, x[:n], rng=rng, **labels))
         print(f"active units {results['active_units']}/{model.latent_dim}; KL {sum(results['kl_per_dimension']):.2f} "

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from .checks import as_rng, check_positive_int
-from .models import VAE, TwoLayerVAE
+from .hyperspherical import mean_resultant_length
+from .models import VAE, HypersphericalVAE, TwoLayerVAE
 from .distributions import kl_standard_normal
 from .constants import LOG_2PI
 
@@ -34,7 +35,10 @@ def active_units(model, x, y=None, threshold=0.01, batch_size=500):
     Salakhutdinov 2015, who use 0.01): the posterior mean moves with the data.
     Returns ``(count, variances (d,))``, the variances over the N examples (/ N)."""
     _check_threshold(threshold)
-    return _active_units(posterior_parameters(model, x, y, batch_size)[0], threshold)
+    mean, spread = posterior_parameters(model, x, y, batch_size)
+    if isinstance(model, HypersphericalVAE):  # (mu, kappa): E_q[z] = A_d(kappa) mu
+        mean = mean_resultant_length(model.latent_dim, spread)[:, None] * mean
+    return _active_units(mean, threshold)
 
 
 def active_units_per_layer(model, x, threshold=0.01, rng=0, batch_size=500):
@@ -102,6 +106,9 @@ def collapse_report(model, x, y=None, rng=None, threshold=0.01, batch_size=500):
     """The three diagnostics as one JSON-able dict: ``active_units``, their
     ``unit_variances``, ``kl_per_dimension`` and ``mutual_information``."""
     _check_threshold(threshold)
+    if isinstance(model, (TwoLayerVAE, HypersphericalVAE)):
+        raise TypeError(f"model: the report measures a Gaussian q(z|x) against N(0, I), and a {type(model).__name__} "
+                        f"has none; use active_units_per_layer (two layers) or active_units (vMF)")
     rng = as_rng(rng)
     mean, logvar = posterior_parameters(model, x, y, batch_size)
     count, variances = _active_units(mean, threshold)

@@ -162,6 +162,8 @@ RUN = (
     _choice("decoder_mean", "identity", "gaussian_decoder_var: sigmoid keeps the mean in (0, 1), as grey levels",
             ("identity", "sigmoid")),
     _int("latent", 20, "latent dimensions (with --stochastic-layers 2: z1's)"),
+    _choice("latent_distribution", "gaussian", "vae: q(z|x) Gaussian with p(z) = N(0, I), or von Mises-Fisher on the "
+            "sphere S^(latent-1) with a uniform p(z) (HypersphericalVAE)", ("gaussian", "vmf")),
     _int("stochastic_layers", 1, "mlp, vae: 2 adds Burda et al.'s second Gaussian layer z2 above z1 "
          "(TwoLayerVAE: q(z2|z1), p(z1|z2) through --hidden2)", high=2),
     _int("latent2", 50, "--stochastic-layers 2: z2's dimensions"),

@@ -32,7 +32,8 @@ from .checks import as_rng, check_number, check_positive_int
 from .distributions import kl_standard_normal_grad
 from .files import save_json
 from .gradcheck import compare
-from .models import VAE, TwoLayerVAE
+from .hyperspherical import uniform_sphere
+from .models import VAE, HypersphericalVAE, TwoLayerVAE
 from .models.base import LatentModel
 from .nn.activations import Activation
 from .nn.bayesian import BayesianLinear
@@ -95,9 +96,12 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     x = x.astype(np.float64)
     vae = isinstance(work, VAE)
     labels = {} if y is None else {"y": y}
-    if vae:
-        loss_kwargs = {"eps": rng.standard_normal((len(x), loss_kwargs.get("n_samples", 1), work.noise_dim)),
-                       **loss_kwargs}
+    if vae:  # the noise held fixed: Gaussian eps, or a vMF sampler's CDF values and directions
+        shape = (len(x) * loss_kwargs.get("n_samples", 1),)
+        if isinstance(work, HypersphericalVAE):
+            work.fixed_noise(rng.random(shape), uniform_sphere(rng, shape, work.latent_dim - 1))
+        else:
+            loss_kwargs = {"eps": rng.standard_normal((len(x), shape[0] // len(x), work.noise_dim)), **loss_kwargs}
     layers = [leaf for name in work.networks for leaf in _leaves(work.children[name], name)]
     record = {name: {} for name, _ in layers}
     originals = []
@@ -137,7 +141,7 @@ def tour(model, x, y=None, rng=0, fd_entries=6, h=1e-5, **loss_kwargs):
     rows = [e["input"] for e in report] + [s for e in report for s in e["params"].values()]
     result = {"loss": float(loss), "batch": len(x), "layers": report, "threshold": THRESHOLD,
               "all_passed": all(r["pass"] for r in rows), "skipped_at_kinks": sum(r["skipped_at_kinks"] for r in rows)}
-    if vae and not isinstance(work, TwoLayerVAE):  # a two-layer KL is no analytic term of q(z1|x) alone
+    if vae and not isinstance(work, (TwoLayerVAE, HypersphericalVAE)):  # a Gaussian q(z|x)'s own KL share
         last_encoder_layer = [name for name, _ in _leaves(work.encoder, "encoder")][-1]
         result["encoder_output_split"] = _split(work, record[last_encoder_layer]["_dy"], loss_kwargs, x, labels)
     return result

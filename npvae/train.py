@@ -11,7 +11,7 @@ import numpy as np
 from . import io, kernels
 from .datasets import corrupt
 from .diagnostics import collapse_report
-from .models import VAE, ConditionalVAE, TwoLayerVAE
+from .models import VAE, ConditionalVAE, HypersphericalVAE, TwoLayerVAE
 from .models.vae import device_refusal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value, scheduled_lr
@@ -207,10 +207,11 @@ def check_fit_arguments(model, x, x_val=None, y=None, y_val=None, settings=None)
         model.check_x(data, name)  # also refuses an empty array
         if labels is not None or isinstance(model, ConditionalVAE):
             model.check_labels(labels, len(data), label_name)
-    if s["diagnostics_every"] and (x_val is None or not isinstance(model, VAE) or isinstance(model, TwoLayerVAE)):
-        raise ValueError("diagnostics_every: the diagnostics need a one-layer VAE (they measure q(z|x) against N(0, "
-                         "I); for a TwoLayerVAE call diagnostics.active_units_per_layer) and x_val (the data they are "
-                         "measured on)")
+    if s["diagnostics_every"] and (x_val is None or not isinstance(model, VAE)
+                                   or isinstance(model, (TwoLayerVAE, HypersphericalVAE))):
+        raise ValueError("diagnostics_every: the diagnostics need a one-layer Gaussian VAE (they measure q(z|x) "
+                         "against N(0, I); for a TwoLayerVAE call diagnostics.active_units_per_layer, for a "
+                         "HypersphericalVAE diagnostics.active_units) and x_val (the data they are measured on)")
     return s
 
 

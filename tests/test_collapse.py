@@ -145,7 +145,7 @@ def test_fit_with_mae_and_diagnostics_every():
                   log=None)
     assert history["active_units"][0] is None and history["mutual_information"][0] is None
     assert all(isinstance(history[k][i], (int, float)) for k in ("active_units", "mutual_information") for i in (1, 2))
-    with pytest.raises(ValueError, match="diagnostics_every: the diagnostics need a one-layer VAE"):
+    with pytest.raises(ValueError, match="diagnostics_every: the diagnostics need a one-layer Gaussian VAE"):
         fit(model, x, epochs=1, diagnostics_every=1, log=None)
     with pytest.raises(ValueError, match=r"mae_gamma: expected a finite number in \[0, inf\), got -0.5"):
         fit(model, x, epochs=1, mae_gamma=-0.5, log=None)

@@ -119,7 +119,7 @@ def test_spec_checkpoint_and_refusals(tmp_path):
     before = {k: v.copy() for k, v in model.params.items()}
     with pytest.raises(ValueError, match="mae_eta, mae_gamma: the MAE regulariser acts on a one-layer"):
         model.loss_and_grad(x, rng=0, mae_eta=1.0)
-    with pytest.raises(ValueError, match="diagnostics_every: the diagnostics need a one-layer VAE"):
+    with pytest.raises(ValueError, match="diagnostics_every: the diagnostics need a one-layer Gaussian VAE"):
         fit(model, x, x, epochs=1, diagnostics_every=1, log=None)
     assert all(np.array_equal(before[k], v) for k, v in model.params.items())
     assert "encoder2=Sequential" in repr(model) and "prior=Sequential" in repr(model)

@@ -57,6 +57,11 @@ class LatentModel(Container):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.data_shape = tuple(check_positive_int(s, "data_shape") for s in data_shape)
 
+    @classmethod
+    def encoder_outputs(cls, latent_dim):
+        """How many numbers the encoder gives per example for ``latent_dim`` latents."""
+        return cls.codes_per_latent * latent_dim
+
     @property
     def dtype(self):
         return next(iter(self.encoder.params.values())).dtype
@@ -119,7 +124,7 @@ class LatentModel(Container):
                      "hidden" if decoder_hidden is None else "decoder_hidden")
         lik = make_likelihood(likelihood, input_dim, **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
-        encoder = mlp([input_dim + n_labels, *enc, cls.codes_per_latent * latent_dim], activation, rng, init)
+        encoder = mlp([input_dim + n_labels, *enc, cls.encoder_outputs(latent_dim)], activation, rng, init)
         decoder = mlp([latent_dim + n_labels, *dec, lik.out_features(input_dim)], activation, rng, init)
         if init == "torch_default":
             torch_default_biases(encoder, rng), torch_default_biases(decoder, rng)
@@ -157,7 +162,7 @@ class LatentModel(Container):
         lik = make_likelihood(likelihood, math.prod(image_shape), **(likelihood_kwargs or {}))
         n_labels = extra.get("n_classes", 0)
         encoder = conv_encoder((c + n_labels, h, w), tuple(channels), kernel_size, activation,
-                               cls.codes_per_latent * latent_dim, rng, init)
+                               cls.encoder_outputs(latent_dim), rng, init)
         decoder = conv_decoder(latent_dim + n_labels, image_shape, tuple(channels), kernel_size, activation,
                                lik.out_features(c), rng, init)
         if init == "torch_default":
