@@ -28,6 +28,8 @@ def roundtrip(layer, x, rng=1):
     copy = build_layer(spec, rng=rng).astype(x.dtype)
     assert layer_spec(copy) == spec
     io.load_params(copy, layer.params)
+    if isinstance(layer, nn.BayesianLinear):  # the same weights and the same noise
+        copy.noise = layer.noise
     np.testing.assert_array_equal(copy.forward(x), layer.forward(x))
     return spec
 
@@ -38,6 +40,7 @@ EVERY_LAYER = [  # (layer, input shape): one of each class, arguments away from 
     (nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), (2, 2, 3, 4)),
     (nn.MaskedConv2d(2, 3, (3, 5), "A"), (2, 2, 4, 5)),
     (nn.Flatten(), (2, 2, 3)),
+    (nn.BayesianLinear(5, 3, prior_std=0.5, init_logsigma=-2.0, local_reparam=False), (2, 5)),
     (nn.Reshape((2, 3)), (2, 6)),
     (nn.LeakyReLU(0.2), (2, 4)),
     (nn.ELU(0.5), (2, 4)),
@@ -48,6 +51,8 @@ EVERY_LAYER = [  # (layer, input shape): one of each class, arguments away from 
 @pytest.mark.parametrize("layer, shape", EVERY_LAYER, ids=lambda v: type(v).__name__ if hasattr(v, "params") else "")
 def test_every_layer_round_trips(layer, shape):
     layer.astype(np.float64)
+    if isinstance(layer, nn.BayesianLinear):
+        layer.noise = (np.full(layer.params["W"].shape, 0.5), np.full(3, -1.0))
     spec = roundtrip(layer, np.random.default_rng(0).standard_normal(shape))
     assert spec["layer"] == type(layer).__name__
 
@@ -291,7 +296,8 @@ def edited(path, value=None, delete=False):
     (edited(["data_shape"], value="28x28"), r"spec.data_shape: expected a list of positive ints"),
     (edited(["likelihood", "name"], value="poisson"), r"spec.likelihood: likelihood: expected one of"),
     (edited(["likelihood", "sigma"], value=1.0), r"spec.likelihood: .*unexpected keyword argument 'sigma'"),
-    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'ConditionalVAE', 'PixelCNNVAE', 'TwoLayerVAE', 'VAE'\]"),
+    (edited(["model"], value="GAN"), r"spec.model: expected one of \['Autoencoder', 'BayesianDecoderVAE', "
+                                     r"'ConditionalVAE', 'HypersphericalVAE', 'PixelCNNVAE', 'TwoLayerVAE', 'VAE'\]"),
     (edited(["dtype"], value="float16"), r"spec.dtype: expected one of \('float32', 'float64'\), got 'float16'"),
     (edited(["decoder"], delete=True), r"spec: missing \['decoder'\], unknown \[\]"),
     ([1, 2], r"spec: expected a JSON object, got list"),
