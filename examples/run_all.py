@@ -92,6 +92,9 @@ EXAMPLES = {
     "pixelcnn_collapse": ("a PixelCNN decoder: plain, annealing, free bits, MAE, a weak decoder; KL, active units, NLL",
                           lambda r: "KL " + _runs(r, "runs", "test_kl") + " nats; NLL " + _runs(r, "runs", "test_nll")
                                     + f" nats (k = {r['k']})"),
+    "hyperspherical": ("Davidson et al.'s N-VAE vs S-VAE (von Mises-Fisher latent) on MNIST at small d; codes on S^2",
+                       lambda r: "test LL at d = 2, N / S: " + f"{r['runs']['N-VAE']['2']['test_log_likelihood']:.1f} / "
+                                 f"{r['runs']['S-VAE']['2']['test_log_likelihood']:.1f} nats"),
     "full_vb": ("full VB over the decoder's weights vs the point estimate, Frey faces and MNIST: what makes it learn",
                 lambda r: "Frey test bound: " + " / ".join(f"{k} {v['test_bound'][-1]:.0f}" for k, v in r["frey"].items())
                           + " nats"),

@@ -37,6 +37,7 @@ OUTPUTS = {
     "pixelcnn_collapse": ["samples.png", "reconstructions.png", "interpolations.png", "collapse_over_training.png",
                           "kl_per_dimension.png"],
     "full_vb": ["bounds.png", "weight_draws_frey.png", "weight_draws_mnist.png"],
+    "hyperspherical": ["log_likelihood.png", "codes_d3.png"],
 }
 
 

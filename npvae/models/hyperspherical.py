@@ -14,7 +14,9 @@ from .vae import VAE, estimator_b
 class HypersphericalVAE(VAE):
     """q(z|x) = vMF(mu(x), kappa(x)) on the unit sphere S^{d-1} in R^d (d =
     ``latent_dim`` >= 2), p(z) uniform on it. The encoder gives d + 1 numbers per
-    example: h, normalised to mu = h / |h|, and a, with kappa = softplus(a). The KL to the
+    example: h, normalised to mu = h / |h|, and a, with kappa = 1 + softplus(a) (the
+    authors' code adds the 1: it keeps q(z|x) off the uniform, kappa = 0, which a
+    short or unlucky start can otherwise fall into, every unit inactive). The KL to the
     uniform prior is analytic and depends on kappa alone; the sample's gradient reaches
     mu through the Householder reflection and kappa through the implicit
     reparameterisation of w (``npvae.hyperspherical``). Trained with the ELBO of
@@ -36,11 +38,11 @@ class HypersphericalVAE(VAE):
 
     # ---------------------------------------------------------------- the networks
     def _encode(self, x, onehot):
-        """``(mu, kappa, cache)``: mu (N, d) on the sphere, kappa (N,) = softplus(a)."""
+        """``(mu, kappa, cache)``: mu (N, d) on the sphere, kappa (N,) = 1 + softplus(a)."""
         h = self._check_output("encoder", self.encoder.forward(self._encoder_input(x, onehot)), self.latent_dim + 1)
         direction, a = h[:, : self.latent_dim].astype(np.float64), h[:, self.latent_dim].astype(np.float64)
         norm = np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-30)  # h = 0: any direction
-        return direction / norm, np.logaddexp(0, a), (norm, a)
+        return direction / norm, 1 + np.logaddexp(0, a), (norm, a)
 
     def encode(self, x, y=None):
         """``(mu, kappa)`` of q(z|x): (N, d) unit vectors and (N,) concentrations."""
@@ -99,7 +101,7 @@ class HypersphericalVAE(VAE):
         """-ELBO (estimator B: the analytic KL, beta times) and every gradient. Backward:
         the decoder gives dL/dz; ``vmf.sample_backward`` takes it to mu (through the
         Householder reflection) and kappa (through w's implicit gradient); the KL adds
-        beta dKL/dkappa; then kappa = softplus(a) gives dL/da = dL/dkappa sigmoid(a), and
+        beta dKL/dkappa; then kappa = 1 + softplus(a) gives dL/da = dL/dkappa sigmoid(a), and
         mu = h / |h| gives dL/dh = (dL/dmu - mu (mu . dL/dmu)) / |h|."""
         self._check_loss_settings(estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
                                   reduction)
