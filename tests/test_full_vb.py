@@ -64,16 +64,16 @@ def test_local_noise_gives_each_output_the_distribution_of_one_weight_draw():
     for local in (True, False):
         bayesian = layer(local, seed=1, logsigma=-0.5)
         bayesian.rng = np.random.default_rng(2)
-        outputs[local] = np.concatenate([bayesian.forward(x) for _ in range(20000)])
+        outputs[local] = np.concatenate([bayesian.forward(x) for _ in range(8000)])
     p = bayesian.params
     mean = x @ p["W"] + p["b"]
     var = (x * x) @ np.exp(2 * p["W_logsigma"]) + np.exp(2 * p["b_logsigma"])
     for y in outputs.values():
-        assert np.all(np.abs(y.mean(axis=0) - mean[0]) < 4 * np.sqrt(var[0] / 20000))
-        np.testing.assert_allclose(y.var(axis=0), var[0], rtol=0.05)
+        assert np.all(np.abs(y.mean(axis=0) - mean[0]) < 4 * np.sqrt(var[0] / 8000))
+        np.testing.assert_allclose(y.var(axis=0), var[0], rtol=0.08)
 
 
-@settings(max_examples=8)
+@settings(max_examples=6)
 @given(st.sampled_from([dict(), dict(objective="iwae"), dict(estimator="A", reduction="sum")]), st.booleans(),
        st.integers(1, 3), seeds)
 def test_the_whole_gradient_with_the_weight_kl(setting, local, n_samples, seed):

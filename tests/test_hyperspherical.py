@@ -47,10 +47,11 @@ def test_the_kl_equals_a_monte_carlo_estimate(d, kappa):
 @given(dims, kappas)
 def test_the_kl_derivative_in_kappa_is_finite_nonnegative_and_matches_differences(d, kappa):
     kl, dkl = vmf.kl_to_uniform(d, kappa)
-    h = 1e-5 * kappa
+    h = 1e-3 * kappa
     numeric = (vmf.kl_to_uniform(d, kappa + h)[0] - vmf.kl_to_uniform(d, kappa - h)[0]) / (2 * h)
     assert np.isfinite(kl) and kl >= -1e-12 and dkl >= -1e-12
-    assert abs(dkl - numeric) <= 1e-5 * max(abs(numeric), 1e-3)
+    # the difference's own rounding: KL is a sum of terms of size ~d that cancel at small kappa
+    assert abs(dkl - numeric) <= 1e-5 * abs(numeric) + 1e-14 * (d + kappa) / h
     assert np.isfinite(vmf.kl_to_uniform(d, 1e5)[0])  # large kappa: the scaled Bessel functions
 
 
@@ -65,7 +66,7 @@ def test_the_implicit_gradient_of_w_matches_differences_at_a_fixed_cdf_value(d, 
     np.testing.assert_allclose(vmf.dw_dkappa(d, k, w), numeric, rtol=1e-4, atol=1e-10)
 
 
-@settings(max_examples=10)
+@settings(max_examples=6)
 @given(st.sampled_from([2, 3, 6]), seeds)
 def test_the_sample_backward_matches_differences_with_the_sampler_fixed(d, seed):
     rng = np.random.default_rng(seed)
@@ -77,7 +78,7 @@ def test_the_sample_backward_matches_differences_with_the_sampler_fixed(d, seed)
     assert_gradcheck(check_params(loss, {"mu": mu, "kappa": kappa}, {"mu": dmu, "kappa": dkappa}, rtol=1e-5))
 
 
-@settings(max_examples=4)
+@settings(max_examples=3)
 @given(st.sampled_from([2, 3, 5]), st.integers(1, 2), st.sampled_from(["bernoulli", "gaussian"]), seeds)
 def test_the_whole_gradient_with_the_sampler_held_fixed(d, n_samples, likelihood, seed):
     rng = np.random.default_rng(seed)
