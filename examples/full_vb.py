@@ -108,9 +108,9 @@ def bounds_figure(datasets, path):
             shown = [c for v, c in curves.items() if v != "naive"]
             low, high = min(c.min() for c in shown), max(c.max() for c in shown)
             for variant, c in curves.items():
-                below = key != "weight_kl" and c[-1] < low - (high - low)
+                below = key != "weight_kl" and c[-1] < low - 0.1 * (high - low)  # off the axis drawn below
                 ax.plot(np.arange(1, len(c) + 1), c, color=colour[variant],
-                        label=f"{variant} (ends at {c[-1]:.0f}, below)" if below else variant)
+                        label=f"{variant} (ends at {c[-1]:.0f}, below the axis)" if below else variant)
             if key == "weight_kl":
                 ax.set_yscale("log")
             else:
