@@ -24,7 +24,7 @@ def small(seed=0, likelihood="bernoulli", dtype="float64"):
     return TwoLayerVAE.mlp(6, (5,), 3, (4,), 2, "tanh", likelihood, rng=seed, dtype=dtype)
 
 
-@settings(max_examples=8)
+@settings(max_examples=6)
 @given(st.sampled_from(SETTINGS), st.integers(1, 3), st.integers(1, 3), st.sampled_from(["bernoulli", "gaussian"]),
        seeds)
 def test_the_whole_gradient_matches_finite_differences(setting, n, n_samples, likelihood, seed):
