@@ -22,7 +22,6 @@ sphere against the N-VAE's posterior means in R^3 (``codes_d3.png``).
 """
 
 import common
-import numpy as np
 
 from npvae import diagnostics
 from npvae.models import VAE, HypersphericalVAE
@@ -55,6 +54,23 @@ def run(kind, d, x, x_test, cfg, seed):
     return result, model
 
 
+def likelihood_figure(results, cfg, path):
+    """The test log-likelihood against d, each kind beside Davidson et al.'s."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, kind in enumerate(results):
+        dims = sorted(results[kind])
+        ax.plot(dims, [results[kind][d]["test_log_likelihood"] for d in dims], "o-", color=f"C{i}",
+                label=f"{kind} (npvae, {cfg['epochs']} epochs)")
+        ax.plot(list(PAPER[kind]), list(PAPER[kind].values()), "s--", color=f"C{i}", alpha=0.6,
+                label=f"{kind} (Davidson et al.)")
+    ax.set(xscale="log", xlabel="latent dimensions d", ylabel=f"test log p(x), nats (k = {cfg['k']})",
+           title="MNIST: Gaussian against von Mises-Fisher latents")
+    ax.minorticks_off()
+    ax.set_xticks(cfg["dims"], [str(d) for d in cfg["dims"]])
+    ax.legend(fontsize=8)
+    save(fig, path)
+
+
 def codes_figure(models, x_test, y_test, path):
     """The d = 3 test codes: the S-VAE's mu on the sphere, the N-VAE's means in R^3."""
     fig = plt.figure(figsize=(14, 6.5))
@@ -80,18 +96,7 @@ def main():
             results[kind][d], model = run(kind, d, x, x_test, cfg, args.seed)
             if d == 3:
                 d3[kind] = model
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for i, kind in enumerate(results):
-        dims = sorted(results[kind])
-        ax.plot(dims, [results[kind][d]["test_log_likelihood"] for d in dims], "o-", color=f"C{i}",
-                label=f"{kind} (npvae, {cfg['epochs']} epochs)")
-        ax.plot(list(PAPER[kind]), list(PAPER[kind].values()), "s--", color=f"C{i}", alpha=0.6,
-                label=f"{kind} (Davidson et al.)")
-    ax.set(xscale="log", xlabel="latent dimensions d", ylabel=f"test log p(x), nats (k = {cfg['k']})",
-           title="MNIST: Gaussian against von Mises-Fisher latents")
-    ax.set_xticks(cfg["dims"], [str(d) for d in cfg["dims"]])
-    ax.legend(fontsize=8)
-    save(fig, common.out(args, "log_likelihood.png"))
+    likelihood_figure(results, cfg, common.out(args, "log_likelihood.png"))
     if len(d3) == 2:
         codes_figure(d3, x_test, y_test, common.out(args, "codes_d3.png"))
     common.finish(args, {"runs": {kind: {str(d): r for d, r in rs.items()} for kind, rs in results.items()},
