@@ -94,14 +94,15 @@ def experiment(name, net, x, x_test, epochs, cfg, seed, binarize):
 
 
 def bounds_figure(datasets, path):
-    """Per dataset (a row): the test bound, the test ELBO (the data term alone) and the
+    """Per dataset (a row): the bound (test, and train dashed), the test ELBO (the data term alone) and the
     weight KL per example, each variant a line; a line far below the others (the naive
     start) is left below the axis, its last value in its label."""
     fig, axes = plt.subplots(len(datasets), 3, figsize=(17, 5 * len(datasets)), squeeze=False)
     for row, (name, results) in zip(axes, datasets.items()):
         colour = {variant: f"C{i}" for i, variant in enumerate(results)}  # one colour per variant in every panel
         for ax, key, what in zip(row, ("test_bound", "test_elbo", "weight_kl"),
-                                 ("test bound: ELBO - KL(q(theta) || p(theta)) / N", "test ELBO (theta ~ q(theta))",
+                                 ("bound: ELBO - KL(q(theta) || p(theta)) / N (test; train dashed)",
+                                  "test ELBO (theta ~ q(theta))",
                                   "KL(q(theta) || p(theta)) / N")):
             curves = {variant: np.asarray(r[key]) / (r["n_train"] if key == "weight_kl" else 1)
                       for variant, r in results.items() if key != "weight_kl" or variant != "point estimate"}
@@ -111,6 +112,9 @@ def bounds_figure(datasets, path):
                 below = key != "weight_kl" and c[-1] < low - 0.1 * (high - low)  # off the axis drawn below
                 ax.plot(np.arange(1, len(c) + 1), c, color=colour[variant],
                         label=f"{variant} (ends at {c[-1]:.0f}, below the axis)" if below else variant)
+                if key == "test_bound":  # the training bound beside it, dashed
+                    ax.plot(np.arange(1, len(c) + 1), results[variant]["train_bound"], color=colour[variant],
+                            linestyle="--", linewidth=0.8)
             if key == "weight_kl":
                 ax.set_yscale("log")
             else:
