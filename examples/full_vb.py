@@ -39,7 +39,7 @@ from npvae.train import fit
 SETTINGS = {
     "full": dict(frey_train=None, frey_epochs=300, mnist_train=10000, mnist_test=2000, mnist_epochs=30, warmup=0.3),
     "quick": dict(frey_train=None, frey_epochs=10, mnist_train=1000, mnist_test=200, mnist_epochs=3, warmup=0.3),
-    "smoke": dict(frey_train=100, frey_epochs=1, mnist_train=100, mnist_test=20, mnist_epochs=2, warmup=0.5),
+    "smoke": dict(frey_train=60, frey_epochs=1, mnist_train=60, mnist_test=20, mnist_epochs=1, warmup=1.0),
 }
 VARIANTS = {  # name -> (initial log sigma, local reparameterisation, warm-up)
     "naive": (0.0, False, False),

@@ -31,7 +31,7 @@ from npvae.train import fit
 SETTINGS = {
     "full": dict(dims=[2, 3, 5, 10, 20, 40], n_train=50000, n_test=10000, epochs=30, k=500),
     "quick": dict(dims=[2, 3, 5], n_train=2000, n_test=500, epochs=3, k=20),
-    "smoke": dict(dims=[2, 3], n_train=200, n_test=40, epochs=1, k=3),
+    "smoke": dict(dims=[2, 3], n_train=100, n_test=40, epochs=1, k=3),
 }
 PAPER = {"N-VAE": {2: -135.73, 5: -110.21, 10: -93.84, 20: -88.90, 40: -88.93},
          "S-VAE": {2: -132.50, 5: -108.43, 10: -93.16, 20: -89.02, 40: -90.87}}

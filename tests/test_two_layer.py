@@ -24,7 +24,7 @@ def small(seed=0, likelihood="bernoulli", dtype="float64"):
     return TwoLayerVAE.mlp(6, (5,), 3, (4,), 2, "tanh", likelihood, rng=seed, dtype=dtype)
 
 
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(st.sampled_from(SETTINGS), st.integers(1, 3), st.integers(1, 3), st.sampled_from(["bernoulli", "gaussian"]),
        seeds)
 def test_the_whole_gradient_matches_finite_differences(setting, n, n_samples, likelihood, seed):
@@ -144,7 +144,7 @@ def test_the_cli_trains_evaluates_and_samples_a_two_layer_vae(tmp_path, capsys):
 
     out = tmp_path / "run"
     assert main(["train", "--stochastic-layers", "2", "--hidden", "8", "--latent", "3", "--hidden2", "6",
-                 "--latent2", "2", "--train-size", "200", "--epochs", "1", "--out", str(out)]) == 0
+                 "--latent2", "2", "--train-size", "100", "--epochs", "1", "--out", str(out)]) == 0
     assert isinstance(io.load_model(out / "checkpoint.npz"), TwoLayerVAE)
     assert main(["eval", str(out / "checkpoint.npz"), "--n", "20", "--k", "3"]) == 0
     assert "active units: z1" in capsys.readouterr().out
