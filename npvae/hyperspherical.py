@@ -32,6 +32,20 @@ from scipy.special import gammaln, ive
 _S, _WEIGHTS = (lambda x, w: ((x + 1) / 2, w / 2))(*np.polynomial.legendre.leggauss(128))
 
 
+def check_vmf(mu, kappa, name="mu"):
+    """``mu`` (N, d >= 2) unit rows and ``kappa`` (N,) finite and >= 0, as float64 arrays,
+    else a ValueError naming the argument, expected and actual."""
+    mu, kappa = np.asarray(mu, dtype=np.float64), np.asarray(kappa, dtype=np.float64)
+    if mu.ndim != 2 or mu.shape[1] < 2 or not np.all(np.isfinite(mu)):
+        raise ValueError(f"{name}: expected finite (N, d) directions with d >= 2, got shape {mu.shape}")
+    if not np.allclose(np.linalg.norm(mu, axis=1), 1, atol=1e-6):
+        raise ValueError(f"{name}: expected unit vectors (normalise them: mu / |mu|), got norms "
+                         f"{np.linalg.norm(mu, axis=1).min():.3g} to {np.linalg.norm(mu, axis=1).max():.3g}")
+    if kappa.shape != (len(mu),) or not np.all(np.isfinite(kappa)) or np.any(kappa < 0):
+        raise ValueError(f"kappa: expected {len(mu)} finite concentrations >= 0, got shape {kappa.shape}")
+    return mu, kappa
+
+
 def log_bessel_iv(nu, kappa):
     """log I_nu(kappa), through the exponentially scaled ive (no overflow at large kappa)."""
     return np.log(ive(nu, kappa)) + kappa
@@ -153,7 +167,12 @@ def sample(mu, kappa, rng, cdf=None, v=None):
     """z ~ vMF(mu, kappa) per row of ``mu`` (N, d) and ``kappa`` (N,). ``cdf`` (N,): w's CDF
     values, held fixed (w = F^{-1}(cdf), else Wood's sampler); ``v`` (N, d-1): the
     tangent direction, uniform on S^{d-2} (else drawn). Returns ``z, cache``."""
+    mu, kappa = check_vmf(mu, kappa)
     n, d = mu.shape
+    if cdf is not None and (np.shape(cdf) != (n,) or not np.all((np.asarray(cdf) > 0) & (np.asarray(cdf) < 1))):
+        raise ValueError(f"cdf: expected {n} values in (0, 1), got shape {np.shape(cdf)}")
+    if v is not None and (np.shape(v) != (n, d - 1) or not np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-6)):
+        raise ValueError(f"v: expected {n} unit vectors of {d - 1} numbers, got shape {np.shape(v)}")
     w = sample_w(d, kappa, rng) if cdf is None else w_from_cdf(d, kappa, cdf)
     v = uniform_sphere(rng, (n,), d - 1) if v is None else v
     y = np.concatenate([w[:, None], np.sqrt(1 - w * w)[:, None] * v], axis=1)  # around e1

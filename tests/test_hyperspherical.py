@@ -127,3 +127,21 @@ def test_the_cli_trains_and_evaluates_a_vmf_vae(tmp_path, capsys):
     assert "active units: z " in capsys.readouterr().out
     assert main(["train", "--latent-distribution", "vmf", "--model", "cvae", "--out", str(tmp_path / "x")]) == 2
     assert "--latent-distribution: vmf is for a one-layer vae" in capsys.readouterr().err
+
+
+def test_bad_vmf_parameters_are_refused_naming_the_argument():
+    rng = np.random.default_rng(0)
+    mu = vmf.uniform_sphere(rng, (3,), 4)
+    for args, error in (((2 * mu, np.ones(3)), "mu: expected unit vectors"),
+                        ((mu[:, :1] / np.abs(mu[:, :1]), np.ones(3)), "mu: expected finite \\(N, d\\) directions"),
+                        ((mu, np.array([1.0, -1.0, 1.0])), "kappa: expected 3 finite concentrations >= 0"),
+                        ((mu, np.array([1.0, np.nan, 1.0])), "kappa: expected 3 finite"),
+                        ((mu, np.ones(2)), "kappa: expected 3")):
+        with pytest.raises(ValueError, match=error):
+            vmf.sample(*args, rng)
+    with pytest.raises(ValueError, match="cdf: expected 3 values in \\(0, 1\\)"):
+        vmf.sample(mu, np.ones(3), rng, cdf=np.array([0.5, 1.0, 0.2]), v=vmf.uniform_sphere(rng, (3,), 3))
+    with pytest.raises(ValueError, match="v: expected 3 unit vectors of 3 numbers"):
+        vmf.sample(mu, np.ones(3), rng, cdf=np.full(3, 0.5), v=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="cdf, v: expected"):
+        HypersphericalVAE.mlp(6, (4,), 3, rng=0).fixed_noise(np.full(4, 0.5), np.ones((4, 3)))

@@ -74,6 +74,9 @@ class HypersphericalVAE(VAE):
         """Hold the sampler's randomness fixed (None, None: draw afresh): w's CDF values
         ``cdf`` (N L,) and the tangent directions ``v`` (N L, d - 1), so that the loss is a
         differentiable function of the parameters (for finite differences)."""
+        if cdf is not None and (np.ndim(cdf) != 1 or np.shape(v) != (len(cdf), self.latent_dim - 1)):
+            raise ValueError(f"cdf, v: expected (N L,) CDF values and (N L, {self.latent_dim - 1}) directions, got "
+                             f"shapes {np.shape(cdf)}, {np.shape(v)}")
         self._fixed = None if cdf is None else (np.asarray(cdf, np.float64), np.asarray(v, np.float64))
 
     def _forward(self, x, onehot, eps, grad=False, log_ratio=True, x_corrupted=None):
