@@ -37,7 +37,7 @@ One module per concern, the same names as the CUDA backend's: ``dense``,
 
 from .activations import KINDS, activation_backward, activation_forward, all_finite  # noqa: F401
 from .arrays import (  # noqa: F401
-    binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device,
+    binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device, workspace,
 )
 from .conv import (  # noqa: F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,

@@ -36,7 +36,7 @@ if not cuda.is_available():
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
 from .arrays import (  # noqa: E402,F401
     binarize, clear, clear_all, concat_columns, is_device, pack, scale_rows, standard_normal, take_rows, to_device,
-    to_host,
+    to_host, workspace,
 )
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,

@@ -9,11 +9,11 @@ activation is a device function that the dense kernels call in their epilogue to
 import math
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
 from .. import reference, scalar
 from ..scalar import KINDS
-from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, zeros
+from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, zeros
 
 # The activations' scalar formulas (``kernels/scalar.py``) as device functions, which the
 # dense kernels call in their epilogue too.
@@ -45,8 +45,8 @@ def activation_forward(x, kind, alpha=0.0):
         return reference.activation_forward(to_host(x), kind, alpha)
     host, x = not is_device(x), to_device(x)
     y = empty(x.shape, x.dtype)
-    _activation_forward[blocks(x.size), THREADS](_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha))
-    return y.copy_to_host() if host else y
+    launch(_activation_forward, blocks(x.size), THREADS)(_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha))
+    return to_host(y) if host else y
 
 
 def activation_backward(dy, x, y, kind, alpha=0.0):
@@ -58,9 +58,9 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     host = not is_device(dy)
     dy, x, y = to_device(dy), to_device(x), to_device(y)
     dx = empty(dy.shape, dy.dtype)
-    _activation_backward[blocks(dx.size), THREADS](_flat(dy), _flat(x), _flat(y), _flat(dx), KINDS[kind],
+    launch(_activation_backward, blocks(dx.size), THREADS)(_flat(dy), _flat(x), _flat(y), _flat(dx), KINDS[kind],
                                                    dy.dtype.type(alpha))
-    return dx.copy_to_host() if host else dx
+    return to_host(dx) if host else dx
 
 
 # --------------------------------------------------------------------------- finite
@@ -84,22 +84,25 @@ def all_finite(x):
     if x.size == 0:
         return True
     flag = zeros(1, np.int32)
-    _any_not_finite[blocks(x.size), THREADS](_flat(x), flag)
-    return not flag.copy_to_host()[0]
+    launch(_any_not_finite, blocks(x.size), THREADS)(_flat(x), flag)
+    return not to_host(flag)[0]
 
 
 # ---------------------------------------------------------------------- column sums
 # A bias gradient is the sum of dh over its rows. Each block sums a tile of
 # COLS columns by ROWS row-threads, each thread a strip of ROWS_PER_THREAD rows, into one
-# partial sum per (row block, column); a second kernel adds the partials in order.
+# partial sum per (row block, column); a second kernel adds the partials in order (a
+# batch within one row block's ROWS x ROWS_PER_THREAD rows takes the first pass only).
 # Two deterministic passes instead of atomics: a seed reproduces a run bit for bit.
-COLS, ROWS, ROWS_PER_THREAD = 32, 8, 32
+# Under the simulator a block covers 16 rows, so that the tests' small batches take both paths.
+COLS, ROWS, ROWS_PER_THREAD = 32, 8, (2 if config.ENABLE_CUDASIM else 32)
 
 
 @cuda.jit
-def _partial_column_sums(dy, h, y, dh, kind, alpha, partial):
+def _partial_column_sums(dy, h, y, dh, kind, alpha, partial, db):
     """partial[block row, j] = sum of dh[i, j] over the block's rows, where
-    dh = dy * f'(h) is written out too unless ``kind`` is 0 (then dh is dy)."""
+    dh = dy * f'(h) is written out too unless ``kind`` is 0 (then dh is dy). With one
+    row block (``partial`` empty), db[j] += the sum at once: one pass, no second launch."""
     acc = cuda.shared.array((ROWS, COLS), np.float64)
     j = cuda.blockIdx.x * COLS + cuda.threadIdx.x
     r = cuda.threadIdx.y
@@ -119,7 +122,10 @@ def _partial_column_sums(dy, h, y, dh, kind, alpha, partial):
     if r == 0 and j < dy.shape[1]:
         for k in range(1, ROWS):
             total += acc[k, cuda.threadIdx.x]
-        partial[cuda.blockIdx.y, j] = total
+        if partial.size:
+            partial[cuda.blockIdx.y, j] = total
+        else:
+            db[j] += total
 
 
 @cuda.jit
@@ -141,8 +147,10 @@ def bias_grad(dy, db, h=None, y=None, kind=0, alpha=0.0):
         raise ValueError(f"db: expected one entry per column of dy, shape {(m,)}, got {db.shape}")
     dh = dy if kind == 0 else empty(dy.shape, dy.dtype)
     row_blocks = max(1, (n + ROWS * ROWS_PER_THREAD - 1) // (ROWS * ROWS_PER_THREAD))
-    partial = empty((row_blocks, m), np.float64)
+    partial = empty((row_blocks if row_blocks > 1 else 0, m), np.float64)
     h, y = (dy, dy) if kind == 0 else (h, y)
-    _partial_column_sums[(blocks(m, COLS), row_blocks), (COLS, ROWS)](dy, h, y, dh, kind, dy.dtype.type(alpha), partial)
-    _add_partials[blocks(m), THREADS](partial, db)
+    launch(_partial_column_sums, (blocks(m, COLS), row_blocks), (COLS, ROWS))(dy, h, y, dh, kind, dy.dtype.type(alpha),
+                                                                             partial, db)
+    if row_blocks > 1:
+        launch(_add_partials, blocks(m), THREADS)(partial, db)
     return dh

@@ -9,12 +9,13 @@ the caller's arrays), so a model that holds NumPy arrays runs unchanged on this
 backend, one transfer per op.
 """
 
+import contextlib
 import math
 
 import numpy as np
 from numba import config, cuda, float64, uint64
 
-from .. import is_device, reference, to_host  # noqa: F401  (the backend-independent pair, used here too)
+from .. import COUNTS, is_device, reference, to_host  # noqa: F401  (backend-independent, used here too)
 from ..reference import GOLDEN
 
 # Threads per block of the one-dimensional (elementwise) kernels. numba-cuda's simulator
@@ -24,13 +25,74 @@ from ..reference import GOLDEN
 THREADS = 32 if config.ENABLE_CUDASIM else 256
 
 
+def launch(kernel, grid, block=THREADS):
+    """``kernel[grid, block]``, counted in ``COUNTS["launches"]``: every launch of this
+    backend goes through here."""
+    COUNTS["launches"] += 1
+    return kernel[grid, block]
+
+
 def to_device(a):
-    """``a`` on the device: a device array as it is, a NumPy array copied (contiguous)."""
-    return a if is_device(a) else cuda.to_device(np.ascontiguousarray(a))
+    """``a`` on the device: a device array as it is, a NumPy array copied (contiguous;
+    a new array and, from pageable memory, a synchronisation: both counted)."""
+    if is_device(a):
+        return a
+    COUNTS["allocations"] += 1
+    COUNTS["syncs"] += 1
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+# ------------------------------------------------------------------- workspaces
+class Workspace:
+    """Device arrays kept between calls of one entry point (a model's training step, its
+    evaluation): since the last ``reset``, the k-th request of a (shape, dtype) returns
+    the same array as the k-th request of the previous call did. A steady training
+    step asks for the same arrays in the same order each time, so after its first call
+    it allocates nothing (a device allocation costs far more than a launch, and a free
+    may synchronise). An array from a workspace lives until the next call of its entry
+    point: nothing made in one may be kept past it."""
+
+    def __init__(self):
+        self.arrays, self.taken = {}, {}
+
+    def reset(self):
+        self.taken = {}
+
+    def empty(self, shape, dtype):
+        key = (tuple(shape), np.dtype(dtype).str)
+        k = self.taken.get(key, 0)
+        self.taken[key] = k + 1
+        kept = self.arrays.setdefault(key, [])
+        if k == len(kept):
+            kept.append(allocate(shape, dtype))
+        return kept[k]
+
+
+_ACTIVE = []  # the workspaces of the entry points running now, innermost last
+
+
+@contextlib.contextmanager
+def workspace(store, name):
+    """Within the block, new device arrays come from the workspace ``store[name]``
+    (made on first use; ``store`` is the caller's dict, e.g. a model's), reset on entry."""
+    ws = store.setdefault(name, Workspace())
+    ws.reset()
+    _ACTIVE.append(ws)
+    try:
+        yield ws
+    finally:
+        _ACTIVE.pop()
+
+
+def allocate(shape, dtype):
+    """A new device array (counted)."""
+    COUNTS["allocations"] += 1
+    return cuda.device_array(shape, dtype=np.dtype(dtype))
 
 
 def empty(shape, dtype):
-    return cuda.device_array(shape, dtype=np.dtype(dtype))
+    """An uninitialised device array: from the active workspace if there is one."""
+    return _ACTIVE[-1].empty(shape, dtype) if _ACTIVE else allocate(shape, dtype)
 
 
 def zeros(shape, dtype):
@@ -42,7 +104,7 @@ def write_back(device, host):
     """After an in-place update on ``device`` (made from ``host`` by ``to_device``),
     copy it into the caller's array ``host``, unless that is on the device already."""
     if not is_device(host):
-        host[...] = device.copy_to_host().reshape(host.shape)
+        host[...] = to_host(device).reshape(host.shape)
 
 
 def blocks(n, threads=THREADS):
@@ -79,7 +141,7 @@ def clear(a):
     if not is_device(a):
         a[...] = 0
     elif a.size:
-        fill[blocks(a.size), THREADS](a.reshape(a.size), 0)
+        launch(fill, blocks(a.size), THREADS)(a.reshape(a.size), 0)
     return a
 
 
@@ -91,7 +153,7 @@ def pack(arrays):
     hosts = [to_host(a) for a in arrays]
     if not hosts or any(a.dtype != hosts[0].dtype for a in hosts):
         return [to_device(a) for a in hosts]
-    buffer = cuda.to_device(np.concatenate([a.ravel() for a in hosts]))
+    buffer = to_device(np.concatenate([a.ravel() for a in hosts]))
     views, offset = [], 0
     for a in hosts:
         view = buffer[offset : offset + a.size].reshape(a.shape)
@@ -136,7 +198,7 @@ def take_rows(x, idx):
     rows = x.reshape(x.shape[0], x.size // max(x.shape[0], 1))
     out = empty((idx.size, rows.shape[1]), x.dtype)
     if out.size:
-        _take_rows[blocks(out.size), THREADS](rows, idx, out)
+        launch(_take_rows, blocks(out.size), THREADS)(rows, idx, out)
     return out.reshape((idx.size, *x.shape[1:]))
 
 
@@ -158,7 +220,7 @@ def concat_columns(a, b):
     a, b = to_device(a), to_device(np.asarray(b, dtype=a.dtype) if not is_device(b) else b)
     out = empty((a.shape[0], a.shape[1] + b.shape[1]), a.dtype)
     if out.size:
-        _concat_columns[blocks(out.size), THREADS](a, b, out)
+        launch(_concat_columns, blocks(out.size), THREADS)(a, b, out)
     return out
 
 
@@ -178,7 +240,7 @@ def scale_rows(a, w):
     w = w if is_device(w) else to_device(np.asarray(w, dtype=a.dtype))
     out = empty(a.shape, a.dtype)
     if out.size:
-        _scale_rows[blocks(out.size), THREADS](a, w, out)
+        launch(_scale_rows, blocks(out.size), THREADS)(a, w, out)
     return out
 
 
@@ -224,7 +286,7 @@ def counter_normal(seed, shape, dtype):
     """``reference.counter_normal`` on the device."""
     out = empty(shape, dtype)
     if out.size:
-        _counter_normal[blocks(out.size), THREADS](uint64(seed), out.reshape(out.size))
+        launch(_counter_normal, blocks(out.size), THREADS)(uint64(seed), out.reshape(out.size))
     return out
 
 
@@ -244,5 +306,5 @@ def binarize(x, rng):
         return reference.binarize(x, rng)
     out = empty(x.shape, x.dtype)
     if out.size:
-        _counter_binarize[blocks(out.size), THREADS](_seed(rng), x.reshape(x.size), out.reshape(out.size))
+        launch(_counter_binarize, blocks(out.size), THREADS)(_seed(rng), x.reshape(x.size), out.reshape(out.size))
     return out

@@ -19,7 +19,7 @@ from numba import cuda
 from .. import reference
 from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
 from .activations import bias_grad
-from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host, write_back
+from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, write_back
 from .dense import gemm
 
 
@@ -87,26 +87,26 @@ def _from_rows(rows, image):
 
 def _fields(x, kernel, stride, padding, out_hw):
     cols = empty((x.shape[0] * out_hw[0] * out_hw[1], x.shape[1] * kernel[0] * kernel[1]), x.dtype)
-    _im2col[blocks(cols.size), THREADS](x, *kernel, *stride, *padding, *out_hw, cols)
+    launch(_im2col, blocks(cols.size), THREADS)(x, *kernel, *stride, *padding, *out_hw, cols)
     return cols
 
 
 def _add_fields(cols, shape, kernel, stride, padding, field_hw, bias=None):
     out = empty(shape, cols.dtype)
     bias = cols[0, :0] if bias is None else bias
-    _col2im[blocks(out.size), THREADS](cols, *kernel, *stride, *padding, *field_hw, bias, out)
+    launch(_col2im, blocks(out.size), THREADS)(cols, *kernel, *stride, *padding, *field_hw, bias, out)
     return out
 
 
 def _rows(image):
     rows = empty((image.shape[0] * image.shape[2] * image.shape[3], image.shape[1]), image.dtype)
-    _to_rows[blocks(rows.size), THREADS](image, rows)
+    launch(_to_rows, blocks(rows.size), THREADS)(image, rows)
     return rows
 
 
 def _image(rows, n, h, w):
     image = empty((n, rows.shape[1], h, w), rows.dtype)
-    _from_rows[blocks(image.size), THREADS](rows, image)
+    launch(_from_rows, blocks(image.size), THREADS)(rows, image)
     return image
 
 
@@ -133,7 +133,7 @@ def im2col(x, kernel, stride, padding):
     host, x = not is_device(x), to_device(x)
     out_hw = _out_size(x.shape[2:], kernel, stride, padding)
     cols = _fields(x, kernel, stride, padding, out_hw).reshape(x.shape[0], *out_hw, x.shape[1], *kernel)
-    return cols.copy_to_host() if host else cols
+    return to_host(cols) if host else cols
 
 
 def col2im(cols, x_shape, kernel, stride, padding):
@@ -145,7 +145,7 @@ def col2im(cols, x_shape, kernel, stride, padding):
     _check_shape("cols", cols.shape, (x_shape[0], *_out_size(x_shape[2:], kernel, stride, padding), x_shape[1], *kernel))
     out = _add_fields(cols.reshape(n * ho * wo, cols.size // (n * ho * wo)), tuple(x_shape),
                       kernel, stride, padding, (ho, wo))
-    return out.copy_to_host() if host else out
+    return to_host(out) if host else out
 
 
 def conv2d_forward(x, W, b, stride, padding):
@@ -160,7 +160,7 @@ def conv2d_forward(x, W, b, stride, padding):
     cols = _fields(x, kernel, stride, padding, (ho, wo))
     Y = gemm(cols, _matrix(W), empty((len(cols), W.shape[0]), x.dtype), trans_b=True, bias=b)
     y = _image(Y, n, ho, wo)
-    return y.copy_to_host() if host else y
+    return to_host(y) if host else y
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
@@ -181,7 +181,7 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
         return None
     dcols = gemm(dY, _matrix(W), empty(cols.shape, x.dtype))
     dx = _add_fields(dcols, x.shape, kernel, stride, padding, (ho, wo))
-    return dx.copy_to_host() if host else dx
+    return to_host(dx) if host else dx
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
@@ -196,7 +196,7 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
               for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding))
     rows = gemm(_rows(x), _matrix(W), empty((n * h * w, W.shape[1] * kernel[0] * kernel[1]), x.dtype))
     y = _add_fields(rows, (n, W.shape[1], ho, wo), kernel, stride, padding, (h, w), b)
-    return y.copy_to_host() if host else y
+    return to_host(y) if host else y
 
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
@@ -217,4 +217,4 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     if not need_dx:
         return None
     dx = _image(gemm(D, _matrix(W), empty((n * h * w, W.shape[0]), x.dtype), trans_b=True), n, h, w)
-    return dx.copy_to_host() if host else dx
+    return to_host(dx) if host else dx

@@ -20,24 +20,30 @@ The default is the 64 x 64 tile (TM = TN = 4) with PREFETCH: at the VAE's shapes
 K / BK strips in a row, not the arithmetic, so larger tiles do not pay there. The
 measurements against cuBLAS, and the variants tried, are in ``benchmarks/README.md``.
 
-The backward of a dense layer is three launches: ``dh = dy * f'(h)`` with the bias
-gradient's column sums (``activations.bias_grad``), ``dW += x.T @ dh`` (this product
-with beta = 1, no temporary) and ``dx = dh @ W.T``.
+The backward of a dense layer is two products, and no other pass: the weight
+gradient's product loads dy and multiplies each number by f'(h) as it loads it
+(dh = dy * f'(h) is never stored), and gives x^T an extra row of ones, so that its
+extra output row is the bias gradient, sum_n dh[n] ([dW; db] = [x, 1]^T dh); the
+input gradient's product reads dh the same way (dx = dh W^T).
 """
 
-from numba import cuda, float32, float64
+from numba import config, cuda, float32, float64
 
 from .. import reference
-from .activations import KINDS, activate, bias_grad
-from .arrays import empty, is_device, mixed, to_device, to_host, write_back
+from .activations import KINDS, activate, derivative
+from .arrays import empty, is_device, launch, mixed, to_device, to_host, write_back
 
 # BM, BN, BK, TM, TN, PREFETCH. With PREFETCH each thread issues its loads of the next
 # strip before computing on the current one, so that their latency overlaps the
 # multiply-adds instead of following them (at the VAE's shapes a product is a chain of
 # K / BK strips, and that chain's latency is its time).
 TILES = {"small": (64, 64, 16, 4, 4, False), "large": (128, 128, 8, 8, 8, False),
-         "small_prefetch": (64, 64, 16, 4, 4, True), "large_prefetch": (128, 128, 8, 8, 8, True)}
-DEFAULT_TILE = "small_prefetch"
+         "small_prefetch": (64, 64, 16, 4, 4, True), "large_prefetch": (128, 128, 8, 8, 8, True),
+         "tiny": (8, 8, 4, 2, 2, True)}
+# The simulator runs each of a block's threads as a Python thread: there the tiny tile
+# (16 threads) is the default, so that the tests' small shapes span many blocks, tile
+# edges and long chains of K strips, as the large tiles do only at full size.
+DEFAULT_TILE = "tiny" if config.ENABLE_CUDASIM else "small_prefetch"
 
 
 def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
@@ -55,16 +61,27 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
         return e % BK, e // BK
 
     @cuda.jit(device=True, inline=True)
-    def load_strip(src, regs, width, k_major, r0, k0, r_size, k_size, tid):
+    def load_strip(src, regs, width, k_major, r0, k0, r_size, k_size, tid, ones_row, h, y, kind, alpha):
         """regs[load] = src's entry (r0 + rr, k0 + kk), 0 outside it, for this thread's
         share of a BK x ``width`` strip. ``src`` is (K, R-side) when ``k_major``, else
-        (R-side, K)."""
+        (R-side, K). Row ``r_size`` of the R side is ones when ``ones_row``; with an
+        activation code ``kind`` != 0, each entry is taken times f'(h) at its place
+        (``src`` a dy, ``h``, ``y`` laid out as it)."""
         for load in range(regs.size):
             kk, rr = strip_entry(load, tid, width, k_major)
             gr, gk = r0 + rr, k0 + kk
             v = real(0)
             if gr < r_size and gk < k_size:
-                v = src[gk, gr] if k_major else src[gr, gk]
+                if k_major:
+                    v = src[gk, gr]
+                    if kind != 0:
+                        v *= derivative(h[gk, gr], y[gk, gr], kind, alpha)
+                else:
+                    v = src[gr, gk]
+                    if kind != 0:
+                        v *= derivative(h[gr, gk], y[gr, gk], kind, alpha)
+            elif ones_row and gr == r_size and gk < k_size:
+                v = real(1)
             regs[load] = v
 
     @cuda.jit(device=True, inline=True)
@@ -75,9 +92,10 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
             dst[kk, rr] = regs[load]
 
     @cuda.jit
-    def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha):
+    def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha, grad_of, h_g, y_g, kind_g, alpha_g, c_row):
         m_size, n_size = c.shape
         k_size = a.shape[0] if trans_a else a.shape[1]
+        ones_row = c_row.size > 0
         a_s = cuda.shared.array((BK, BM), real)
         b_s = cuda.shared.array((BK, BN), real)
         a_reg = cuda.local.array(LOADS_A, real)
@@ -88,18 +106,21 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         tid = ty * TX + tx
         row0, col0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BN
+        kind_a, kind_b = (kind_g if grad_of == 1 else 0), (kind_g if grad_of == 2 else 0)
         for i in range(TM):
             for j in range(TN):
                 acc[i, j] = 0
-        load_strip(a, a_reg, BM, trans_a, row0, 0, m_size, k_size, tid)
-        load_strip(b, b_reg, BN, not trans_b, col0, 0, n_size, k_size, tid)
+        load_strip(a, a_reg, BM, trans_a, row0, 0, m_size, k_size, tid, ones_row, h_g, y_g, kind_a, alpha_g)
+        load_strip(b, b_reg, BN, not trans_b, col0, 0, n_size, k_size, tid, False, h_g, y_g, kind_b, alpha_g)
         for k0 in range(0, k_size, BK):
             store_strip(a_reg, a_s, BM, trans_a, tid)
             store_strip(b_reg, b_s, BN, not trans_b, tid)
             cuda.syncthreads()
             if PREFETCH:  # the next strip's loads in flight during the multiply-adds
-                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid)
-                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid)
+                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid, ones_row, h_g, y_g, kind_a,
+                           alpha_g)
+                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid, False, h_g, y_g, kind_b,
+                           alpha_g)
             for kk in range(BK):
                 for i in range(TM):
                     a_frag[i] = a_s[kk, ty + i * TY]
@@ -110,9 +131,11 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
                         acc[i, j] += a_frag[i] * b_frag[j]
             cuda.syncthreads()
             if not PREFETCH:
-                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid)
-                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid)
-        # Epilogue: accumulate, add the bias, apply f, store.
+                load_strip(a, a_reg, BM, trans_a, row0, k0 + BK, m_size, k_size, tid, ones_row, h_g, y_g, kind_a,
+                           alpha_g)
+                load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid, False, h_g, y_g, kind_b,
+                           alpha_g)
+        # Epilogue: accumulate, add the bias, apply f, store; the ones row's sums go to c_row.
         for i in range(TM):
             r = row0 + ty + i * TY
             if r < m_size:
@@ -127,6 +150,14 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
                         c[r, col] = v
                         if kind != 0:
                             y[r, col] = activate(v, kind, alpha)
+            elif r == m_size and ones_row:
+                for j in range(TN):
+                    col = col0 + tx + j * TX
+                    if col < n_size:
+                        v = acc[i, j]
+                        if beta != 0:
+                            v += beta * c_row[col]
+                        c_row[col] = v
 
     return gemm
 
@@ -134,29 +165,43 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
 _GEMMS = {}
 
 
-def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0,
-         tile=None):
+GRAD_OF = {None: 0, "a": 1, "b": 2}
+
+
+def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0, tile=None,
+         grad_of=None, h=None, y_of_h=None, grad_kind=0, grad_alpha=0.0, ones_row_into=None):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
     code ``kind`` != 0, ``y = f(c)``. ``tile`` (a key of ``TILES``; default ``DEFAULT_TILE``)
-    picks the tile shape.
+    picks the tile shape. For a backward product: ``grad_of`` ("a" or "b") names the
+    operand that is a dy, read as dh = dy * f'(h) for the activation ``grad_kind`` at
+    ``h``, ``y_of_h`` (laid out as that operand); ``ones_row_into`` (N,) gives op(a) an
+    extra last row of ones, whose product row (a column sum of op(b)) goes, with beta,
+    into it: ``[x, 1]^T dh`` makes dW and db in one product.
     Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
     op_a, op_b = (a.shape[::-1] if trans_a else a.shape), (b.shape[::-1] if trans_b else b.shape)
+    grad_operand = {"a": a, "b": b}.get(grad_of, c)
     if op_a != (m, k) or op_b != (k, n) or (bias is not None and bias.shape != (n,)) or (
-            y is not None and y.shape != c.shape):
-        raise ValueError(f"a, b, c: expected op(a) (M, K), op(b) (K, N), c (M, N), bias (N,), y as c, got "
-                         f"{op_a}, {op_b}, {c.shape}, {None if bias is None else bias.shape}, "
-                         f"{None if y is None else y.shape}")
+            y is not None and y.shape != c.shape) or (grad_kind and not (h.shape == y_of_h.shape == grad_operand.shape)) or (
+            ones_row_into is not None and ones_row_into.shape != (n,)):
+        raise ValueError(f"a, b, c: expected op(a) (M, K), op(b) (K, N), c (M, N), bias and ones_row_into (N,), y as c, "
+                         f"h as the operand grad_of, got {op_a}, {op_b}, {c.shape}, "
+                         f"{None if bias is None else bias.shape}, {None if y is None else y.shape}, "
+                         f"{None if h is None else h.shape}")
     tile = tile or DEFAULT_TILE
     key = (c.dtype.str, tile)
     if key not in _GEMMS:
         _GEMMS[key] = _make_gemm(float32 if c.dtype.itemsize == 4 else float64, *TILES[key[1]])
     bm, bn, _, tm, tn, _ = TILES[tile]
-    grid = (max(1, (n + bn - 1) // bn), max(1, (m + bm - 1) // bm))
-    bias = c[:0, 0] if bias is None else bias
-    _GEMMS[key][grid, (bn // tn, bm // tm)](a, b, c, trans_a, trans_b, c.dtype.type(beta), bias,
-                                          c if y is None else y, kind, c.dtype.type(alpha))
+    rows = m + (ones_row_into is not None)
+    grid = (max(1, (n + bn - 1) // bn), max(1, (rows + bm - 1) // bm))
+    none = c[:0, 0]
+    h_g, y_g = (h, y_of_h) if grad_kind else (c, c)
+    launch(_GEMMS[key], grid, (bn // tn, bm // tm))(
+        a, b, c, trans_a, trans_b, c.dtype.type(beta), none if bias is None else bias, c if y is None else y, kind,
+        c.dtype.type(alpha), GRAD_OF[grad_of], h_g, y_g, grad_kind, c.dtype.type(grad_alpha),
+        none if ones_row_into is None else ones_row_into)
     return c
 
 
@@ -167,7 +212,7 @@ def matmul(a, b):
     host = not is_device(a)
     a, b = to_device(a), to_device(b)
     c = gemm(a, b, empty((a.shape[0], b.shape[1]), a.dtype))
-    return c.copy_to_host() if host else c
+    return to_host(c) if host else c
 
 
 def linear_forward(x, W, b, kind="identity", alpha=0.0):
@@ -183,24 +228,25 @@ def linear_forward(x, W, b, kind="identity", alpha=0.0):
     y = empty(h.shape, h.dtype) if code else h
     gemm(x, W, h, bias=b, y=y, kind=code, alpha=alpha)
     if host:
-        h_host = h.copy_to_host()
-        return h_host, (y.copy_to_host() if code else h_host)
+        h_host = to_host(h)
+        return h_host, (to_host(y) if code else h_host)
     return h, y
 
 
 def linear_backward(x, W, h, y, dy, dW, db, kind="identity", alpha=0.0, need_dx=True):
-    """``dh = dy * f'(h)`` with ``db += sum_n dh[n]`` (one launch, then the partial
-    sums' launch), ``dW += x.T @ dh`` and ``dx = dh @ W.T`` (one launch each)."""
+    """Two products, each reading dh = dy * f'(h) as it loads dy (no dh array, no
+    pass of its own): ``[dW; db] += [x, 1]^T dh`` (db the product's row of ones) and
+    ``dx = dh @ W.T``."""
     if mixed(x, W, h, y, dy, dW, db) or not len(x):
         return reference.linear_backward(*map(to_host, (x, W, h, y, dy)), dW, db, kind, alpha, need_dx)
     reference.check_dense(x, W, db, dy, dW, h, y)
     host = not is_device(dy)
     x, W, h, y, dy, dW_d, db_d = map(to_device, (x, W, h, y, dy, dW, db))
-    dh = bias_grad(dy, db_d, h, y, KINDS[kind], alpha)
-    gemm(x, dh, dW_d, trans_a=True, beta=1)
+    grad = dict(h=h, y_of_h=y, grad_kind=KINDS[kind], grad_alpha=alpha)
+    gemm(x, dy, dW_d, trans_a=True, beta=1, grad_of="b", ones_row_into=db_d, **grad)
     write_back(dW_d, dW)
     write_back(db_d, db)
     if not need_dx:
         return None
-    dx = gemm(dh, W, empty(x.shape, x.dtype), trans_b=True)
-    return dx.copy_to_host() if host else dx
+    dx = gemm(dy, W, empty(x.shape, x.dtype), trans_b=True, grad_of="a", **grad)
+    return to_host(dx) if host else dx

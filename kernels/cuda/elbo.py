@@ -16,7 +16,7 @@ from numba import config, cuda
 
 from .. import reference
 from ...constants import LOG_2PI
-from .arrays import THREADS, blocks, empty, is_device, mixed, to_device, to_host
+from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host
 
 ROW_THREADS = 16 if config.ENABLE_CUDASIM else 128  # a power of two, for the tree sum (small in the simulator, as THREADS)
 
@@ -60,8 +60,8 @@ def reparameterize_kl(mean, logvar, eps):
     host = not is_device(eps)
     mean, logvar, eps = to_device(mean), to_device(logvar), to_device(eps)
     z, kl = empty(eps.shape, eps.dtype), empty(mean.shape, mean.dtype)
-    _reparameterize_kl[blocks(eps.size), THREADS](mean, logvar, eps, z, kl)
-    return (z.copy_to_host(), kl.copy_to_host()) if host else (z, kl)
+    launch(_reparameterize_kl, blocks(eps.size), THREADS)(mean, logvar, eps, z, kl)
+    return (to_host(z), to_host(kl)) if host else (z, kl)
 
 
 def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
@@ -77,8 +77,8 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
         raise ValueError(f"dkl: expected shape {mean.shape} (or a number), got {dkl.shape}")
     dz, eps, mean, logvar, dkl = map(to_device, (dz, eps, mean, logvar, dkl))
     dmean, dlogvar = empty(mean.shape, mean.dtype), empty(mean.shape, mean.dtype)
-    _reparameterize_kl_backward[blocks(mean.size), THREADS](dz, eps, mean, logvar, dkl, dmean, dlogvar)
-    return (dmean.copy_to_host(), dlogvar.copy_to_host()) if host else (dmean, dlogvar)
+    launch(_reparameterize_kl_backward, blocks(mean.size), THREADS)(dz, eps, mean, logvar, dkl, dmean, dlogvar)
+    return (to_host(dmean), to_host(dlogvar)) if host else (dmean, dlogvar)
 
 
 @cuda.jit
@@ -102,8 +102,8 @@ def log_pz_minus_log_qz(z, eps, logvar):
     host = not is_device(z)
     z, eps, logvar = to_device(z), to_device(eps), to_device(logvar)
     out = empty(z.shape[:2], z.dtype)
-    _log_pz_minus_log_qz[blocks(out.size), THREADS](z, eps, logvar, out)
-    return out.copy_to_host() if host else out
+    launch(_log_pz_minus_log_qz, blocks(out.size), THREADS)(z, eps, logvar, out)
+    return to_host(out) if host else out
 
 
 @cuda.jit(device=True, inline=True)
@@ -169,8 +169,8 @@ def bernoulli_log_prob_grad(x, logits):
     host = not is_device(logits)
     x, logits = to_device(x), to_device(logits)
     log_p, grad = empty(len(x), x.dtype), empty(x.shape, x.dtype)
-    _bernoulli[len(x), ROW_THREADS](x, logits, log_p, grad)
-    return (log_p.copy_to_host(), grad.copy_to_host()) if host else (log_p, grad)
+    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, grad)
+    return (to_host(log_p), to_host(grad)) if host else (log_p, grad)
 
 
 def bernoulli_log_prob(x, logits):
@@ -190,9 +190,9 @@ def gaussian_log_prob_grad(x, mu, logvar):
     if logvar.ndim == 1:  # one row shared by every example
         logvar = logvar.reshape(1, x.shape[1])
     log_p, dmu, dlogvar = empty(len(x), x.dtype), empty(x.shape, x.dtype), empty(x.shape, x.dtype)
-    _gaussian[len(x), ROW_THREADS](x, mu, logvar, log_p, dmu, dlogvar)
+    launch(_gaussian, len(x), ROW_THREADS)(x, mu, logvar, log_p, dmu, dlogvar)
     out = (log_p, dmu, dlogvar)
-    return tuple(a.copy_to_host() for a in out) if host else out
+    return tuple(to_host(a) for a in out) if host else out
 
 
 def mae_penalty(mean, logvar, eta, gamma):

@@ -9,7 +9,7 @@ import math
 from numba import cuda
 
 from .. import reference
-from .arrays import THREADS, blocks, packed_buffer, to_device, write_back
+from .arrays import THREADS, blocks, launch, packed_buffer, to_device, write_back
 
 
 @cuda.jit
@@ -38,7 +38,7 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
             continue
         f = p.dtype.type
         pd, gd, md, vd = (to_device(a).reshape(a.size) for a in (p, g, m, v))
-        _adam[blocks(p.size), THREADS](pd, gd, md, vd, f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
+        launch(_adam, blocks(p.size), THREADS)(pd, gd, md, vd, f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
                                        f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))
         for host, dev in ((p, pd), (m, md), (v, vd)):
             write_back(dev, host)

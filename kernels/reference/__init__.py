@@ -11,7 +11,7 @@ from .activations import (  # noqa: F401
     all_finite, ACTIVATIONS, activation_forward, activation_backward,
 )
 from .arrays import (  # noqa: F401
-    to_device, clear, clear_all, pack, take_rows, concat_columns, check_rows_weights, scale_rows,
+    to_device, workspace, clear, clear_all, pack, take_rows, concat_columns, check_rows_weights, scale_rows,
     standard_normal, binarize, GOLDEN, splitmix64, counter_uniform, counter_normal,
 )
 from .conv import (  # noqa: F401
@@ -32,7 +32,8 @@ from .optim import (  # noqa: F401
 
 # The op table: what every backend exports, with these signatures and layouts (the
 # rest above are the helpers the backends share: shape checks, the activation table,
-# the counter-based random numbers).
+# the counter-based random numbers). Every backend exports ``workspace`` too (a context,
+# not an op: only the CUDA backend's keeps arrays).
 OPS = (
     "matmul", "linear_forward", "linear_backward",
     "activation_forward", "activation_backward", "all_finite",

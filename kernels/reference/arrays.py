@@ -1,6 +1,7 @@
 """Arrays: uploads (none here), zeroing, packing, rows, noise and binarisation (the
 counter-based draws that the CUDA backend reproduces), and the shape refusal every op uses."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -19,6 +20,13 @@ def to_device(a):
     """``a`` where this backend computes (here: the array as it is). The way back, on
     every backend, is ``npvae.kernels.to_host``."""
     return a
+
+
+def workspace(store, name):
+    """A block in which the device arrays an entry point makes are kept for its next
+    call (the CUDA backend's ``arrays.Workspace``). NumPy arrays are made afresh and
+    freed by the garbage collector: here it does nothing."""
+    return contextlib.nullcontext()
 
 
 def clear(a):
