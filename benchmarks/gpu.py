@@ -7,10 +7,11 @@ one JSON line per measurement.
   batch 128) and of the IWAE net (784-200-200-50 tanh, batch 20), Bernoulli logits,
   Adam 1e-3. npvae's side is ``npvae.train.fit`` on ``use("cuda")``, which keeps every
   array on the device (the training set uploaded once, minibatches gathered and noise
-  drawn there) and reads the loss back every step; PyTorch's is the same loop with
-  ``common.torch_vae_step``, default and fused Adam, with and without reading the loss
-  back each step (``loss.item()``). Also the kernel launches of one npvae step, and
-  its first loss against the NumPy backend's on the same minibatch and noise.
+  drawn there) and reads the loss back every step, after queueing the update; PyTorch's
+  is the same loop with ``common.torch_vae_step``, default and fused Adam, with and
+  without reading the loss back each step (``loss.item()``). Also the launches, new
+  device arrays and synchronisations of one steady npvae step (``npvae.kernels.COUNTS``),
+  and its first loss against the NumPy backend's on the same minibatch and noise.
 * ``conv_step``: a training step of ``VAE.conv()`` (conv 1-32-64, kernel 4, batch
   128, the network of ``benchmarks/conv_vae.py``), device-resident, against PyTorch.
 * ``eval``: importance-sampled log p(x) at k = 5000 of the 784-400-20 VAE on MNIST's
@@ -96,22 +97,14 @@ def product(repeats):
 # ------------------------------------------------------------------- training
 
 
-def count_launches(fn):
-    """Kernel launches made by ``fn()``, counted at numba-cuda's launch call."""
-    from numba.cuda import dispatcher
-
-    calls, original = [0], dispatcher._LaunchConfiguration.__call__
-
-    def counting(self, *args):
-        calls[0] += 1
-        return original(self, *args)
-
-    dispatcher._LaunchConfiguration.__call__ = counting
-    try:
+def step_counts(fn, steps=3):
+    """The backend's counts (``npvae.kernels.COUNTS``: launches, new device arrays,
+    synchronisations) of one call of ``fn``, after ``steps`` calls that fill its workspaces."""
+    for _ in range(steps):
         fn()
-    finally:
-        dispatcher._LaunchConfiguration.__call__ = original
-    return calls[0]
+    npvae.kernels.zero_counts()
+    fn()
+    return dict(npvae.kernels.COUNTS)
 
 
 def torch_mlp(sizes, activation):
@@ -175,8 +168,13 @@ def first_step_check(model_args, x, batch):
     loss, _ = model.loss_and_grad(ops.to_device(x[:batch]), eps=ops.to_device(eps))
     opt, rng = Adam(model.params, model.grads), np.random.default_rng(0)
     xb = ops.to_device(x[:batch])
-    launches = count_launches(lambda: (model.loss_and_grad(xb, rng=rng), opt.step()))
-    return float(loss), float(reference), launches
+
+    def step():  # as fit's: the update queued before the loss is read
+        read = model.loss_and_grad(xb, rng=rng, deferred=True, check_input=False)
+        opt.step()
+        read()
+
+    return float(loss), float(reference), step_counts(step)
 
 
 def npvae_variant(variant):
@@ -196,7 +194,7 @@ def mlp_epoch(x, repeats, networks, variants=("",), fused_only=False):
     data = torch.from_numpy(x).cuda()
     for name, (hidden, latent, activation, batch) in networks.items():
         model_args = (784, hidden, latent, activation, "bernoulli")
-        loss, reference, launches = first_step_check(model_args, x, batch)
+        loss, reference, counts = first_step_check(model_args, x, batch)
 
         def npvae_run(n=len(x)):
             npvae.kernels.use("cuda")
@@ -218,7 +216,7 @@ def mlp_epoch(x, repeats, networks, variants=("",), fused_only=False):
                     batch=batch, examples=len(x), repeats=repeats,
                     **{f"{side}_s": round(v, 4) for side, v in seconds.items()},
                     ratio=round(seconds["npvae"] / best, 3), ratio_loss_read_both=round(seconds["npvae"] / best_item, 3),
-                    launches_per_step=launches, first_step_loss=loss, first_step_loss_numpy=reference)
+                    **{f"{k}_per_step": v for k, v in counts.items()}, first_step_loss=loss, first_step_loss_numpy=reference)
 
 
 def conv_step(x, repeats, steps=40):

@@ -110,8 +110,10 @@ class Likelihood(Module):
     on_device = False  # whether a device-resident VAE can train with it (``models.vae.device_refusal``)
 
     def backward(self, grad, weight):
-        """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n]."""
-        return kernels.ops.scale_rows(grad, weight)
+        """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n].
+        ``weight`` (N,), or the number 1 for a gradient that ``log_prob_and_grad``
+        scaled already (then ``grad`` is returned as it is)."""
+        return grad if np.ndim(weight) == 0 and weight == 1 else kernels.ops.scale_rows(grad, weight)
 
 
 class Bernoulli(Likelihood):
@@ -132,8 +134,9 @@ class Bernoulli(Likelihood):
     def log_prob(self, x, logits):
         return kernels.ops.bernoulli_log_prob(x, logits)
 
-    def log_prob_and_grad(self, x, logits):
-        return kernels.ops.bernoulli_log_prob_grad(x, logits)
+    def log_prob_and_grad(self, x, logits, scale=1.0):
+        """log p per row, and its gradient in the logits times ``scale`` (one kernel)."""
+        return kernels.ops.bernoulli_log_prob_grad(x, logits, scale)
 
     def mean(self, logits):
         return expit(logits)
@@ -204,12 +207,12 @@ class ContinuousBernoulli(Likelihood):
     def log_prob(self, x, logits):
         return self.log_prob_and_grad(x, logits)[0]
 
-    def log_prob_and_grad(self, x, logits):
+    def log_prob_and_grad(self, x, logits, scale=1.0):
         check_array(x, "x", shape=logits.shape, dtype=logits.dtype)
         bernoulli, dbernoulli = kernels.ops.bernoulli_log_prob_grad(x, logits)
         log_c = cb_log_normaliser(kernels.to_host(logits))
         log_p = kernels.to_host(bernoulli) + log_c.sum(axis=-1)
-        grad = kernels.to_host(dbernoulli) + cb_log_normaliser_grad(kernels.to_host(logits))
+        grad = scale * (kernels.to_host(dbernoulli) + cb_log_normaliser_grad(kernels.to_host(logits)))
         return log_p.astype(logits.dtype), grad.astype(logits.dtype)
 
     def mean(self, logits):
@@ -262,11 +265,11 @@ class _GaussianBase(Likelihood):
             return kernels.ops.gaussian_log_prob_grad(x, mu, logvar)[0]
         return gaussian_log_prob(x, mu, logvar)
 
-    def log_prob_and_grad(self, x, out):
+    def log_prob_and_grad(self, x, out, scale=1.0):
         """log p, and the gradient that ``_grad`` assembles from (d log p/d mu,
-        d log p/d logvar), the latter zero where the floor is active."""
+        d log p/d logvar, each times ``scale``), the latter zero where the floor is active."""
         mu, logvar = self.split(out)
-        log_p, dmu, dlogvar = kernels.ops.gaussian_log_prob_grad(x, mu, logvar)
+        log_p, dmu, dlogvar = kernels.ops.gaussian_log_prob_grad(x, mu, logvar, scale)
         if self.logvar_floor is not None:
             dlogvar = dlogvar * (logvar > self.logvar_floor)
         if self.mean_activation == "sigmoid":  # mu = sigmoid(out): d mu / d out = mu (1 - mu)
@@ -338,6 +341,9 @@ class GaussianLearnedVar(_GaussianBase):
         """The mean is the decoder's output: dL/dout[n] = w_n dmu[n]. The log-variance is
         one parameter shared by every example: dL/dlogvar_d = sum_n w_n dlogvar[n, d]."""
         dmu, dlogvar = grad
+        if np.ndim(weight) == 0:  # the number 1: scaled already
+            self.grads["logvar"] += dlogvar.sum(axis=0)
+            return dmu
         self.grads["logvar"] += weight @ dlogvar
         return weight[:, None] * dmu
 

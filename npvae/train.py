@@ -77,16 +77,19 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
             order, done, sums = (run.rng.permutation(n), 0, np.zeros(3)) if position is None else (
                 np.asarray(position["order"]), position["steps"], np.asarray(position["sums"]))
             position, beta = None, s["beta"]
+            # The epoch's examples in its order, gathered once: a minibatch is a slice of
+            # them (on the GPU: the order uploaded once an epoch, no launch per step).
+            x_epoch = kernels.ops.take_rows(x_fit, order)
             for step, start in enumerate(range(done * batch_size, n, batch_size), start=done + 1):
-                idx = order[start : start + batch_size]
-                xb = kernels.ops.take_rows(x_fit, idx)
-                xb = kernels.ops.binarize(xb, run.rng) if s["binarize"] else xb
-                xb_corrupted = None if s["corruption"] == "none" else corrupt(
-                    xb, s["corruption"], corruption_level(s, opt.t, run.horizon), run.rng)
+                idx, xb = order[start : start + batch_size], x_epoch[start : start + batch_size]
                 anneal = SCHEDULES[s["anneal"]](opt.t, s["anneal_steps"]) if s["anneal"] != "constant" else 1.0
                 beta = s["beta"] * anneal
                 opt.lr = scheduled_lr(s["lr"], run.schedule, epoch, opt.t, run.horizon)
-                stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta, xb_corrupted)
+                with kernels.ops.workspace(model.workspaces, "fit"):  # the step's binarised copy, kept for the next
+                    xb = kernels.ops.binarize(xb, run.rng) if s["binarize"] else xb
+                    xb_corrupted = None if s["corruption"] == "none" else corrupt(
+                        xb, s["corruption"], corruption_level(s, opt.t, run.horizon), run.rng)
+                    stats = train_step(run, epoch, step, xb, None if y is None else y[idx], beta, xb_corrupted)
                 sums += len(idx) * np.array([stats.get("elbo", stats["log_px"]), stats["log_px"], stats.get("kl", 0.0)])
                 if interrupted():
                     run.checkpoint(epoch - 1, step, {"order": order.tolist(), "steps": step, "sums": sums.tolist()})
@@ -116,19 +119,28 @@ def corruption_level(s, step, horizon):
 def train_step(run, epoch, step, xb, yb, beta, xb_corrupted=None):
     """One step: the loss and its gradients (the encoder fed ``xb_corrupted`` when
     given), the divergence checks, clipping, the optimiser's update. Returns the step's
-    stats."""
+    stats. A model on the GPU has its update queued before its loss is read (one
+    synchronisation a step, and the GPU never idle waiting for the host): there a
+    divergence is found after the update that followed it, and reported at the same step."""
     model, s = run.model, run.settings
     kwargs = dict(weight_decay_lambda=s["weight_decay"], reduction=s["reduction"], x_corrupted=xb_corrupted)
+    deferred = isinstance(model, VAE) and model.on_device
     if isinstance(model, VAE):
         kwargs.update(rng=run.rng, estimator=s["estimator"], objective=s["objective"], n_samples=s["n_samples"],
                       beta=beta, free_bits=s["free_bits"], mae_eta=s["mae_eta"], mae_gamma=s["mae_gamma"],
-                      check_input=False)  # x was checked whole; its minibatches are its rows
+                      check_input=False, **({"deferred": True} if deferred else {}))  # x was checked whole
     try:
-        loss, stats = model.loss_and_grad(xb, **({} if yb is None else {"y": yb}), **kwargs)
+        result = model.loss_and_grad(xb, **({} if yb is None else {"y": yb}), **kwargs)
     except ValueError:  # a layer refusing a non-finite input: the parameters, not the data
         if run.params_finite():
             raise
         raise run.diverged(epoch, step, "the parameters are no longer finite") from None
+    if deferred:
+        run.opt.step()
+        loss, stats = result()
+        run.check_loss(epoch, step, loss)
+        return stats
+    loss, stats = result
     run.check_loss(epoch, step, loss)
     if s["clip_value"] is not None:
         clip_by_value(model.grads, s["clip_value"])

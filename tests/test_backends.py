@@ -98,10 +98,14 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
     if op == "mae_penalty":
         return mean, logvar, 1.0, 0.5
     data, out = (rng.random((3, 6)) < 0.5).astype(dtype), normal(rng, (3, 6), dtype)
-    if op in ("bernoulli_log_prob", "bernoulli_log_prob_grad"):
+    if op == "bernoulli_log_prob":
         return data, out
+    if op == "bernoulli_log_prob_grad":  # the gradient scaled as a loss weighs it
+        return data, out, -0.25
     if op == "gaussian_log_prob_grad":
-        return rng.random((3, 6)).astype(dtype), out, 0.5 * normal(rng, (6,), dtype)
+        return rng.random((3, 6)).astype(dtype), out, 0.5 * normal(rng, (6,), dtype), -0.25
+    if op == "batch_means":
+        return normal(rng, (3, 2), dtype), normal(rng, (3, 4), dtype), normal(rng, (3, 2), dtype)
     if op == "adam_update":
         arrays = [[normal(rng, shape, dtype) for shape in ((3, 2), (4,))] for _ in range(4)]
         arrays[3] = [np.abs(v) for v in arrays[3]]

@@ -11,6 +11,7 @@ from npvae.kernels import cuda as gpu
 from npvae.kernels import reference
 from npvae.kernels.cuda import arrays
 from npvae.models import VAE
+from npvae.train import fit
 
 
 @pytest.fixture
@@ -171,3 +172,42 @@ def test_every_model_trains_on_the_gpu_with_the_references_numbers(tmp_path, hos
         reloaded = io.load_model(str(tmp_path / "cuda" / "checkpoint.npz"))
         for k, p in params.items():
             np.testing.assert_array_equal(reloaded.params[k], p)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the simulator's uint64 hash wraps, as meant
+def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend):
+    """The step budget of a device-resident fit on a one-hidden-layer MLP (the shape of
+    784-400-20, small): after the first step, no new device array, one synchronisation
+    (the loss terms read after the update) and at most 18 launches a step, counted from
+    one ``loss_and_grad`` call to the next (so the update and the read are inside)."""
+    x = (np.random.default_rng(0).random((16, 6)) < 0.3).astype(np.float32)
+    model, marks = VAE.mlp(6, (4,), 2, "relu", "bernoulli", rng=0), []
+    loss_and_grad = model.loss_and_grad
+
+    def counted(*args, **kwargs):
+        marks.append(dict(npvae.kernels.COUNTS))
+        return loss_and_grad(*args, **kwargs)
+
+    model.loss_and_grad = counted
+    fit(model, x, epochs=1, batch_size=4, log=None)
+    steps = [{k: b[k] - a[k] for k in a} for a, b in zip(marks, marks[1:])]
+    assert len(steps) == 3 and steps[0]["allocations"] > 0  # the first step fills the workspaces
+    for step in steps[1:]:
+        assert step["allocations"] == 0 and step["syncs"] == 1 and step["launches"] <= 18, step
+
+
+def test_a_device_resident_float32_fit_follows_the_reference(host_noise):
+    """Two epochs of a float32 MLP VAE by ``fit`` on the device (workspaces, slices of
+    the epoch's gathered rows, the deferred read) against the NumPy backend, on the
+    reference's noise: the same history and parameters to float32 rounding."""
+    x = (np.random.default_rng(1).random((10, 6)) < 0.4).astype(np.float32)
+
+    def run():
+        model = VAE.mlp(6, (4,), 2, "tanh", rng=2)
+        history = fit(model, x, epochs=2, batch_size=4, seed=3, binarize=True, log=None)
+        return history["train_elbo"], {k: gpu.to_host(p).copy() for k, p in model.params.items()}
+
+    (elbo, params), (ref_elbo, ref_params) = _on("cuda", run), _on("numpy", run)
+    np.testing.assert_allclose(elbo, ref_elbo, rtol=1e-5)
+    for name, p in ref_params.items():
+        np.testing.assert_allclose(params[name], p, rtol=1e-4, atol=1e-5, err_msg=name)

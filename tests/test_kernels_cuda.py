@@ -40,12 +40,13 @@ def both(op, *args, **kwargs):
 
 
 @few
-@given(seed=seeds, m=st.integers(1, 9), k=st.integers(1, 20), n=st.integers(1, 9), dtype=dtypes,
+@given(seed=seeds, m=st.integers(1, 20), k=st.integers(1, 40), n=st.integers(1, 20), dtype=dtypes,
        trans_a=st.booleans(), trans_b=st.booleans(), tile=st.sampled_from(sorted(dense.TILES)),
        beta=st.sampled_from([0.0, 1.0, -0.5]))
 def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, tile, beta):
-    """Both tile shapes, either operand transposed, beta accumulating into c; K past
-    one strip of the small tile (16)."""
+    """Every tile, either operand transposed, beta accumulating into c; on the tiny
+    tile (8 x 8, strips of 4) these shapes take up to 9 blocks, the tiles' edges and
+    chains of up to 10 strips."""
     rng = np.random.default_rng(seed)
     a = laid_out(rng, (k, m) if trans_a else (m, k), dtype)
     b = laid_out(rng, (n, k) if trans_b else (k, n), dtype)
@@ -340,3 +341,46 @@ def test_the_counter_based_draws_look_like_their_distributions():
     u = reference.counter_uniform(12345, (200_000,))
     assert 0 < u.min() and u.max() < 1 and stats.kstest(u, "uniform").pvalue > 1e-3
     assert abs(np.corrcoef(z, reference.counter_normal(12346, (200_000,), np.float64))[0, 1]) < 0.01
+
+
+@few
+@given(seed=seeds, n=st.integers(1, 40), n_samples=st.integers(1, 3), d=st.integers(1, 5), dtype=dtypes,
+       with_ratio=st.booleans())
+def test_the_batch_means_equal_the_reference_on_device_arrays(seed, n, n_samples, d, dtype, with_ratio):
+    """One block's strided sums and fixed-order tree, past one stride of threads."""
+    rng = np.random.default_rng(seed)
+    log_px, kl, ratio = (rng.standard_normal(shape).astype(dtype) for shape in ((n, n_samples), (n, d), (n, n_samples)))
+    ratio = ratio if with_ratio else None
+    means = gpu.batch_means(gpu.to_device(log_px), gpu.to_device(kl), None if ratio is None else gpu.to_device(ratio))
+    np.testing.assert_allclose(gpu.to_host(means), reference.batch_means(log_px, kl, ratio), rtol=1e-12, atol=1e-12)
+
+
+def test_a_workspace_returns_the_kth_array_of_a_shape_again():
+    store = {}
+    with gpu.workspace(store, "step"):
+        a, b, c = arrays.empty((2, 3), np.float32), arrays.empty((2, 3), np.float32), arrays.empty(3, np.float64)
+        assert a is not b
+    with gpu.workspace(store, "step"):
+        assert arrays.empty((2, 3), np.float32) is a and arrays.empty((2, 3), np.float32) is b
+        assert arrays.empty(3, np.float64) is c
+        assert new(arrays.empty((2, 3), np.float32), a, b)  # a third request: a new array
+        with gpu.workspace(store, "inner"):  # another entry point's own arrays
+            assert new(arrays.empty((2, 3), np.float32), a, b)
+    assert new(arrays.empty((2, 3), np.float32), a, b)  # outside any workspace: always new
+
+
+def new(array, *others):
+    return all(array is not other for other in others)
+
+
+def test_the_joined_halves_concatenate_without_a_pass():
+    joined = gpu.to_device(np.arange(12.0).reshape(3, 4))
+    left, right = arrays.halves(joined, 1)
+    before = dict(npvae_counts())
+    assert gpu.concat_columns(left, right) is joined and npvae_counts() == before
+    np.testing.assert_array_equal(gpu.to_host(gpu.concat_columns(right, left)), np.arange(12.0).reshape(3, 4)[:, [1, 2, 3, 0]])
+
+
+def npvae_counts():
+    from npvae import kernels
+    return dict(kernels.COUNTS)

@@ -45,7 +45,7 @@ from .conv import (  # noqa: F401
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401
-    bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
+    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: F401

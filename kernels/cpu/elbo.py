@@ -10,7 +10,7 @@ from numba.extending import intrinsic
 
 from .. import reference
 from ...constants import LOG_2PI
-from ..reference.elbo import log_pz_minus_log_qz  # noqa: F401  (one NumPy pass already)
+from ..reference.elbo import batch_means, log_pz_minus_log_qz  # noqa: F401  (one NumPy pass already)
 from .arrays import JIT, mixed
 
 # --------------------------------------------------------------------- the ELBO path
@@ -158,20 +158,20 @@ def bernoulli_log_prob(x, logits):
     return log_p
 
 
-def bernoulli_log_prob_grad(x, logits):
+def bernoulli_log_prob_grad(x, logits, scale=1.0):
     """log p and its gradient in one fused pass: for float32 with exp and log1p in the
     loop (``benchmarks/kernels.py``, kind ``bernoulli_exp_in_loop``, against NumPy's
     ufuncs), for float64 after NumPy's exp and log1p."""
     if mixed(x, logits):
-        return reference.bernoulli_log_prob_grad(x, logits)
+        return reference.bernoulli_log_prob_grad(x, logits, scale)
     reference.check_likelihood(x, logits, names="x, logits")
     log_p, grad = np.empty(len(x), dtype=logits.dtype), np.empty(logits.shape, dtype=logits.dtype)
     if x.dtype == logits.dtype == np.float32:
         _bernoulli_rows_f32(x, logits, log_p, grad)
-        return log_p, grad
+        return log_p, reference.scaled(grad, scale)
     e = np.exp(-np.abs(logits))
     _bernoulli_rows(x, logits, e, np.log1p(e), log_p, grad)
-    return log_p, grad
+    return log_p, reference.scaled(grad, scale)
 
 
 @njit(**JIT)
@@ -187,15 +187,15 @@ def _gaussian_rows(x, mu, logvar, inv_var, log_p, dmu, dlogvar):
         log_p[n] = -0.5 * (x.shape[1] * LOG_2PI + acc)
 
 
-def gaussian_log_prob_grad(x, mu, logvar):
+def gaussian_log_prob_grad(x, mu, logvar, scale=1.0):
     """log p, d/dmu and d/dlogvar in one pass; exp(-logvar) from NumPy."""
     if mixed(x, mu, logvar):
-        return reference.gaussian_log_prob_grad(x, mu, logvar)
+        return reference.gaussian_log_prob_grad(x, mu, logvar, scale)
     reference.check_likelihood(x, mu, logvar)
     logvar = np.broadcast_to(logvar, x.shape)
     dmu, dlogvar, log_p = np.empty_like(x), np.empty_like(x), np.empty(len(x), dtype=x.dtype)
     _gaussian_rows(x, mu, logvar, np.exp(-logvar), log_p, dmu, dlogvar)
-    return log_p, dmu, dlogvar
+    return log_p, reference.scaled(dmu, scale), reference.scaled(dlogvar, scale)
 
 
 # ------------------------------------------------------------- the MAE regulariser

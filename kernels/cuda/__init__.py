@@ -18,10 +18,13 @@ One module per concern, the same names as the Numba CPU backend's:
 Every op takes NumPy arrays or device arrays: given device arrays its results stay on
 the device; given NumPy arrays it copies them up and its results back. A model moved
 with ``model.to_device()`` (``fit`` does it) holds its parameters and gradients as
-views of one device buffer each (``arrays.pack``); its minibatches, noise and
-activations stay on the device, and only per-example numbers (log p(x|z), the KL)
-come back for the loss. A model that keeps NumPy arrays still trains on this
-backend, paying one round trip per op.
+views of one device buffer each (``arrays.pack``); its minibatches (slices of the
+epoch's rows, gathered once), noise and activations stay on the device, in workspaces
+that keep them from one step to the next (``arrays.workspace``: a steady step makes no
+new device array), and the step's only read is the three batch means of its terms
+(``elbo.batch_means``), after the update is queued. ``npvae.kernels.COUNTS`` counts the
+launches, new device arrays and synchronisations. A model that keeps NumPy arrays
+still trains on this backend, paying one round trip per op.
 """
 
 try:
@@ -44,7 +47,7 @@ from .conv import (  # noqa: E402,F401
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
 from .elbo import (  # noqa: E402,F401
-    bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
+    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: E402,F401

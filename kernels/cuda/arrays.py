@@ -59,7 +59,7 @@ class Workspace:
         self.taken = {}
 
     def empty(self, shape, dtype):
-        key = (tuple(shape), np.dtype(dtype).str)
+        key = (tuple(np.atleast_1d(shape).tolist()), np.dtype(dtype).str)
         k = self.taken.get(key, 0)
         self.taken[key] = k + 1
         kept = self.arrays.setdefault(key, [])
@@ -211,10 +211,22 @@ def _concat_columns(a, b, out):
         out[r, c] = a[r, c] if c < width else b[r, c - width]
 
 
+def halves(joined, width):
+    """The column blocks ``joined[:, :width]`` and ``joined[:, width:]``, each knowing
+    the array it is half of, so that ``concat_columns`` of the two is ``joined`` itself."""
+    left, right = joined[:, :width], joined[:, width:]
+    left.half_of, right.half_of = (joined, 0), (joined, 1)
+    return left, right
+
+
 def concat_columns(a, b):
-    """``[a, b]`` side by side, on the device if either is there."""
+    """``[a, b]`` side by side, on the device if either is there: no pass when they
+    are the halves of one array (``halves``)."""
     if not (is_device(a) or is_device(b)):
         return reference.concat_columns(a, b)
+    left, right = getattr(a, "half_of", None), getattr(b, "half_of", None)
+    if left and right and left[0] is right[0] and (left[1], right[1]) == (0, 1):
+        return left[0]
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"a, b: expected matrices with one number of rows, got {a.shape}, {b.shape}")
     a, b = to_device(a), to_device(np.asarray(b, dtype=a.dtype) if not is_device(b) else b)

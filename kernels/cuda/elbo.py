@@ -12,11 +12,11 @@ accurate as the reference's pairwise sum).
 import math
 
 import numpy as np
-from numba import config, cuda
+from numba import config, cuda, float64
 
 from .. import reference
 from ...constants import LOG_2PI
-from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host
+from .arrays import THREADS, blocks, empty, halves, is_device, launch, mixed, to_device, to_host
 
 ROW_THREADS = 16 if config.ENABLE_CUDASIM else 128  # a power of two, for the tree sum (small in the simulator, as THREADS)
 
@@ -38,7 +38,7 @@ def _reparameterize_kl(mean, logvar, eps, z, kl):
 
 
 @cuda.jit
-def _reparameterize_kl_backward(dz, eps, mean, logvar, dkl, dmean, dlogvar):
+def _reparameterize_kl_backward(dz, eps, mean, logvar, dkl, dkl_value, dmean, dlogvar):
     i = cuda.grid(1)
     d = mean.shape[1]
     if i < mean.size:
@@ -48,8 +48,9 @@ def _reparameterize_kl_backward(dz, eps, mean, logvar, dkl, dmean, dlogvar):
             sum_dz += dz[n, s, j]
             sum_dz_eps += dz[n, s, j] * eps[n, s, j]
         std = math.exp(0.5 * logvar[n, j])
-        dmean[n, j] = sum_dz + dkl[n, j] * mean[n, j]
-        dlogvar[n, j] = 0.5 * std * sum_dz_eps + 0.5 * dkl[n, j] * (std * std - 1)
+        g = dkl[n, j] if dkl.size else dkl_value  # dkl one number: passed as one
+        dmean[n, j] = sum_dz + g * mean[n, j]
+        dlogvar[n, j] = 0.5 * std * sum_dz_eps + 0.5 * g * (std * std - 1)
 
 
 def reparameterize_kl(mean, logvar, eps):
@@ -66,18 +67,24 @@ def reparameterize_kl(mean, logvar, eps):
 
 def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     """``(dmean, dlogvar)`` as the reference's, in one launch; ``dkl`` (N, d) or a
-    number (broadcast, as NumPy would)."""
+    number (passed to the kernel as a number). On the device the two are the halves of
+    one (N, 2 d) array, which ``arrays.concat_columns`` returns as it is: the encoder's
+    output gradient [dmean, dlogvar] costs no pass of its own."""
     if mixed(dz, eps, mean, logvar) or not dz.size:
         return reference.reparameterize_kl_backward(*map(to_host, (dz, eps, mean, logvar, dkl)))
     reference.check_latent(mean, logvar, eps, dz)
     host = not is_device(dz)
-    if not is_device(dkl):
-        dkl = np.broadcast_to(np.asarray(dkl, dtype=mean.dtype), mean.shape)
-    elif dkl.shape != mean.shape:  # the kernel indexes dkl as mean
+    if is_device(dkl) and dkl.shape != mean.shape:  # the kernel indexes dkl as mean
         raise ValueError(f"dkl: expected shape {mean.shape} (or a number), got {dkl.shape}")
-    dz, eps, mean, logvar, dkl = map(to_device, (dz, eps, mean, logvar, dkl))
-    dmean, dlogvar = empty(mean.shape, mean.dtype), empty(mean.shape, mean.dtype)
-    launch(_reparameterize_kl_backward, blocks(mean.size), THREADS)(dz, eps, mean, logvar, dkl, dmean, dlogvar)
+    number = np.ndim(dkl) == 0
+    if not number:
+        dkl = to_device(np.broadcast_to(np.asarray(dkl, dtype=mean.dtype), mean.shape) if not is_device(dkl) else dkl)
+    dz, eps, mean, logvar = map(to_device, (dz, eps, mean, logvar))
+    n, d = mean.shape
+    joined = empty((n, 2 * d), mean.dtype)
+    dmean, dlogvar = halves(joined, d)
+    launch(_reparameterize_kl_backward, blocks(mean.size), THREADS)(
+        dz, eps, mean, logvar, mean[:0, 0] if number else dkl, mean.dtype.type(dkl if number else 0), dmean, dlogvar)
     return (to_host(dmean), to_host(dlogvar)) if host else (dmean, dlogvar)
 
 
@@ -123,8 +130,8 @@ def _row_sum(total, partial):
 
 
 @cuda.jit
-def _bernoulli(x, logits, log_p, grad):
-    """Row n = blockIdx.x: log p = sum_d x l - softplus(l), grad = x - sigmoid(l),
+def _bernoulli(x, logits, log_p, grad, scale):
+    """Row n = blockIdx.x: log p = sum_d x l - softplus(l), grad = scale (x - sigmoid(l)),
     with e = exp(-|l|): softplus(l) = max(l, 0) + log1p(e), sigmoid(l) = 1 / (1 + e)
     for l >= 0 and e / (1 + e) below."""
     partial = cuda.shared.array(ROW_THREADS, np.float64)
@@ -135,15 +142,16 @@ def _bernoulli(x, logits, log_p, grad):
         e = math.exp(-abs(l))
         total += xv * l - max(l, 0) - math.log1p(e)
         s = 1 / (1 + e)
-        grad[n, d] = xv - (s if l >= 0 else e * s)
+        grad[n, d] = scale * (xv - (s if l >= 0 else e * s))
     total = _row_sum(total, partial)
     if cuda.threadIdx.x == 0:
         log_p[n] = total
 
 
 @cuda.jit
-def _gaussian(x, mu, logvar, log_p, dmu, dlogvar):
-    """Row n = blockIdx.x, ``logvar`` (N, D) or (1, D) (shared by every row)."""
+def _gaussian(x, mu, logvar, log_p, dmu, dlogvar, scale):
+    """Row n = blockIdx.x, ``logvar`` (N, D) or (1, D) (shared by every row); the
+    gradients times ``scale``."""
     partial = cuda.shared.array(ROW_THREADS, np.float64)
     n = cuda.blockIdx.x
     row = n if logvar.shape[0] > 1 else 0
@@ -153,23 +161,24 @@ def _gaussian(x, mu, logvar, log_p, dmu, dlogvar):
         r = x[n, d] - mu[n, d]
         g = r * math.exp(-lv)
         half_sq = 0.5 * r * g
-        dmu[n, d] = g
-        dlogvar[n, d] = half_sq - 0.5
+        dmu[n, d] = scale * g
+        dlogvar[n, d] = scale * (half_sq - 0.5)
         total += lv + 2 * half_sq
     total = _row_sum(total, partial)
     if cuda.threadIdx.x == 0:
         log_p[n] = -0.5 * (x.shape[1] * LOG_2PI + total)
 
 
-def bernoulli_log_prob_grad(x, logits):
-    """``(log_p (N,), grad (N, D))`` as the reference's, one block per row."""
+def bernoulli_log_prob_grad(x, logits, scale=1.0):
+    """``(log_p (N,), grad (N, D))`` as the reference's, one block per row, the
+    gradient scaled as it is written."""
     if mixed(x, logits) or not x.size:
-        return reference.bernoulli_log_prob_grad(to_host(x), to_host(logits))
+        return reference.bernoulli_log_prob_grad(to_host(x), to_host(logits), scale)
     reference.check_likelihood(x, logits, names="x, logits")
     host = not is_device(logits)
     x, logits = to_device(x), to_device(logits)
     log_p, grad = empty(len(x), x.dtype), empty(x.shape, x.dtype)
-    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, grad)
+    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, grad, x.dtype.type(scale))
     return (to_host(log_p), to_host(grad)) if host else (log_p, grad)
 
 
@@ -179,20 +188,49 @@ def bernoulli_log_prob(x, logits):
     return bernoulli_log_prob_grad(x, logits)[0]
 
 
-def gaussian_log_prob_grad(x, mu, logvar):
+def gaussian_log_prob_grad(x, mu, logvar, scale=1.0):
     """``(log_p, dmu, dlogvar)`` as the reference's, one block per row; ``logvar``
     (N, D) or (D,)."""
     if mixed(x, mu, logvar) or not x.size:
-        return reference.gaussian_log_prob_grad(to_host(x), to_host(mu), to_host(logvar))
+        return reference.gaussian_log_prob_grad(to_host(x), to_host(mu), to_host(logvar), scale)
     reference.check_likelihood(x, mu, logvar)
     host = not is_device(mu)
     x, mu, logvar = to_device(x), to_device(mu), to_device(logvar)
     if logvar.ndim == 1:  # one row shared by every example
         logvar = logvar.reshape(1, x.shape[1])
     log_p, dmu, dlogvar = empty(len(x), x.dtype), empty(x.shape, x.dtype), empty(x.shape, x.dtype)
-    launch(_gaussian, len(x), ROW_THREADS)(x, mu, logvar, log_p, dmu, dlogvar)
+    launch(_gaussian, len(x), ROW_THREADS)(x, mu, logvar, log_p, dmu, dlogvar, x.dtype.type(scale))
     out = (log_p, dmu, dlogvar)
     return tuple(to_host(a) for a in out) if host else out
+
+
+@cuda.jit
+def _batch_means(log_px, kl, log_ratio, n, means):
+    """One block: each thread sums its stride of each array in float64, then the
+    fixed-order tree (``_row_sum``); thread 0 writes the three means."""
+    partial = cuda.shared.array(ROW_THREADS, np.float64)
+    t = cuda.threadIdx.x
+    for which in range(3):
+        a = log_px if which == 0 else (kl if which == 1 else log_ratio)
+        total = 0.0
+        for i in range(t, a.size, ROW_THREADS):
+            total += float64(a[i])  # float64 in the simulator too (NumPy keeps float32 + 0.0 in float32)
+        total = _row_sum(total, partial)
+        if t == 0:
+            means[which] = total / (n if which == 1 else max(a.size, 1))
+        cuda.syncthreads()
+
+
+def batch_means(log_px, kl, log_ratio=None):
+    """The reference's (3,) means in one block: on the device, for device terms."""
+    if not is_device(log_px):
+        return reference.batch_means(log_px, to_host(kl), None if log_ratio is None else to_host(log_ratio))
+    means = empty(3, np.float64)
+    none = log_px.reshape(log_px.size)[:0]
+    launch(_batch_means, 1, ROW_THREADS)(log_px.reshape(log_px.size), kl.reshape(kl.size),
+                                         none if log_ratio is None else log_ratio.reshape(log_ratio.size), len(kl),
+                                         means)
+    return means
 
 
 def mae_penalty(mean, logvar, eta, gamma):

@@ -23,7 +23,7 @@ from .dense import (  # noqa: F401
 )
 from .elbo import (  # noqa: F401
     check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
-    log_pz_minus_log_qz, bernoulli_log_prob_grad, bernoulli_log_prob, gaussian_log_prob_grad,
+    log_pz_minus_log_qz, bernoulli_log_prob_grad, bernoulli_log_prob, gaussian_log_prob_grad, scaled, batch_means,
     pairwise_kl, mae_penalty,
 )
 from .optim import (  # noqa: F401
@@ -40,7 +40,7 @@ OPS = (
     "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
     "conv_transpose2d_backward",
     "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "bernoulli_log_prob",
-    "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "mae_penalty",
+    "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "mae_penalty",
     "adam_update",
     "to_device", "clear", "clear_all", "pack", "take_rows", "concat_columns", "scale_rows", "standard_normal",
     "binarize",

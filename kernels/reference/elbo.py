@@ -71,16 +71,22 @@ def log_pz_minus_log_qz(z, eps, logvar):
     return -0.5 * np.sum(z * z - logvar[:, None] - eps * eps, axis=-1)
 
 
-def bernoulli_log_prob_grad(x, logits):
-    """log p(x | logits) summed per row, and its gradient in the logits::
+def bernoulli_log_prob_grad(x, logits, scale=1.0):
+    """log p(x | logits) summed per row, and its gradient in the logits times ``scale``::
 
         log p = sum_d x_d l_d - softplus(l_d),    d log p / d l_d = x_d - sigmoid(l_d)
 
     (log sigmoid(l) = l - softplus(l), log(1 - sigmoid(l)) = -softplus(l)). Returns
-    ``(log_p (N,), grad (N, D))``.
+    ``(log_p (N,), grad (N, D))``. ``scale``: the weight every row's log p has in a
+    loss (a kernel then writes the loss's gradient in the same pass).
     """
     check_likelihood(x, logits, names="x, logits")
-    return np.sum(x * logits - np.logaddexp(0, logits), axis=-1), x - expit(logits)
+    return np.sum(x * logits - np.logaddexp(0, logits), axis=-1), scaled(x - expit(logits), scale)
+
+
+def scaled(a, scale):
+    """``scale * a`` in a's dtype; ``a`` itself for 1."""
+    return a if scale == 1 else (a * a.dtype.type(scale))
 
 
 def bernoulli_log_prob(x, logits):
@@ -90,7 +96,7 @@ def bernoulli_log_prob(x, logits):
     return np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
 
 
-def gaussian_log_prob_grad(x, mu, logvar):
+def gaussian_log_prob_grad(x, mu, logvar, scale=1.0):
     """log N(x; mu, diag(exp(logvar))) summed per row (``logvar`` (N, D) or (D,)), and
     its gradients in ``mu`` and ``logvar``, each (N, D)::
 
@@ -98,14 +104,25 @@ def gaussian_log_prob_grad(x, mu, logvar):
         d/d mu_d     = (x_d - mu_d) exp(-logvar_d)
         d/d logvar_d = -1/2 + (x_d - mu_d)^2 exp(-logvar_d) / 2
 
-    Returns ``(log_p, dmu, dlogvar)``.
+    Returns ``(log_p, dmu, dlogvar)``, the gradients times ``scale`` (as Bernoulli's).
     """
     check_likelihood(x, mu, logvar)
     inv_var = np.exp(-logvar)
     r = x - mu
     half_sq = 0.5 * r * r * inv_var
     log_p = -0.5 * np.sum(LOG_2PI + logvar + 2 * half_sq, axis=-1)
-    return log_p, r * inv_var, half_sq - 0.5
+    return log_p, scaled(r * inv_var, scale), scaled(half_sq - 0.5, scale)
+
+
+def batch_means(log_px, kl, log_ratio=None):
+    """The batch means of an objective's terms, float64 (3,): log p(x|z) over the
+    N x L samples (N, L), the KL (N, d) summed over its dimensions over the N
+    examples, and log p(z) - log q(z|x) (N, L) over the samples (0 without it). Every
+    estimator's objective and a step's statistics follow from them, so that a device
+    step reads these three numbers and nothing else."""
+    means = (np.sum(log_px, dtype=np.float64) / log_px.size, np.sum(kl, dtype=np.float64) / len(kl),
+             0.0 if log_ratio is None else np.sum(log_ratio, dtype=np.float64) / log_ratio.size)
+    return np.array(means)
 
 
 def pairwise_kl(mean, logvar):

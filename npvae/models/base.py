@@ -66,6 +66,16 @@ class LatentModel(Container):
     def dtype(self):
         return next(iter(self.encoder.params.values())).dtype
 
+    @property
+    def workspaces(self):
+        """The device arrays each entry point (``loss_and_grad``) keeps between its calls,
+        by name (``kernels.ops.workspace``); let go by ``to_host``."""
+        return self.__dict__.setdefault("_workspaces", {})
+
+    def to_host(self):
+        self.__dict__.pop("_workspaces", None)
+        return super().to_host()
+
     def check_x(self, x, name="x"):
         """x must be (N, *data_shape) in the parameters' dtype, finite, and in the
         likelihood's support (e.g. [0, 1] for a Bernoulli)."""

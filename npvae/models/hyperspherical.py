@@ -5,10 +5,11 @@ Auto-Encoders", UAI 2018)."""
 import numpy as np
 
 from .. import hyperspherical as vmf
+from .. import kernels
 from ..checks import as_rng, check_positive_int
 from ..objectives import weight_decay
 from .base import summed
-from .vae import VAE, estimator_b
+from .vae import VAE, estimator_b, weights_per_sample
 
 
 class HypersphericalVAE(VAE):
@@ -79,7 +80,7 @@ class HypersphericalVAE(VAE):
                              f"shapes {np.shape(cdf)}, {np.shape(v)}")
         self._fixed = None if cdf is None else (np.asarray(cdf, np.float64), np.asarray(v, np.float64))
 
-    def _forward(self, x, onehot, eps, grad=False, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
         rng, n_samples = eps
         n, d = len(x), self.latent_dim
         mu, kappa, encoder_cache = self._encode(x if x_corrupted is None else x_corrupted, onehot)
@@ -89,8 +90,8 @@ class HypersphericalVAE(VAE):
         kl, dkl_dkappa = vmf.kl_to_uniform(d, kappa)
         x_per_sample = x.reshape(n, -1)[rows]
         out = self._decode(z.astype(self.dtype), None, x_per_sample)
-        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out) if grad
-                                else (self.likelihood.log_prob(x_per_sample, out), None))
+        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
+                                if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
         f = dict(mean=mu, kappa=kappa, kl=kl[:, None], dkl_dkappa=dkl_dkappa, encoder_cache=encoder_cache, z=z,
                  sample_cache=sample_cache, dlog_px_dout=dlog_px_dout, log_px=log_px.reshape(n, n_samples),
                  log_ratio=None)
@@ -116,10 +117,11 @@ class HypersphericalVAE(VAE):
             self.check_x(x)
             self.check_corrupted(x, x_corrupted)
         self.check_labels(y, len(x))
-        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad=True, log_ratio=False,
+        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad_scale=1.0, log_ratio=False,
                           x_corrupted=x_corrupted)
         n = len(x)
-        w = estimator_b(f["log_px"], f["kl"], None, beta, 0.0)
+        w = weights_per_sample(estimator_b(f["log_px"], f["kl"], None, beta, 0.0), f["log_px"].shape,
+                               kernels.ops.batch_means(f["log_px"], f["kl"]))
         stats = {"elbo": float(f["log_px"].mean() - f["kl"].mean()), "log_px": float(f["log_px"].mean()),
                  "kl": float(f["kl"].mean())}
         self.zero_grad()
@@ -128,7 +130,7 @@ class HypersphericalVAE(VAE):
         dloss_dz = self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)).astype(np.float64)
         dmu_rows, dkappa_rows = vmf.sample_backward(dloss_dz.reshape(len(f["z"]), -1), f["sample_cache"])
         dloss_dmu = dmu_rows.reshape(n, -1, self.latent_dim).sum(axis=1)
-        dloss_dkappa = dkappa_rows.reshape(n, -1).sum(axis=1) - w.kl[:, 0] * f["dkl_dkappa"]
+        dloss_dkappa = dkappa_rows.reshape(n, -1).sum(axis=1) - w.kl * f["dkl_dkappa"]
         norm, a = f["encoder_cache"]
         mu = f["mean"]
         dloss_dh = (dloss_dmu - mu * np.sum(mu * dloss_dmu, axis=1, keepdims=True)) / norm

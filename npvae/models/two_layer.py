@@ -32,7 +32,7 @@ from ..objectives import kl_penalty, weight_decay
 from .base import _sizes, summed
 from .networks import mlp, torch_default_biases
 from .vae import VAE, Weights, estimator_a, iwae_bound, latent_backward, latent_forward, log_ratio_backward, \
-    log_ratio_forward
+    log_ratio_forward, weights_per_sample
 
 
 # ------------------------------------------------------------ the estimators' weights
@@ -49,7 +49,9 @@ def two_layer_weights(objective, estimator, log_px, ratio1, ratio2, kl2, beta, f
     """
     n, n_samples = log_px.shape
     if objective == "iwae" or estimator == "A":
-        w = (iwae_bound if objective == "iwae" else estimator_a)(log_px, None, ratio1 + ratio2, beta, 0.0)
+        log_ratio = ratio1 + ratio2
+        w = (iwae_bound if objective == "iwae" else estimator_a)(log_px, None, log_ratio, beta, 0.0)
+        w = weights_per_sample(w, log_px.shape, kernels.ops.batch_means(log_px, np.zeros((n, 1)), log_ratio))
         return w.objective, w, w.log_ratio
     penalty, dpenalty = kl_penalty(kl2.mean(axis=1), free_bits)
     weight = np.full((n, n_samples), 1.0 / (n * n_samples))
@@ -127,7 +129,7 @@ class TwoLayerVAE(VAE):
         return (self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)).reshape(n, *self.data_shape)
 
     # ---------------------------------------------------------------- the objective
-    def _forward(self, x, onehot, eps, grad=False, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
         """The forward nodes for noise ``eps`` (N, L, d1 + d2): z1 from q(z1|x), z2 from
         q(z2|z1) at each z1 (N L rows), p(z1|z2) at each z2, log p(x|z1). Returns the
         dict a backward pass reads; ``log_ratio`` is ratio1 + ratio2, so that
@@ -149,8 +151,8 @@ class TwoLayerVAE(VAE):
         if n_samples > 1:
             x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
         out = self._decode(z1_rows, None, x_per_sample)
-        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out) if grad
-                                else (self.likelihood.log_prob(x_per_sample, out), None))
+        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
+                                if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
         ratio2 = ratio2.reshape(n, n_samples)
         return dict(mean=mean1, logvar=logvar1, z1=z1, z2=z2, mean_p=mean_p, logvar_p=logvar_p, eps1=eps1,
                     kl2=kl2.reshape(n, n_samples, d2), latent1_cache=latent1_cache, latent2_cache=latent2_cache,
@@ -203,7 +205,8 @@ class TwoLayerVAE(VAE):
             self.check_x(x)
             self.check_corrupted(x, x_corrupted)
         self.check_labels(y, len(x))
-        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad=True, x_corrupted=x_corrupted)
+        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad_scale=1.0,
+                          x_corrupted=x_corrupted)
         n, n_samples = f["log_px"].shape
         rows, d1, d2 = n * n_samples, self.latent_dim, self.latent2_dim
         objective_value, w, w_ratio2 = two_layer_weights(objective, estimator, f["log_px"], f["ratio1"], f["ratio2"],

@@ -75,39 +75,53 @@ def log_ratio_backward(dloss_dlog_ratio, cache):
     dloss_dlog_ratio. z's own dependence on (mean, logvar) reaches them through
     ``latent_backward``, which takes this dloss_dz added to the decoder's."""
     z = cache
-    weight = dloss_dlog_ratio.astype(z.dtype)[..., None]  # (N, L, 1)
+    weight = np.broadcast_to(np.asarray(dloss_dlog_ratio, dtype=z.dtype), z.shape[:2])[..., None]  # (N, L, 1)
     return -weight * z, np.broadcast_to(0.5 * weight.sum(axis=1), (len(z), z.shape[2]))
 
 
 # -------------------------------------------------------------------- the estimators
-# Each returns the batch objective J (nats per example, to maximise) and dJ/dterm for
-# every term: log_px (N, L), log_ratio (N, L) or None, kl (N, d) or 0.
+# Each returns dJ/dterm for every term (log_px (N, L); log_ratio (N, L) or None; kl
+# (N, d) or 0), as one number where it is the same for every entry, and the batch
+# objective J (nats per example, to maximise) as a function of the terms' batch means
+# (``kernels.ops.batch_means``: log p(x|z), KL, log-ratio), so that a device step reads
+# those three numbers once, after its update, and nothing before.
 Weights = namedtuple("Weights", "objective log_px log_ratio kl")
 
 
 def estimator_b(log_px, kl, log_ratio, beta, free_bits):
     """Kingma & Welling's estimator B: J = mean_n [mean_l log p(x_n|z_nl)] - beta * KL,
-    the KL analytic (with free bits: ``objectives.kl_penalty``)."""
+    the KL analytic (with free bits: ``objectives.kl_penalty``, on the host)."""
     n, n_samples = log_px.shape
-    penalty, dpenalty_dkl = kl_penalty(kl, free_bits)
-    return Weights(float(log_px.mean()) - beta * penalty, np.full((n, n_samples), 1.0 / n_samples) / n, None,
-                   -beta * dpenalty_dkl)
+    if not free_bits:
+        return Weights(lambda means: means[0] - beta * means[1], 1.0 / (n * n_samples), None, -beta / n)
+    penalty, dpenalty_dkl = kl_penalty(kernels.to_host(kl), free_bits)
+    return Weights(lambda means: means[0] - beta * penalty, 1.0 / (n * n_samples), None, -beta * dpenalty_dkl)
 
 
 def estimator_a(log_px, kl, log_ratio, beta, free_bits):
     """Estimator A: J = mean_n mean_l [log p(x_n|z_nl) + beta (log p(z_nl) - log q(z_nl|x_n))],
     every term sampled."""
     n, n_samples = log_px.shape
-    weight = np.full((n, n_samples), 1.0 / n_samples) / n
-    return Weights(float(np.mean(log_px + beta * log_ratio)), weight, beta * weight, 0.0)
+    weight = 1.0 / (n * n_samples)
+    return Weights(lambda means: means[0] + beta * means[2], weight, beta * weight, 0.0)
 
 
 def iwae_bound(log_px, kl, log_ratio, beta, free_bits):
     """Burda et al.'s bound: J = mean_n log mean_l w_nl, log w = log p(x|z) + log_ratio.
-    Its gradient in log w_nl is the normalised weight softmax_l(log w_n)_l / N."""
-    log_w = log_px + log_ratio
+    Its gradient in log w_nl is the normalised weight softmax_l(log w_n)_l / N (the
+    log-weights read on the host)."""
+    log_w = kernels.to_host(log_px).astype(np.float64) + kernels.to_host(log_ratio)
     weight = importance_weights(log_w, axis=1) / len(log_w)
-    return Weights(float(np.mean(log_mean_exp(log_w, axis=1))), weight, weight, 0.0)
+    objective = float(np.mean(log_mean_exp(log_w, axis=1)))
+    return Weights(lambda means: objective, weight, weight, 0.0)
+
+
+def weights_per_sample(w, shape, means):
+    """``w`` with J a number (at the batch ``means``) and the sample weights (N, L)
+    arrays: for the models whose own backward indexes them (two layers, the sphere)."""
+    def per_sample(v):
+        return None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
+    return Weights(float(w.objective(kernels.to_host(means))), per_sample(w.log_px), per_sample(w.log_ratio), w.kl)
 
 
 ESTIMATOR_OF = {("elbo", "B"): estimator_b, ("elbo", "A"): estimator_a, ("iwae", "A"): iwae_bound,
@@ -235,11 +249,11 @@ class VAE(LatentModel):
             return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
 
-    def _forward(self, x, onehot, eps, grad=False, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
         """The forward nodes in order, for noise ``eps`` (N, L, d), the encoder fed
         ``x_corrupted`` when given. Returns a dict of every array a backward pass reads
-        (with ``grad``, ``dlog_px_dout``: log p(x|z)'s gradient in the decoder's
-        output); arrays stay where ``x`` is."""
+        (with a number ``grad_scale``, ``dlog_px_dout``: log p(x|z)'s gradient in the
+        decoder's output, times it); arrays stay where ``x`` is."""
         n, n_samples = eps.shape[:2]
         mean, logvar = self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z, kl), latent_cache = latent_forward(mean, logvar, eps)
@@ -248,8 +262,8 @@ class VAE(LatentModel):
         if n_samples > 1:  # each example once per sample, rows in (n, l) order
             x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
         out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample, x_per_sample)
-        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out) if grad
-                                else (self.likelihood.log_prob(x_per_sample, out), None))
+        log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
+                                if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
         f = dict(mean=mean, logvar=logvar, z=z, kl=kl, latent_cache=latent_cache, dlog_px_dout=dlog_px_dout,
                  log_px=log_px.reshape(n, n_samples), log_ratio=None, log_ratio_cache=None)
         if log_ratio:
@@ -308,15 +322,15 @@ class VAE(LatentModel):
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
-                      reduction="mean", check_input=True, x_corrupted=None):
+                      reduction="mean", check_input=True, x_corrupted=None, deferred=False):
         """The loss -J (J: the objective, nats per example of the batch) after zeroing
         and filling every parameter's gradient. Returns ``(loss, stats)``, ``stats`` the
         batch means of the ELBO (analytic KL, beta = 1), log p(x|z) and KL (and ``iwae``,
         ``mae`` when they apply).
 
         Forward: encoder, latent, decoder, likelihood, log_ratio (estimator A and IWAE).
-        The estimator (``estimator_b``, ``estimator_a``, ``iwae_bound``) gives J and
-        dJ/dterm; the loss's gradient in each term is minus that. Backward, in reverse:
+        The estimator (``estimator_b``, ``estimator_a``, ``iwae_bound``) gives dJ/dterm
+        and J; the loss's gradient in each term is minus that. Backward, in reverse:
         likelihood, decoder, log_ratio, latent, encoder; the MAE regulariser
         (``mae_eta``, ``mae_gamma``; not with IWAE) and weight decay add their own.
 
@@ -326,42 +340,57 @@ class VAE(LatentModel):
         scikit-learn's ``check_input``: for ``fit``, which checks the data whole.
         ``x_corrupted``: the encoder's input when it is a corrupted copy of ``x`` (a
         denoising VAE, Im, Ahn, Memisevic & Bengio 2017); log p(x|z) scores the clean x.
+        ``deferred=True`` returns a function that reads ``(loss, stats)`` instead: the
+        gradients are complete (queued, on the GPU) and the numbers are read when it is
+        called, so that ``fit`` queues the update first and the GPU never waits for the host.
         """
         self._check_loss_settings(estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
                                   reduction)
         if check_input:
             self.check_x(x)
             self.check_corrupted(x, x_corrupted)
-        x, onehot = self.placed(x), self._labels(y, len(x))
-        f = self._forward(x, onehot, self._draw_eps(x, n_samples, rng, eps), grad=True,
-                          log_ratio=(objective, estimator) != ("elbo", "B"), x_corrupted=x_corrupted)
-        # The per-example terms come to the host (from the GPU: N x L and N x d numbers).
-        log_px, kl = kernels.to_host(f["log_px"]), kernels.to_host(f["kl"])
-        log_ratio = None if f["log_ratio"] is None else kernels.to_host(f["log_ratio"])
-        w = ESTIMATOR_OF[objective, estimator](log_px, kl, log_ratio, beta, free_bits)
-        mean_log_px, mean_kl = float(log_px.mean()), float(kl.sum()) / len(x)
-        stats = {"elbo": mean_log_px - mean_kl, "log_px": mean_log_px, "kl": mean_kl,
-                 **({"iwae": w.objective} if objective == "iwae" else {})}
+        x, onehot, n = self.placed(x), self._labels(y, len(x)), len(x)
+        # Estimators B and A weigh every sample's log p(x|z) alike, by 1 / (N L): the
+        # likelihood's kernel then writes the loss's gradient in the decoder's output as it
+        # computes it. IWAE's weights need every log-weight first; they scale the rows after.
+        alike = objective == "elbo"
+        with kernels.ops.workspace(self.workspaces, "loss_and_grad"):
+            f = self._forward(x, onehot, self._draw_eps(x, n_samples, rng, eps),
+                              grad_scale=-1.0 / (n * n_samples) if alike else 1.0,
+                              log_ratio=(objective, estimator) != ("elbo", "B"), x_corrupted=x_corrupted)
+            means = kernels.ops.batch_means(f["log_px"], f["kl"], f["log_ratio"])
+            w = ESTIMATOR_OF[objective, estimator](f["log_px"], f["kl"], f["log_ratio"], beta, free_bits)
 
-        self.zero_grad()
-        loss = -w.objective + weight_decay(self.params, self.grads, weight_decay_lambda)
-        dloss_dout = self.likelihood.backward(f["dlog_px_dout"], (-w.log_px).astype(self.dtype).ravel())
-        dloss_dz = self._decoder_grad_z(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)))
-        dloss_dz = dloss_dz.reshape(f["z"].shape)
-        if w.log_ratio is not None:  # estimator A, IWAE: log p(z) - log q(z|x) reaches z and logvar too
-            dloss_dz_ratio, dloss_dlogvar_ratio = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
-            dloss_dz = dloss_dz + dloss_dz_ratio
-        dloss_dmean, dloss_dlogvar = latent_backward(dloss_dz, -w.kl, f["latent_cache"])
-        if w.log_ratio is not None:
-            dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_ratio
-        if mae_eta or mae_gamma:
-            mae, dmae_dmean, dmae_dlogvar, pair_kl_mean, pair_kl_std = mae_regularizer(f["mean"], f["logvar"],
-                                                                                       mae_eta, mae_gamma)
-            loss += mae
-            dloss_dmean, dloss_dlogvar = dloss_dmean + dmae_dmean, dloss_dlogvar + dmae_dlogvar
-            stats.update(mae=mae, posterior_kl_mean=float(pair_kl_mean.sum()), posterior_kl_std=pair_kl_std)
-        self.encoder.backward(kernels.ops.concat_columns(dloss_dmean, dloss_dlogvar), need_dx=False)
-        return summed(self, loss, len(x)) if reduction == "sum" else loss, stats
+            self.zero_grad()
+            penalty = weight_decay(self.params, self.grads, weight_decay_lambda)
+            dloss_dout = self.likelihood.backward(f["dlog_px_dout"], 1.0 if alike else -w.log_px.astype(self.dtype).ravel())
+            dloss_dz = self._decoder_grad_z(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)))
+            dloss_dz = dloss_dz.reshape(f["z"].shape)
+            if w.log_ratio is not None:  # estimator A, IWAE: log p(z) - log q(z|x) reaches z and logvar too
+                dloss_dz_ratio, dloss_dlogvar_ratio = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
+                dloss_dz = dloss_dz + dloss_dz_ratio
+            dloss_dmean, dloss_dlogvar = latent_backward(dloss_dz, -w.kl, f["latent_cache"])
+            if w.log_ratio is not None:
+                dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_ratio
+            extra = {}
+            if mae_eta or mae_gamma:
+                mae, dmae_dmean, dmae_dlogvar, pair_kl_mean, pair_kl_std = mae_regularizer(f["mean"], f["logvar"],
+                                                                                           mae_eta, mae_gamma)
+                penalty += mae
+                dloss_dmean, dloss_dlogvar = dloss_dmean + dmae_dmean, dloss_dlogvar + dmae_dlogvar
+                extra = {"mae": mae, "posterior_kl_mean": float(pair_kl_mean.sum()), "posterior_kl_std": pair_kl_std}
+            self.encoder.backward(kernels.ops.concat_columns(dloss_dmean, dloss_dlogvar), need_dx=False)
+            if reduction == "sum":
+                summed(self, 0.0, n)
+
+        def read():
+            m = kernels.to_host(means)
+            loss = (-w.objective(m) + penalty) * (n if reduction == "sum" else 1)
+            stats = {"elbo": float(m[0] - m[1]), "log_px": float(m[0]), "kl": float(m[1]), **extra,
+                     **({"iwae": w.objective(m)} if objective == "iwae" else {})}
+            return float(loss), stats
+
+        return read if deferred else read()
 
     def _decoder_grad_z(self, dloss_dinput):
         """dloss/dz from the gradient in the decoder's input (labels, if any, dropped)."""
