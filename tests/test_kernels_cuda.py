@@ -42,18 +42,19 @@ def both(op, *args, **kwargs):
 @few
 @given(seed=seeds, m=st.integers(1, 20), k=st.integers(1, 40), n=st.integers(1, 20), dtype=dtypes,
        trans_a=st.booleans(), trans_b=st.booleans(), tile=st.sampled_from(sorted(dense.TILES)),
-       beta=st.sampled_from([0.0, 1.0, -0.5]))
-def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, tile, beta):
+       beta=st.sampled_from([0.0, 1.0, -0.5]), splits=st.sampled_from([None, 1, 3]))
+def test_the_tiled_product_equals_numpy(seed, m, k, n, dtype, trans_a, trans_b, tile, beta, splits):
     """Every tile, either operand transposed, beta accumulating into c; on the tiny
     tile (8 x 8, strips of 4) these shapes take up to 9 blocks, the tiles' edges and
-    chains of up to 10 strips."""
+    chains of up to 10 strips; split K (by default where the tiles are few, or
+    into 3 runs of strips, some perhaps empty) adds the runs' sums in order."""
     rng = np.random.default_rng(seed)
     a = laid_out(rng, (k, m) if trans_a else (m, k), dtype)
     b = laid_out(rng, (n, k) if trans_b else (k, n), dtype)
     c0 = laid_out(rng, (m, n), dtype)
     op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
     c = gpu.to_device(c0)
-    dense.gemm(gpu.to_device(a), gpu.to_device(b), c, trans_a, trans_b, beta, tile=tile)
+    dense.gemm(gpu.to_device(a), gpu.to_device(b), c, trans_a, trans_b, beta, tile=tile, splits=splits)
     assert_close(c.copy_to_host(), (op_a @ op_b + dtype(beta) * c0).astype(dtype), dtype)
     assert_close(both(gpu.matmul, op_a, op_b), op_a @ op_b, dtype)
 
@@ -384,3 +385,27 @@ def test_the_joined_halves_concatenate_without_a_pass():
 def npvae_counts():
     from npvae import kernels
     return dict(kernels.COUNTS)
+
+
+def test_a_long_k_product_with_few_tiles_splits_k_and_keeps_its_epilogue():
+    """A 5 x 6 output over K = 40 is one tiny tile: split into 5 runs of strips and a
+    second launch that adds them in order, then the bias, the activation, the ones
+    row (the dense backward's db) and dh read as dy * f'(h), as without the split."""
+    from npvae import kernels
+    from npvae.kernels.scalar import KINDS
+    rng = np.random.default_rng(0)
+    assert dense.split_count(1, 40, dense.TILES["tiny"][2]) == 5
+    a, b, bias = rng.standard_normal((5, 40)), rng.standard_normal((40, 6)), rng.standard_normal(6)
+    c, y = gpu.to_device(np.zeros((5, 6))), gpu.to_device(np.zeros((5, 6)))
+    before = kernels.COUNTS["launches"]
+    dense.gemm(gpu.to_device(a), gpu.to_device(b), c, bias=gpu.to_device(bias), y=y, kind=KINDS["tanh"])
+    assert kernels.COUNTS["launches"] - before == 2
+    assert_close(gpu.to_host(y), np.tanh(a @ b + bias), np.float64)
+    x, W = rng.standard_normal((40, 5)), rng.standard_normal((5, 6))  # dW's product: K = 40 examples
+    h = x @ W
+    dy = rng.standard_normal(h.shape)
+    dW, db, dW_ref, db_ref = np.zeros_like(W), np.zeros(6), np.zeros_like(W), np.zeros(6)
+    dx = gpu.linear_backward(x, W, h, np.maximum(h, 0), dy, dW, db, "relu")
+    dx_ref = reference.linear_backward(x, W, h, np.maximum(h, 0), dy, dW_ref, db_ref, "relu")
+    for ours, ref in ((dx, dx_ref), (dW, dW_ref), (db, db_ref)):
+        assert_close(ours, ref, np.float64)

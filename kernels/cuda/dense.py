@@ -31,7 +31,7 @@ from numba import config, cuda, float32, float64
 
 from .. import reference
 from .activations import KINDS, activate, derivative
-from .arrays import empty, is_device, launch, mixed, to_device, to_host, write_back
+from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, write_back
 
 # BM, BN, BK, TM, TN, PREFETCH. With PREFETCH each thread issues its loads of the next
 # strip before computing on the current one, so that their latency overlaps the
@@ -92,10 +92,16 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
             dst[kk, rr] = regs[load]
 
     @cuda.jit
-    def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha, grad_of, h_g, y_g, kind_g, alpha_g, c_row):
+    def gemm(a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha, grad_of, h_g, y_g, kind_g, alpha_g, c_row,
+             partial):
         m_size, n_size = c.shape
-        k_size = a.shape[0] if trans_a else a.shape[1]
+        k_all = a.shape[0] if trans_a else a.shape[1]
         ones_row = c_row.size > 0
+        # Split K: block z walks its own run of strips and leaves its sums in partial[z].
+        splits = partial.shape[0] if partial.size else 1
+        per_split = ((k_all + BK - 1) // BK + splits - 1) // splits * BK
+        k_begin = cuda.blockIdx.z * per_split
+        k_size = min(k_all, k_begin + per_split)
         a_s = cuda.shared.array((BK, BM), real)
         b_s = cuda.shared.array((BK, BN), real)
         a_reg = cuda.local.array(LOADS_A, real)
@@ -110,9 +116,9 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
         for i in range(TM):
             for j in range(TN):
                 acc[i, j] = 0
-        load_strip(a, a_reg, BM, trans_a, row0, 0, m_size, k_size, tid, ones_row, h_g, y_g, kind_a, alpha_g)
-        load_strip(b, b_reg, BN, not trans_b, col0, 0, n_size, k_size, tid, False, h_g, y_g, kind_b, alpha_g)
-        for k0 in range(0, k_size, BK):
+        load_strip(a, a_reg, BM, trans_a, row0, k_begin, m_size, k_size, tid, ones_row, h_g, y_g, kind_a, alpha_g)
+        load_strip(b, b_reg, BN, not trans_b, col0, k_begin, n_size, k_size, tid, False, h_g, y_g, kind_b, alpha_g)
+        for k0 in range(k_begin, k_size, BK):
             store_strip(a_reg, a_s, BM, trans_a, tid)
             store_strip(b_reg, b_s, BN, not trans_b, tid)
             cuda.syncthreads()
@@ -135,31 +141,67 @@ def _make_gemm(real, BM, BN, BK, TM, TN, PREFETCH):
                            alpha_g)
                 load_strip(b, b_reg, BN, not trans_b, col0, k0 + BK, n_size, k_size, tid, False, h_g, y_g, kind_b,
                            alpha_g)
-        # Epilogue: accumulate, add the bias, apply f, store; the ones row's sums go to c_row.
+        # Epilogue: store (``finish``), or leave the sums for ``_add_splits``.
         for i in range(TM):
             r = row0 + ty + i * TY
-            if r < m_size:
+            if r < m_size + ones_row:
                 for j in range(TN):
                     col = col0 + tx + j * TX
                     if col < n_size:
-                        v = acc[i, j]
-                        if beta != 0:
-                            v += beta * c[r, col]
-                        if bias.size:
-                            v += bias[col]
-                        c[r, col] = v
-                        if kind != 0:
-                            y[r, col] = activate(v, kind, alpha)
-            elif r == m_size and ones_row:
-                for j in range(TN):
-                    col = col0 + tx + j * TX
-                    if col < n_size:
-                        v = acc[i, j]
-                        if beta != 0:
-                            v += beta * c_row[col]
-                        c_row[col] = v
+                        if partial.size:
+                            partial[cuda.blockIdx.z, r, col] = acc[i, j]
+                        else:
+                            finish(acc[i, j], r, col, c, beta, bias, y, kind, alpha, c_row)
 
     return gemm
+
+
+@cuda.jit(device=True, inline=True)
+def finish(v, r, col, c, beta, bias, y, kind, alpha, c_row):
+    """Entry (r, col) of c from the product's sum v: plus beta c and the bias, stored,
+    and y = f(c); the row past c's last (the ones row) goes, with beta, to c_row."""
+    if r < c.shape[0]:
+        if beta != 0:
+            v += beta * c[r, col]
+        if bias.size:
+            v += bias[col]
+        c[r, col] = v
+        if kind != 0:
+            y[r, col] = activate(v, kind, alpha)
+    else:
+        if beta != 0:
+            v += beta * c_row[col]
+        c_row[col] = v
+
+
+@cuda.jit
+def _add_splits(partial, c, beta, bias, y, kind, alpha, c_row):
+    """One thread per output entry: the split-K partial sums added in order (z = 0, 1,
+    ...; the same sum every run), then ``finish``."""
+    e = cuda.grid(1)
+    rows, n = partial.shape[1], partial.shape[2]
+    if e < rows * n:
+        r, col = e // n, e % n
+        v = partial[0, r, col]
+        for z in range(1, partial.shape[0]):
+            v += partial[z, r, col]
+        finish(v, r, col, c, beta, bias, y, kind, alpha, c_row)
+
+
+# Split K when a product's tiles cannot fill the GPU: up to SPLIT_TARGET blocks in
+# all, each walking at least MIN_STRIPS strips (the simulator's small numbers let the
+# tests' shapes split).
+SPLIT_TARGET = 8 if config.ENABLE_CUDASIM else None  # None: twice the multiprocessors, read once
+MIN_STRIPS = 2 if config.ENABLE_CUDASIM else 8
+
+
+def split_count(tiles, k, bk):
+    """How many runs of K strips a product of ``tiles`` tiles is split into (1: none)."""
+    global SPLIT_TARGET
+    if SPLIT_TARGET is None:
+        SPLIT_TARGET = 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
+    strips = -(-k // bk)
+    return max(1, min(SPLIT_TARGET // tiles, strips // MIN_STRIPS))
 
 
 _GEMMS = {}
@@ -169,14 +211,16 @@ GRAD_OF = {None: 0, "a": 1, "b": 2}
 
 
 def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=0, alpha=0.0, tile=None,
-         grad_of=None, h=None, y_of_h=None, grad_kind=0, grad_alpha=0.0, ones_row_into=None):
+         grad_of=None, h=None, y_of_h=None, grad_kind=0, grad_alpha=0.0, ones_row_into=None, splits=None):
     """On device arrays: ``c = op(a) @ op(b) + beta c (+ bias)`` and, for an activation
     code ``kind`` != 0, ``y = f(c)``. ``tile`` (a key of ``TILES``; default ``DEFAULT_TILE``)
     picks the tile shape. For a backward product: ``grad_of`` ("a" or "b") names the
     operand that is a dy, read as dh = dy * f'(h) for the activation ``grad_kind`` at
     ``h``, ``y_of_h`` (laid out as that operand); ``ones_row_into`` (N,) gives op(a) an
     extra last row of ones, whose product row (a column sum of op(b)) goes, with beta,
-    into it: ``[x, 1]^T dh`` makes dW and db in one product.
+    into it: ``[x, 1]^T dh`` makes dW and db in one product. ``splits``: K cut into
+    that many runs of strips, each a block of its own, their sums added in a fixed order
+    by a second launch (default ``split_count``: only a product with few tiles and a long K).
     Raises unless the shapes agree: the kernel indexes every array by c's and a's sizes."""
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
@@ -196,12 +240,17 @@ def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=
     bm, bn, _, tm, tn, _ = TILES[tile]
     rows = m + (ones_row_into is not None)
     grid = (max(1, (n + bn - 1) // bn), max(1, (rows + bm - 1) // bm))
-    none = c[:0, 0]
+    splits = splits or split_count(grid[0] * grid[1], k, TILES[tile][2])
+    none = c[:0, 0]  # an absent array argument
+    partial = empty((splits, rows, n), c.dtype) if splits > 1 else c[:0, :0].reshape(0, 0, 0)
+    beta, alpha, bias, y = c.dtype.type(beta), c.dtype.type(alpha), none if bias is None else bias, c if y is None else y
+    c_row = none if ones_row_into is None else ones_row_into
     h_g, y_g = (h, y_of_h) if grad_kind else (c, c)
-    launch(_GEMMS[key], grid, (bn // tn, bm // tm))(
-        a, b, c, trans_a, trans_b, c.dtype.type(beta), none if bias is None else bias, c if y is None else y, kind,
-        c.dtype.type(alpha), GRAD_OF[grad_of], h_g, y_g, grad_kind, c.dtype.type(grad_alpha),
-        none if ones_row_into is None else ones_row_into)
+    launch(_GEMMS[key], (*grid, splits), (bn // tn, bm // tm))(
+        a, b, c, trans_a, trans_b, beta, bias, y, kind, alpha, GRAD_OF[grad_of], h_g, y_g, grad_kind,
+        c.dtype.type(grad_alpha), c_row, partial)
+    if splits > 1:
+        launch(_add_splits, blocks(rows * n), THREADS)(partial, c, beta, bias, y, kind, alpha, c_row)
     return c
 
 
