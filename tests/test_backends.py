@@ -104,6 +104,9 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return data, out, -0.25
     if op == "gaussian_log_prob_grad":
         return rng.random((3, 6)).astype(dtype), out, 0.5 * normal(rng, (6,), dtype), -0.25
+    if op == "log_sum_exp_rows":  # a second chunk folded into the first's [m, s]
+        first = reference.log_sum_exp_rows(normal(rng, (3, 2), np.float64), normal(rng, (3, 2), np.float64))
+        return normal(rng, (3, 4), dtype), normal(rng, (3, 4), dtype), first
     if op == "batch_means":
         return normal(rng, (3, 2), dtype), normal(rng, (3, 4), dtype), normal(rng, (3, 2), dtype)
     if op == "adam_update":
@@ -116,6 +119,8 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return ([out, normal(rng, (4,), dtype)],)
     if op == "take_rows":
         return out, rng.integers(0, 3, size=5)
+    if op == "repeat_rows":
+        return out, 3
     if op == "concat_columns":
         return out, normal(rng, (3, 2), dtype)
     if op == "scale_rows":

@@ -211,3 +211,19 @@ def test_a_device_resident_float32_fit_follows_the_reference(host_noise):
     np.testing.assert_allclose(elbo, ref_elbo, rtol=1e-5)
     for name, p in ref_params.items():
         np.testing.assert_allclose(params[name], p, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_the_evaluation_encodes_once_and_reads_once_per_batch(cuda_backend):
+    """k = 6 samples in chunks of 2 over 2 batches: the encoder's first layer runs once
+    a batch, and a batch costs two synchronisations (its upload and the read of its
+    running log-sum-exp), none per chunk."""
+    model = VAE.mlp(6, (4,), 2, rng=0).to_device()
+    x = (np.random.default_rng(0).random((4, 6)) < 0.5).astype(np.float32)
+    first, forwards = model.encoder.children["0"], []
+    forward = first.forward
+    first.forward = lambda h: (forwards.append(1), forward(h))[1]
+    npvae.kernels.zero_counts()
+    log_p = model.log_likelihood(x, k=6, batch_size=2, chunk=2, rng=0)
+    assert np.all(np.isfinite(log_p)) and len(forwards) == 2
+    assert npvae.kernels.COUNTS["syncs"] == 4

@@ -37,7 +37,8 @@ One module per concern, the same names as the CUDA backend's: ``dense``,
 
 from .activations import KINDS, activation_backward, activation_forward, all_finite  # noqa: F401
 from .arrays import (  # noqa: F401
-    binarize, clear, clear_all, concat_columns, pack, scale_rows, standard_normal, take_rows, to_device, workspace,
+    binarize, clear, clear_all, concat_columns, pack, repeat_rows, scale_rows, standard_normal, take_rows, to_device,
+    workspace,
 )
 from .conv import (  # noqa: F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
@@ -45,7 +46,8 @@ from .conv import (  # noqa: F401
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401
-    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
+    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz,
+    log_sum_exp_rows, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: F401

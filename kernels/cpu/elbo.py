@@ -10,7 +10,7 @@ from numba.extending import intrinsic
 
 from .. import reference
 from ...constants import LOG_2PI
-from ..reference.elbo import batch_means, log_pz_minus_log_qz  # noqa: F401  (one NumPy pass already)
+from ..reference.elbo import batch_means, log_pz_minus_log_qz, log_sum_exp_rows  # noqa: F401  (NumPy passes already)
 from .arrays import JIT, mixed
 
 # --------------------------------------------------------------------- the ELBO path

@@ -38,8 +38,8 @@ if not cuda.is_available():
 
 from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
 from .arrays import (  # noqa: E402,F401
-    binarize, clear, clear_all, concat_columns, is_device, pack, scale_rows, standard_normal, take_rows, to_device,
-    to_host, workspace,
+    binarize, clear, clear_all, concat_columns, is_device, pack, repeat_rows, scale_rows, standard_normal, take_rows,
+    to_device, to_host, workspace,
 )
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
@@ -47,7 +47,7 @@ from .conv import (  # noqa: E402,F401
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
 from .elbo import (  # noqa: E402,F401
-    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
+    batch_means, log_sum_exp_rows, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update  # noqa: E402,F401

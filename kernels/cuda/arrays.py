@@ -203,6 +203,26 @@ def take_rows(x, idx):
 
 
 @cuda.jit
+def _repeat_rows(x, times, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        r, c = e // out.shape[1], e % out.shape[1]
+        out[r, c] = x[r // times, c]
+
+
+def repeat_rows(x, times):
+    """``reference.repeat_rows`` on the device: row r of the result is x[r // times] (no
+    index array to upload)."""
+    if not is_device(x):
+        return reference.repeat_rows(x, times)
+    rows = x.reshape(x.shape[0], x.size // max(x.shape[0], 1))
+    out = empty((rows.shape[0] * times, rows.shape[1]), x.dtype)
+    if out.size:
+        launch(_repeat_rows, blocks(out.size), THREADS)(rows, times, out)
+    return out.reshape((out.shape[0], *x.shape[1:]))
+
+
+@cuda.jit
 def _concat_columns(a, b, out):
     e = cuda.grid(1)
     if e < out.size:

@@ -141,8 +141,9 @@ def _bernoulli(x, logits, log_p, grad, scale):
         l, xv = logits[n, d], x[n, d]
         e = math.exp(-abs(l))
         total += xv * l - max(l, 0) - math.log1p(e)
-        s = 1 / (1 + e)
-        grad[n, d] = scale * (xv - (s if l >= 0 else e * s))
+        if grad.size:  # log p alone (evaluation) writes no gradient
+            s = 1 / (1 + e)
+            grad[n, d] = scale * (xv - (s if l >= 0 else e * s))
     total = _row_sum(total, partial)
     if cuda.threadIdx.x == 0:
         log_p[n] = total
@@ -183,9 +184,13 @@ def bernoulli_log_prob_grad(x, logits, scale=1.0):
 
 
 def bernoulli_log_prob(x, logits):
-    """log p alone: :func:`bernoulli_log_prob_grad`'s kernel, its gradient dropped
-    (a kernel without the gradient's writes would serve the evaluation better)."""
-    return bernoulli_log_prob_grad(x, logits)[0]
+    """log p alone: :func:`bernoulli_log_prob_grad`'s kernel with no gradient to write."""
+    if mixed(x, logits) or not x.size or not is_device(logits):
+        return bernoulli_log_prob_grad(x, logits)[0]
+    reference.check_likelihood(x, logits, names="x, logits")
+    x, log_p = to_device(x), empty(len(logits), logits.dtype)
+    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, logits[:0, :0], logits.dtype.type(1))
+    return log_p
 
 
 def gaussian_log_prob_grad(x, mu, logvar, scale=1.0):
@@ -231,6 +236,34 @@ def batch_means(log_px, kl, log_ratio=None):
                                          none if log_ratio is None else log_ratio.reshape(log_ratio.size), len(kl),
                                          means)
     return means
+
+
+@cuda.jit
+def _log_sum_exp_rows(log_px, log_ratio, running, fresh):
+    """One thread per example: its L log-weights folded into running[n] = [m, s] in order."""
+    n = cuda.grid(1)
+    if n < running.shape[0]:
+        m = running[n, 0]
+        for s in range(log_px.shape[1]):
+            lw = float64(log_px[n, s]) + float64(log_ratio[n, s])
+            if fresh and s == 0:
+                m = lw
+            m = max(m, lw)
+        total = 0.0 if fresh else running[n, 1] * math.exp(running[n, 0] - m)
+        for s in range(log_px.shape[1]):
+            total += math.exp(float64(log_px[n, s]) + float64(log_ratio[n, s]) - m)
+        running[n, 0], running[n, 1] = m, total
+
+
+def log_sum_exp_rows(log_px, log_ratio, running=None):
+    """The reference's running [m, s] on the device, updated in place (made by the
+    first call): an evaluation reads it once per batch."""
+    if not is_device(log_px):
+        return reference.log_sum_exp_rows(log_px, to_host(log_ratio), None if running is None else to_host(running))
+    fresh = running is None
+    running = empty((len(log_px), 2), np.float64) if fresh else running
+    launch(_log_sum_exp_rows, blocks(len(log_px)), THREADS)(log_px, log_ratio, running, fresh)
+    return running
 
 
 def mae_penalty(mean, logvar, eta, gamma):

@@ -53,6 +53,12 @@ def take_rows(x, idx):
     return x[idx]
 
 
+def repeat_rows(x, times):
+    """Each row of ``x`` (N, ...) ``times`` times in a row: (N times, ...), row n t + l
+    being x[n] (the examples once per sample, in (n, l) order)."""
+    return np.repeat(x, times, axis=0)
+
+
 def concat_columns(a, b):
     """``[a, b]`` side by side: (N, A) and (N, B) -> (N, A + B)."""
     return np.concatenate([a, b], axis=1)

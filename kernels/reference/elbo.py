@@ -125,6 +125,23 @@ def batch_means(log_px, kl, log_ratio=None):
     return np.array(means)
 
 
+def log_sum_exp_rows(log_px, log_ratio, running=None):
+    """A running log-sum-exp, per example, of the log-weights log w = log p(x|z) +
+    log p(z) - log q(z|x) (each (N, L)), over chunks of samples: ``running`` (N, 2)
+    float64 holds [m, s] with sum_l w_l = s e^m, and each call folds L more samples in
+    (m the largest log w seen, so no exp overflows). Returns the new [m, s]; after k
+    samples, log mean_l w_l = m + log s - log k (an importance-sampled log p(x), read
+    once, whatever the chunks)."""
+    log_w = log_px.astype(np.float64) + log_ratio
+    m = log_w.max(axis=1)
+    if running is not None:
+        m = np.maximum(m, running[:, 0])
+    s = np.exp(log_w - m[:, None]).sum(axis=1)
+    if running is not None:
+        s += running[:, 1] * np.exp(running[:, 0] - m)
+    return np.stack([m, s], axis=1)
+
+
 def pairwise_kl(mean, logvar):
     """KL(q_i || q_j) per latent dimension for every pair of the batch's posteriors
     q_i = N(mean_i, diag exp(logvar_i)), as a (B, B, d) array (zero on the diagonal)::

@@ -80,10 +80,10 @@ class HypersphericalVAE(VAE):
                              f"shapes {np.shape(cdf)}, {np.shape(v)}")
         self._fixed = None if cdf is None else (np.asarray(cdf, np.float64), np.asarray(v, np.float64))
 
-    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None, posterior=None):
         rng, n_samples = eps
         n, d = len(x), self.latent_dim
-        mu, kappa, encoder_cache = self._encode(x if x_corrupted is None else x_corrupted, onehot)
+        mu, kappa, encoder_cache = posterior or self._encode(x if x_corrupted is None else x_corrupted, onehot)
         rows = np.repeat(np.arange(n), n_samples)  # sample l of example i is row i L + l
         cdf, v = self._fixed or (None, None)
         z, sample_cache = vmf.sample(mu[rows], kappa[rows], rng, cdf, v)

@@ -129,7 +129,7 @@ class TwoLayerVAE(VAE):
         return (self.likelihood.mean(out) if mean else self.likelihood.sample(out, rng)).reshape(n, *self.data_shape)
 
     # ---------------------------------------------------------------- the objective
-    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None, posterior=None):
         """The forward nodes for noise ``eps`` (N, L, d1 + d2): z1 from q(z1|x), z2 from
         q(z2|z1) at each z1 (N L rows), p(z1|z2) at each z2, log p(x|z1). Returns the
         dict a backward pass reads; ``log_ratio`` is ratio1 + ratio2, so that
@@ -137,7 +137,7 @@ class TwoLayerVAE(VAE):
         n, n_samples = eps.shape[:2]
         d1, d2, rows = self.latent_dim, self.latent2_dim, n * n_samples
         eps1, eps2 = eps[:, :, :d1], eps[:, :, d1:].reshape(rows, 1, d2)
-        mean1, logvar1 = self._encode(x if x_corrupted is None else x_corrupted, onehot)
+        mean1, logvar1 = posterior or self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z1, _), latent1_cache = latent_forward(mean1, logvar1, eps1)
         z1_rows = z1.reshape(rows, d1)
         mean2, logvar2 = self._gaussian(self.encoder2, "encoder2", z1_rows, d2)
@@ -149,7 +149,7 @@ class TwoLayerVAE(VAE):
         ratio2, ratio2_cache = log_ratio_forward(z2, eps2, logvar2)  # log p(z2) - log q(z2|z1), (N L, 1)
         x_per_sample = x.reshape(n, -1)
         if n_samples > 1:
-            x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
+            x_per_sample = kernels.ops.repeat_rows(x_per_sample, n_samples)
         out = self._decode(z1_rows, None, x_per_sample)
         log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
                                 if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))

@@ -249,18 +249,19 @@ class VAE(LatentModel):
             return kernels.ops.standard_normal(as_rng(rng), shape, self.dtype, like=x)
         return check_array(eps, "eps", shape=shape, dtype=self.dtype)
 
-    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None):
+    def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None, posterior=None):
         """The forward nodes in order, for noise ``eps`` (N, L, d), the encoder fed
         ``x_corrupted`` when given. Returns a dict of every array a backward pass reads
         (with a number ``grad_scale``, ``dlog_px_dout``: log p(x|z)'s gradient in the
-        decoder's output, times it); arrays stay where ``x`` is."""
+        decoder's output, times it); arrays stay where ``x`` is. ``posterior``: the
+        encoder's output for x, when known (an evaluation's chunks of samples share it)."""
         n, n_samples = eps.shape[:2]
-        mean, logvar = self._encode(x if x_corrupted is None else x_corrupted, onehot)
+        mean, logvar = posterior or self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z, kl), latent_cache = latent_forward(mean, logvar, eps)
         onehot_per_sample = None if onehot is None else np.repeat(onehot, n_samples, axis=0)
         x_per_sample = x.reshape(n, -1)
         if n_samples > 1:  # each example once per sample, rows in (n, l) order
-            x_per_sample = kernels.ops.take_rows(x_per_sample, np.repeat(np.arange(n), n_samples))
+            x_per_sample = kernels.ops.repeat_rows(x_per_sample, n_samples)
         out = self._decode(z.reshape(n * n_samples, self.latent_dim), onehot_per_sample, x_per_sample)
         log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
                                 if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
@@ -311,11 +312,13 @@ class VAE(LatentModel):
         for s in range(0, len(x), batch_size):
             xb = self.placed(x[s : s + batch_size])
             onehot = self._labels(None if y is None else y[s : s + batch_size], len(xb))
-            log_w = []
-            for c in range(0, k, chunk):
-                f = self._forward(xb, onehot, self._draw_eps(xb, min(chunk, k - c), rng, None))
-                log_w.append(kernels.to_host(f["log_px"]).astype(np.float64) + kernels.to_host(f["log_ratio"]))
-            result[s : s + len(xb)] = log_mean_exp(np.concatenate(log_w, axis=1), axis=1)
+            with kernels.ops.workspace(self.workspaces, "log_likelihood"):
+                posterior, running = self._encode(xb, onehot), None  # the encoder once for all k samples
+                for c in range(0, k, chunk):
+                    f = self._forward(xb, onehot, self._draw_eps(xb, min(chunk, k - c), rng, None), posterior=posterior)
+                    running = kernels.ops.log_sum_exp_rows(f["log_px"], f["log_ratio"], running)
+                m, total = kernels.to_host(running).T  # the batch's one read
+            result[s : s + len(xb)] = m + np.log(total) - np.log(k)
             if progress is not None:
                 progress(s + len(xb), len(x))
         return result
