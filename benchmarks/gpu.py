@@ -67,7 +67,7 @@ def timed(fn, repeats, warmup=None):
 def product(repeats):
     import torch
 
-    from npvae.kernels.cuda import arrays, dense
+    from npvae.kernels.cuda import arrays, gemm
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -83,8 +83,8 @@ def product(repeats):
         op_a, op_b = (ta_t.T if ta else ta_t), (tb_t.T if tb else tb_t)
         inner = max(1, int(2e9 / (2 * m * n * k)))  # enough products per timing to dwarf the launch
         sides = {"torch": lambda: [torch.matmul(op_a, op_b) for _ in range(inner)]}
-        for tile in dense.TILES:
-            sides[f"npvae_{tile}"] = (lambda tile=tile: [dense.gemm(a, b, c, ta, tb, tile=tile) for _ in range(inner)])
+        for tile in gemm.TILES:
+            sides[f"npvae_{tile}"] = (lambda tile=tile: [gemm.gemm(a, b, c, ta, tb, tile=tile) for _ in range(inner)])
         seconds = {name: timed(fn, repeats) / inner for name, fn in sides.items()}
         err = float(np.abs(c.copy_to_host() - (op_a @ op_b).cpu().numpy()).max())
         gflops = {f"{side}_gflops": round(2 * m * n * k / s / 1e9, 1) for side, s in seconds.items()}
@@ -182,10 +182,10 @@ def npvae_variant(variant):
     ``"count:tile"`` (``""``: the library's own settings, restored)."""
     from numba import config
 
-    from npvae.kernels.cuda import dense
+    from npvae.kernels.cuda import gemm
 
     count, tile = variant.split(":") if variant else LIBRARY_DEFAULTS
-    config.CUDA_DEALLOCS_COUNT, dense.DEFAULT_TILE = int(count), tile
+    config.CUDA_DEALLOCS_COUNT, gemm.DEFAULT_TILE = int(count), tile
 
 
 def mlp_epoch(x, repeats, networks, variants=("",), fused_only=False):
@@ -343,9 +343,9 @@ def main():
     npvae.kernels.use("cuda")  # fails here, with its message, without a GPU
     from numba import config
 
-    from npvae.kernels.cuda import dense
+    from npvae.kernels.cuda import gemm
 
-    LIBRARY_DEFAULTS = (config.CUDA_DEALLOCS_COUNT, dense.DEFAULT_TILE)
+    LIBRARY_DEFAULTS = (config.CUDA_DEALLOCS_COUNT, gemm.DEFAULT_TILE)
     kinds = args.kinds.split(",")
     if "overheads" in kinds:
         overheads()

@@ -13,37 +13,41 @@ import math
 KINDS = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "softplus": 5, "elu": 6}
 
 
-def activate(v, kind, alpha):
-    """f(v) for the activation coded ``kind``."""
+def activate(v, kind, alpha, one):
+    """f(v) for the activation coded ``kind``. ``one`` is 1 in v's type: every constant
+    is made from it, so that float32 stays float32 (a literal 1.0 is a float64, and would
+    turn the arithmetic around it into float64)."""
+    zero = one - one
     if kind == 1:
-        return v if v > 0 else v * 0
+        return v if v > zero else v * zero  # v * 0 keeps a NaN a NaN
     if kind == 2:
-        return v if v > 0 else alpha * v
+        return v if v > zero else alpha * v
     if kind == 3:
         return math.tanh(v)
     if kind == 4:  # 1 / (1 + e^-v), no exp overflowing
-        return 1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v))
+        return one / (one + math.exp(-v)) if v >= zero else math.exp(v) / (one + math.exp(v))
     if kind == 5:  # log(1 + e^v) = max(v, 0) + log1p(e^-|v|), no overflow
-        return max(v, 0) + math.log1p(math.exp(-abs(v)))
+        return max(v, zero) + math.log1p(math.exp(-abs(v)))
     if kind == 6:
-        return v if v > 0 else alpha * math.expm1(min(v, 0))
+        return v if v > zero else alpha * math.expm1(min(v, zero))
     return v
 
 
-def derivative(x, y, kind, alpha):
+def derivative(x, y, kind, alpha, one):
     """f'(x), from the input x or the output y = f(x), whichever is cheaper (as the
     reference): tanh' = 1 - y^2, sigmoid' = y (1 - y), softplus' = sigmoid(x), and for
-    x <= 0 the ELU's alpha e^x = y + alpha."""
+    x <= 0 the ELU's alpha e^x = y + alpha. ``one``: as for :func:`activate`."""
+    zero = one - one
     if kind == 1:
-        return 1.0 if x > 0 else 0.0
+        return one if x > zero else zero
     if kind == 2:
-        return 1.0 if x > 0 else alpha
+        return one if x > zero else alpha
     if kind == 3:
-        return 1 - y * y
+        return one - y * y
     if kind == 4:
-        return y * (1 - y)
+        return y * (one - y)
     if kind == 5:
-        return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+        return one / (one + math.exp(-x)) if x >= zero else math.exp(x) / (one + math.exp(x))
     if kind == 6:
-        return 1.0 if x > 0 else y + alpha
-    return 1.0
+        return one if x > zero else y + alpha
+    return one

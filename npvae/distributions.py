@@ -256,6 +256,11 @@ class _GaussianBase(Likelihood):
         super().__init__()
         self.logvar_floor = logvar_floor
 
+    @property
+    def on_device(self):
+        """On the GPU path unless a floor clamps logvar (a host operation)."""
+        return self.logvar_floor is None
+
     def _clamped(self, logvar):
         return logvar if self.logvar_floor is None else np.maximum(logvar, self.logvar_floor)
 
@@ -272,8 +277,8 @@ class _GaussianBase(Likelihood):
         log_p, dmu, dlogvar = kernels.ops.gaussian_log_prob_grad(x, mu, logvar, scale)
         if self.logvar_floor is not None:
             dlogvar = dlogvar * (logvar > self.logvar_floor)
-        if self.mean_activation == "sigmoid":  # mu = sigmoid(out): d mu / d out = mu (1 - mu)
-            dmu = dmu * mu * (1 - mu)
+        if self.mean_activation == "sigmoid":  # mu = sigmoid(out): d mu / d out = mu (1 - mu), from mu alone
+            dmu = kernels.ops.activation_backward(dmu, mu, mu, "sigmoid")
         return log_p, self._grad(dmu, dlogvar)
 
     def mean(self, out):
@@ -300,7 +305,6 @@ class Gaussian(_GaussianBase):
     """
 
     name = "gaussian"
-    on_device = True
 
     def __init__(self, sigma=1.0):
         super().__init__()
@@ -309,7 +313,14 @@ class Gaussian(_GaussianBase):
         self.sigma = float(sigma)
 
     def split(self, out):
-        return out, np.full(out.shape[out.ndim - 1], 2 * np.log(self.sigma), dtype=out.dtype)
+        """The mean, and the row of log-variances made once per size and place (a
+        device step uploads nothing)."""
+        key = (out.shape[out.ndim - 1], out.dtype.str, kernels.is_device(out))
+        rows = self.__dict__.setdefault("_logvar_rows", {})
+        if key not in rows:
+            row = np.full(key[0], 2 * np.log(self.sigma), dtype=out.dtype)
+            rows[key] = kernels.ops.to_device(row) if key[2] else row
+        return out, rows[key]
 
     def _grad(self, dmu, dlogvar):
         return dmu
@@ -341,11 +352,10 @@ class GaussianLearnedVar(_GaussianBase):
         """The mean is the decoder's output: dL/dout[n] = w_n dmu[n]. The log-variance is
         one parameter shared by every example: dL/dlogvar_d = sum_n w_n dlogvar[n, d]."""
         dmu, dlogvar = grad
-        if np.ndim(weight) == 0:  # the number 1: scaled already
-            self.grads["logvar"] += dlogvar.sum(axis=0)
-            return dmu
-        self.grads["logvar"] += weight @ dlogvar
-        return weight[:, None] * dmu
+        if np.ndim(weight):  # else the number 1: scaled already
+            dmu, dlogvar = kernels.ops.scale_rows(dmu, weight), kernels.ops.scale_rows(dlogvar, weight)
+        kernels.ops.add_column_sums(dlogvar, self.grads["logvar"])
+        return dmu
 
     def config(self):
         return {"dim": int(self.params["logvar"].shape[0]), "logvar_floor": self.logvar_floor}
@@ -373,15 +383,16 @@ class GaussianDecoderVar(_GaussianBase):
         return 2 * d
 
     def split(self, out):
-        d = out.shape[-1] // 2
-        mu = out[..., :d]
-        return expit(mu) if self.mean_activation == "sigmoid" else mu, self._clamped(out[..., d:])
+        d = out.shape[out.ndim - 1] // 2  # (the simulator's shapes take no negative index)
+        mu, logvar = kernels.ops.take_columns(out, 0, d), kernels.ops.take_columns(out, d, 2 * d)
+        return kernels.ops.activation_forward(mu, "sigmoid") if self.mean_activation == "sigmoid" else mu, \
+            self._clamped(logvar)
 
     def config(self):
         return {"logvar_floor": self.logvar_floor, "mean_activation": self.mean_activation}
 
     def _grad(self, dmu, dlogvar):
-        return np.concatenate([dmu, dlogvar], axis=-1)
+        return kernels.ops.concat_columns(dmu, dlogvar)
 
 
 LIKELIHOODS = {c.name: c for c in (Bernoulli, ContinuousBernoulli, Gaussian, GaussianLearnedVar, GaussianDecoderVar)}

@@ -211,16 +211,14 @@ def scheduled_lr(lr, schedule, epoch, step, total_steps):
 def clip_by_value(grads, clip_value):
     """Clamp every gradient entry to [-clip_value, clip_value] in place."""
     check_number(clip_value, "clip_value", 0, low_open=True)
-    for g in grads.values():
-        np.clip(g, -clip_value, clip_value, out=g)
+    kernels.ops.clip_all(list(grads.values()), clip_value)
 
 
 def clip_by_global_norm(grads, clip_norm):
     """Scale all gradients by min(1, clip_norm / ||g||), ||g|| the norm of all of them
     together, in place. Returns ||g|| before clipping."""
     check_number(clip_norm, "clip_norm", 0, low_open=True)
-    norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    norm = float(np.sqrt(kernels.ops.squared_norm(list(grads.values()))))
     if norm > clip_norm:
-        for g in grads.values():
-            g *= clip_norm / norm
+        kernels.ops.scale_all(list(grads.values()), clip_norm / norm)
     return norm

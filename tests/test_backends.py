@@ -95,6 +95,8 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return normal(rng, eps.shape, dtype), eps, mean, logvar, normal(rng, mean.shape, dtype)
     if op == "log_pz_minus_log_qz":
         return z, eps, logvar
+    if op == "log_pz_minus_log_qz_backward":
+        return normal(rng, z.shape[:2], dtype), z
     if op == "mae_penalty":
         return mean, logvar, 1.0, 0.5
     data, out = (rng.random((3, 6)) < 0.5).astype(dtype), normal(rng, (3, 6), dtype)
@@ -119,6 +121,16 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return ([out, normal(rng, (4,), dtype)],)
     if op == "take_rows":
         return out, rng.integers(0, 3, size=5)
+    if op == "add":
+        return out, normal(rng, out.shape, dtype)
+    if op == "add_column_sums":  # into a gradient, in place
+        return out, normal(rng, (6,), dtype)
+    if op in ("clip_all", "scale_all"):
+        return [out, normal(rng, (4,), dtype)], 0.5
+    if op == "squared_norm":
+        return ([out, normal(rng, (4,), dtype)],)
+    if op == "take_columns":
+        return out, 1, 4
     if op == "repeat_rows":
         return out, 3
     if op == "concat_columns":

@@ -35,10 +35,10 @@ One module per concern, the same names as the CUDA backend's: ``dense``,
 ``activations``, ``conv``, ``elbo``, ``optim``, ``arrays``.
 """
 
-from .activations import KINDS, activation_backward, activation_forward, all_finite  # noqa: F401
+from .activations import KINDS, activation_backward, activation_forward, add_column_sums, all_finite  # noqa: F401
 from .arrays import (  # noqa: F401
-    binarize, clear, clear_all, concat_columns, pack, repeat_rows, scale_rows, standard_normal, take_rows, to_device,
-    workspace,
+    add, binarize, clear, clear_all, concat_columns, pack, repeat_rows, scale_rows, standard_normal,
+    take_columns, take_rows, to_device, workspace,
 )
 from .conv import (  # noqa: F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
@@ -47,7 +47,7 @@ from .conv import (  # noqa: F401
 from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401
     batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz,
-    log_sum_exp_rows, mae_penalty,
+    log_pz_minus_log_qz_backward, log_sum_exp_rows, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
-from .optim import adam_update  # noqa: F401
+from .optim import adam_update, clip_all, scale_all, squared_norm  # noqa: F401

@@ -5,6 +5,7 @@ import numpy as np
 from numba import njit
 
 from .. import reference, scalar
+from ..reference.activations import add_column_sums  # noqa: F401  (one NumPy pass already)
 from ..scalar import KINDS
 from .arrays import JIT, channels_last, flat, mixed
 
@@ -24,7 +25,7 @@ def _add_bias_rows(y, b):
 @njit(**JIT)
 def _activate_flat(x, out, kind, alpha):
     for i in range(x.size):
-        out[i] = _activate(x[i], kind, alpha)
+        out[i] = _activate(x[i], kind, alpha, 1.0)  # float64 constants: these loops' own types decide
 
 
 @njit(**JIT)
@@ -39,7 +40,7 @@ def _backward_flat(dy, x, y, out, kind, alpha):
             out[i] = dy[i] * (1 - y[i] * y[i])
     else:
         for i in range(dy.size):
-            out[i] = dy[i] * _derivative(x[i], y[i], kind, alpha)
+            out[i] = dy[i] * _derivative(x[i], y[i], kind, alpha, 1.0)
 
 
 @njit(**JIT)

@@ -5,8 +5,8 @@ which are NumPy already."""
 import numpy as np
 
 from ..reference.arrays import (  # noqa: F401  (taken as they are)
-    binarize, clear, clear_all, concat_columns, pack, repeat_rows, scale_rows, standard_normal, take_rows, to_device,
-    workspace,
+    add, binarize, clear, clear_all, concat_columns, pack, repeat_rows, scale_rows, standard_normal,
+    take_columns, take_rows, to_device, workspace,
 )
 
 # Compile options of every loop: no ZeroDivisionError checks (they stop

@@ -36,10 +36,10 @@ if not cuda.is_available():
     raise RuntimeError("backend cuda: no CUDA GPU is available (numba.cuda.is_available() is False); "
                        "use backend 'numba' or 'numpy', or set NUMBA_ENABLE_CUDASIM=1 for the simulator")
 
-from .activations import activation_backward, activation_forward, all_finite  # noqa: E402,F401
+from .activations import activation_backward, activation_forward, add_column_sums, all_finite  # noqa: E402,F401
 from .arrays import (  # noqa: E402,F401
-    binarize, clear, clear_all, concat_columns, is_device, pack, repeat_rows, scale_rows, standard_normal, take_rows,
-    to_device, to_host, workspace,
+    add, binarize, clear, clear_all, concat_columns, is_device, pack, repeat_rows, scale_rows, standard_normal,
+    take_columns, take_rows, to_device, to_host, workspace,
 )
 from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
@@ -47,7 +47,7 @@ from .conv import (  # noqa: E402,F401
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
 from .elbo import (  # noqa: E402,F401
-    batch_means, log_sum_exp_rows, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz, mae_penalty,
-    reparameterize_kl, reparameterize_kl_backward,
+    batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz,
+    log_pz_minus_log_qz_backward, log_sum_exp_rows, mae_penalty, reparameterize_kl, reparameterize_kl_backward,
 )
-from .optim import adam_update  # noqa: E402,F401
+from .optim import adam_update, clip_all, scale_all, squared_norm  # noqa: E402,F401

@@ -22,17 +22,17 @@ derivative = cuda.jit(device=True, inline=True)(scalar.derivative)
 
 
 @cuda.jit
-def _activation_forward(x, y, kind, alpha):
+def _activation_forward(x, y, kind, alpha, one):
     i = cuda.grid(1)
     if i < x.size:
-        y[i] = activate(x[i], kind, alpha)
+        y[i] = activate(x[i], kind, alpha, one)
 
 
 @cuda.jit
-def _activation_backward(dy, x, y, dx, kind, alpha):
+def _activation_backward(dy, x, y, dx, kind, alpha, one):
     i = cuda.grid(1)
     if i < dx.size:
-        dx[i] = dy[i] * derivative(x[i], y[i], kind, alpha)
+        dx[i] = dy[i] * derivative(x[i], y[i], kind, alpha, one)
 
 
 def _flat(d):
@@ -45,7 +45,8 @@ def activation_forward(x, kind, alpha=0.0):
         return reference.activation_forward(to_host(x), kind, alpha)
     host, x = not is_device(x), to_device(x)
     y = empty(x.shape, x.dtype)
-    launch(_activation_forward, blocks(x.size), THREADS)(_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha))
+    launch(_activation_forward, blocks(x.size), THREADS)(_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha),
+                                                         x.dtype.type(1))
     return to_host(y) if host else y
 
 
@@ -59,7 +60,7 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     dy, x, y = to_device(dy), to_device(x), to_device(y)
     dx = empty(dy.shape, dy.dtype)
     launch(_activation_backward, blocks(dx.size), THREADS)(_flat(dy), _flat(x), _flat(y), _flat(dx), KINDS[kind],
-                                                   dy.dtype.type(alpha))
+                                                           dy.dtype.type(alpha), dy.dtype.type(1))
     return to_host(dx) if host else dx
 
 
@@ -99,7 +100,7 @@ COLS, ROWS, ROWS_PER_THREAD = 32, 8, (2 if config.ENABLE_CUDASIM else 32)
 
 
 @cuda.jit
-def _partial_column_sums(dy, h, y, dh, kind, alpha, partial, db):
+def _partial_column_sums(dy, h, y, dh, kind, alpha, one, partial, db):
     """partial[block row, j] = sum of dh[i, j] over the block's rows, where
     dh = dy * f'(h) is written out too unless ``kind`` is 0 (then dh is dy). With one
     row block (``partial`` empty), db[j] += the sum at once: one pass, no second launch."""
@@ -114,7 +115,7 @@ def _partial_column_sums(dy, h, y, dh, kind, alpha, partial, db):
             if i < dy.shape[0]:
                 g = dy[i, j]
                 if kind != 0:
-                    g = g * derivative(h[i, j], y[i, j], kind, alpha)
+                    g = g * derivative(h[i, j], y[i, j], kind, alpha, one)
                     dh[i, j] = g
                 total += g
     acc[r, cuda.threadIdx.x] = total
@@ -149,8 +150,17 @@ def bias_grad(dy, db, h=None, y=None, kind=0, alpha=0.0):
     row_blocks = max(1, (n + ROWS * ROWS_PER_THREAD - 1) // (ROWS * ROWS_PER_THREAD))
     partial = empty((row_blocks if row_blocks > 1 else 0, m), np.float64)
     h, y = (dy, dy) if kind == 0 else (h, y)
-    launch(_partial_column_sums, (blocks(m, COLS), row_blocks), (COLS, ROWS))(dy, h, y, dh, kind, dy.dtype.type(alpha),
-                                                                             partial, db)
+    launch(_partial_column_sums, (blocks(m, COLS), row_blocks), (COLS, ROWS))(
+        dy, h, y, dh, kind, dy.dtype.type(alpha), dy.dtype.type(1), partial, db)
     if row_blocks > 1:
         launch(_add_partials, blocks(m), THREADS)(partial, db)
     return dh
+
+
+def add_column_sums(a, out):
+    """``out += sum_n a[n]`` (a shared parameter's gradient): :func:`bias_grad`'s passes."""
+    if not is_device(out):
+        return reference.add_column_sums(to_host(a), out)
+    if a.ndim != 2 or out.shape != (a.shape[1],):
+        reference.refuse_shapes("a, out", "(N, D), (D,)", (a, out))
+    bias_grad(to_device(a), out)

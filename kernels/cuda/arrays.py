@@ -223,6 +223,56 @@ def repeat_rows(x, times):
 
 
 @cuda.jit
+def _add(a, b, out):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] = a[i] + b[i]
+
+
+def add(a, b):
+    """``a + b`` on the device (one shape; a NumPy pair takes the reference's)."""
+    if not (is_device(a) or is_device(b)):
+        return reference.add(a, b)
+    if a.shape != b.shape:
+        reference.refuse_shapes("a, b", "equal", (a, b))
+    a, b = to_device(a), to_device(np.asarray(b, dtype=a.dtype) if not is_device(b) else b)
+    out = empty(a.shape, a.dtype)
+    if out.size:
+        launch(_add, blocks(out.size), THREADS)(flat(a), flat(b), out.reshape(out.size))
+    return out
+
+
+def flat(a):
+    """A one-dimensional view of ``a`` (a copy first if it is not contiguous)."""
+    if not a.is_c_contiguous():
+        a = copy(a)
+    return a.reshape(a.size)
+
+
+@cuda.jit
+def _copy2(a, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        out[e // out.shape[1], e % out.shape[1]] = a[e // out.shape[1], e % out.shape[1]]
+
+
+def copy(a):
+    """A contiguous copy of a (strided) device array of up to two axes."""
+    rows = a.reshape(1, a.size) if a.ndim < 2 else a
+    out = empty(rows.shape, a.dtype)
+    if out.size:
+        launch(_copy2, blocks(out.size), THREADS)(rows, out)
+    return out.reshape(a.shape)
+
+
+def take_columns(a, start, stop):
+    """``reference.take_columns`` on the device: one copy pass."""
+    if not is_device(a):
+        return reference.take_columns(a, start, stop)
+    return copy(a[:, start:stop])
+
+
+@cuda.jit
 def _concat_columns(a, b, out):
     e = cuda.grid(1)
     if e < out.size:

@@ -1,4 +1,4 @@
-"""Convolutions on the GPU: im2col, the tiled product of ``dense.py``, col2im.
+"""Convolutions on the GPU: im2col, the tiled product of ``gemm.py``, col2im.
 
 As in the reference, a Conv2d is ``im2col`` (every receptive field as a row, columns
 in (c, p, q) order, so the weight (O, C, kh, kw) flattens to the matching (O, C*kh*kw)
@@ -14,13 +14,12 @@ field entries that cover it, in a fixed order: no atomics, so deterministic.
 would save the im2col matrix's memory traffic; not built.)
 """
 
-from numba import cuda
+from numba import cuda, float64
 
 from .. import reference
 from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
-from .activations import bias_grad
 from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, write_back
-from .dense import gemm
+from .gemm import gemm
 
 
 @cuda.jit
@@ -148,6 +147,29 @@ def col2im(cols, x_shape, kernel, stride, padding):
     return to_host(out) if host else out
 
 
+@cuda.jit
+def _channel_sums(dy, db):
+    """Block c: db[c] += the sum of dy[:, c] (NCHW as it is, no transpose first), its
+    threads striding over (n, h, w), then a fixed-order tree."""
+    partial = cuda.shared.array(THREADS, float64)
+    c, t = cuda.blockIdx.x, cuda.threadIdx.x
+    per_image = dy.shape[2] * dy.shape[3]
+    total = 0.0
+    for e in range(t, dy.shape[0] * per_image, THREADS):
+        n, hw = e // per_image, e % per_image
+        total += float64(dy[n, c, hw // dy.shape[3], hw % dy.shape[3]])
+    partial[t] = total
+    cuda.syncthreads()
+    stride = THREADS // 2
+    while stride > 0:
+        if t < stride:
+            partial[t] += partial[t + stride]
+        cuda.syncthreads()
+        stride //= 2
+    if t == 0:
+        db[c] += partial[0]
+
+
 def conv2d_forward(x, W, b, stride, padding):
     """im2col, then ``Y = cols @ Wf.T + b`` (bias in the product's epilogue), then the
     rows back to NCHW: three launches."""
@@ -164,7 +186,8 @@ def conv2d_forward(x, W, b, stride, padding):
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``dWf += dY.T @ cols``, ``db += sum dY``, and ``dx = col2im(dY @ Wf)``."""
+    """``[dWf.T; db] += [cols, 1].T @ dY`` (one product: its ones row gives the bias
+    gradient, its output written into dWf transposed) and ``dx = col2im(dY @ Wf)``."""
     if mixed(x, W, dy) or not x.size:
         return reference.conv2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding, need_dx)
     host = not is_device(dy)
@@ -173,8 +196,7 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     _check_shape("dy", dy.shape, (x.shape[0], W.shape[0], ho, wo))
     cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy)
-    gemm(dY, cols, _matrix(dW_d), trans_a=True, beta=1)
-    bias_grad(dY, db_d)
+    gemm(cols, dY, _matrix(dW_d).T, trans_a=True, beta=1, ones_row_into=db_d)
     write_back(dW_d, dW)
     write_back(db_d, db)
     if not need_dx:
@@ -211,7 +233,7 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
                  (n, W.shape[1], h, w))
     D = _fields(dy, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
-    bias_grad(_rows(dy), db_d)
+    launch(_channel_sums, dy.shape[1], THREADS)(dy, db_d)
     write_back(dW_d, dW)
     write_back(db_d, db)
     if not need_dx:

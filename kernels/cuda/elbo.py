@@ -113,6 +113,38 @@ def log_pz_minus_log_qz(z, eps, logvar):
     return to_host(out) if host else out
 
 
+@cuda.jit
+def _log_pz_minus_log_qz_backward(g, g_value, z, dz, dlogvar):
+    """One thread per (n, l, j): dz = -g[n, l] z; the thread of l = 0 also sums
+    dlogvar[n, j] = 1/2 sum_l g[n, l] (g one number: passed as one)."""
+    i = cuda.grid(1)
+    n_samples, d = z.shape[1], z.shape[2]
+    if i < z.size:
+        n, rest = i // (n_samples * d), i % (n_samples * d)
+        s, j = rest // d, rest % d
+        dz[n, s, j] = -(g[n, s] if g.size else g_value) * z[n, s, j]
+        if s == 0:
+            total = 0.0
+            for t in range(n_samples):
+                total += g[n, t] if g.size else g_value
+            dlogvar[n, j] = 0.5 * total
+
+
+def log_pz_minus_log_qz_backward(dlog_ratio, z):
+    """``(dz, dlogvar)`` as the reference's, one launch; ``dlog_ratio`` (N, L) or a number."""
+    if not is_device(z) or not z.size:
+        return reference.log_pz_minus_log_qz_backward(to_host(dlog_ratio), to_host(z))
+    number = np.ndim(dlog_ratio) == 0
+    if not number:
+        dlog_ratio = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
+        if dlog_ratio.shape != z.shape[:2]:  # the kernel indexes it by z's first two axes
+            raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {dlog_ratio.shape}")
+    dz, dlogvar = empty(z.shape, z.dtype), empty((z.shape[0], z.shape[2]), z.dtype)
+    launch(_log_pz_minus_log_qz_backward, blocks(z.size), THREADS)(
+        z[:0, :0, 0] if number else dlog_ratio, z.dtype.type(dlog_ratio if number else 0), z, dz, dlogvar)
+    return dz, dlogvar
+
+
 @cuda.jit(device=True, inline=True)
 def _row_sum(total, partial):
     """The sum over the block of each thread's ``total``, by a fixed-order tree in the

@@ -6,10 +6,11 @@ one launch each.
 
 import math
 
-from numba import cuda
+import numpy as np
+from numba import cuda, float64
 
 from .. import reference
-from .arrays import THREADS, blocks, launch, packed_buffer, to_device, write_back
+from .arrays import THREADS, blocks, empty, is_device, launch, packed_buffer, to_device, to_host, write_back
 
 
 @cuda.jit
@@ -42,3 +43,70 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
                                        f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))
         for host, dev in ((p, pd), (m, md), (v, vd)):
             write_back(dev, host)
+
+
+# ------------------------------------------------- every gradient at once (clipping)
+@cuda.jit
+def _clip(a, c):
+    i = cuda.grid(1)
+    if i < a.size:
+        a[i] = min(max(a[i], -c), c)
+
+
+@cuda.jit
+def _scale(a, factor):
+    i = cuda.grid(1)
+    if i < a.size:
+        a[i] *= factor
+
+
+@cuda.jit
+def _partial_squares(a, partial):
+    """partial[block] = the sum of squares of the block's THREADS entries, in float64,
+    by a fixed-order tree."""
+    acc = cuda.shared.array(THREADS, float64)
+    i, t = cuda.grid(1), cuda.threadIdx.x
+    acc[t] = float64(a[i]) * float64(a[i]) if i < a.size else 0.0
+    cuda.syncthreads()
+    stride = THREADS // 2
+    while stride > 0:
+        if t < stride:
+            acc[t] += acc[t + stride]
+        cuda.syncthreads()
+        stride //= 2
+    if t == 0:
+        partial[cuda.blockIdx.x] = acc[0]
+
+
+def _each(arrays):
+    """The flat device arrays to go over: the one buffer when ``pack`` made them."""
+    buffer = packed_buffer(arrays)
+    return [buffer] if buffer is not None else [a.reshape(a.size) for a in arrays if a.size]
+
+
+def clip_all(arrays, clip_value):
+    """The reference's clamp, in place: one launch over a packed list."""
+    if not arrays or not is_device(arrays[0]):
+        return reference.clip_all(arrays, clip_value)
+    for a in _each(arrays):
+        launch(_clip, blocks(a.size), THREADS)(a, a.dtype.type(clip_value))
+
+
+def scale_all(arrays, factor):
+    """The reference's scaling, in place: one launch over a packed list."""
+    if not arrays or not is_device(arrays[0]):
+        return reference.scale_all(arrays, factor)
+    for a in _each(arrays):
+        launch(_scale, blocks(a.size), THREADS)(a, a.dtype.type(factor))
+
+
+def squared_norm(arrays):
+    """The reference's float: per-block sums on the device, read once, added in order."""
+    if not arrays or not is_device(arrays[0]):
+        return reference.squared_norm([to_host(a) for a in arrays])
+    total = 0.0
+    for a in _each(arrays):
+        partial = empty(blocks(a.size), np.float64)
+        launch(_partial_squares, blocks(a.size), THREADS)(a, partial)
+        total += float(np.sum(to_host(partial)))
+    return total

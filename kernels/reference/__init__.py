@@ -8,11 +8,11 @@ the same name in each.
 """
 
 from .activations import (  # noqa: F401
-    all_finite, ACTIVATIONS, activation_forward, activation_backward,
+    all_finite, ACTIVATIONS, activation_forward, activation_backward, add_column_sums,
 )
 from .arrays import (  # noqa: F401
-    to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, concat_columns, check_rows_weights, scale_rows,
-    standard_normal, binarize, GOLDEN, splitmix64, counter_uniform, counter_normal,
+    to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, add, take_columns, concat_columns,
+    check_rows_weights, scale_rows, standard_normal, binarize, GOLDEN, splitmix64, counter_uniform, counter_normal,
 )
 from .conv import (  # noqa: F401
     conv_output_size, im2col, col2im, conv2d_forward, conv2d_backward, conv_transpose2d_forward,
@@ -23,11 +23,11 @@ from .dense import (  # noqa: F401
 )
 from .elbo import (  # noqa: F401
     check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
-    log_pz_minus_log_qz, bernoulli_log_prob_grad, bernoulli_log_prob, gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows,
-    pairwise_kl, mae_penalty,
+    log_pz_minus_log_qz, log_pz_minus_log_qz_backward, bernoulli_log_prob_grad, bernoulli_log_prob,
+    gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows, pairwise_kl, mae_penalty,
 )
 from .optim import (  # noqa: F401
-    check_adam_arrays, adam_update,
+    check_adam_arrays, adam_update, clip_all, squared_norm, scale_all,
 )
 
 # The op table: what every backend exports, with these signatures and layouts (the
@@ -39,9 +39,11 @@ OPS = (
     "activation_forward", "activation_backward", "all_finite",
     "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
     "conv_transpose2d_backward",
-    "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "bernoulli_log_prob",
-    "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "log_sum_exp_rows", "mae_penalty",
-    "adam_update",
-    "to_device", "clear", "clear_all", "pack", "take_rows", "repeat_rows", "concat_columns", "scale_rows", "standard_normal",
-    "binarize",
+    "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "log_pz_minus_log_qz_backward",
+    "bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "log_sum_exp_rows",
+    "mae_penalty",
+    "adam_update", "clip_all", "squared_norm", "scale_all",
+    "to_device", "clear", "clear_all", "pack", "take_rows", "repeat_rows", "add", "add_column_sums", "take_columns",
+    "concat_columns",
+    "scale_rows", "standard_normal", "binarize",
 )

@@ -1,7 +1,9 @@
-"""Elementwise activations and their derivatives, and the finite check."""
+"""Elementwise activations and their derivatives, the finite check, and column sums."""
 
 import numpy as np
 from scipy.special import expit
+
+from .arrays import refuse_shapes
 
 
 def all_finite(x):
@@ -42,3 +44,10 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     """``dx = dy * f'(x)``, given the forward's input ``x`` and output ``y``."""
     return dy * ACTIVATIONS[kind][1](x, y, x.dtype.type(alpha))
 
+
+
+def add_column_sums(a, out):
+    """``out += sum_n a[n]`` for ``a`` (N, D), ``out`` (D,): a shared parameter's gradient."""
+    if a.ndim != 2 or out.shape != (a.shape[1],):
+        refuse_shapes("a, out", "(N, D), (D,)", (a, out))
+    out += a.sum(axis=0)

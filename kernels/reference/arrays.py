@@ -59,6 +59,18 @@ def repeat_rows(x, times):
     return np.repeat(x, times, axis=0)
 
 
+def add(a, b):
+    """``a + b`` for two arrays of one shape (two gradients of one node's input)."""
+    if a.shape != b.shape:
+        refuse_shapes("a, b", "equal", (a, b))
+    return a + b
+
+
+def take_columns(a, start, stop):
+    """``a[:, start:stop]`` of a matrix, as a contiguous array of its own."""
+    return np.ascontiguousarray(a[:, start:stop])
+
+
 def concat_columns(a, b):
     """``[a, b]`` side by side: (N, A) and (N, B) -> (N, A + B)."""
     return np.concatenate([a, b], axis=1)

@@ -71,6 +71,14 @@ def log_pz_minus_log_qz(z, eps, logvar):
     return -0.5 * np.sum(z * z - logvar[:, None] - eps * eps, axis=-1)
 
 
+def log_pz_minus_log_qz_backward(dlog_ratio, z):
+    """``(dz, dlogvar)`` from d/dlog_ratio (N, L, or one number) for
+    :func:`log_pz_minus_log_qz`, eps held fixed: dz = -dlog_ratio z per sample, and
+    dlogvar_j = +1/2 sum_l dlog_ratio (N, d)."""
+    g = np.broadcast_to(np.asarray(dlog_ratio, dtype=z.dtype), z.shape[:2])[..., None]
+    return -g * z, np.broadcast_to(0.5 * g.sum(axis=1), (len(z), z.shape[2])).copy()
+
+
 def bernoulli_log_prob_grad(x, logits, scale=1.0):
     """log p(x | logits) summed per row, and its gradient in the logits times ``scale``::
 

@@ -33,3 +33,22 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
         v += (1 - beta2) * g * g
         p -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
 
+
+
+# What clipping and a summed reduction do to every gradient at once: in place over a
+# list of arrays (one launch on a packed list, on the CUDA backend).
+def clip_all(arrays, clip_value):
+    """Clamp every entry to [-clip_value, clip_value], in place."""
+    for a in arrays:
+        np.clip(a, -clip_value, clip_value, out=a)
+
+
+def squared_norm(arrays):
+    """sum over every array of sum(a^2), as a float: the squared global norm."""
+    return float(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays))
+
+
+def scale_all(arrays, factor):
+    """Every array times ``factor``, in place."""
+    for a in arrays:
+        a *= a.dtype.type(factor)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from ..checks import as_rng, check_array, check_float_dtype, check_positive_int
 from ..distributions import make_likelihood
 from ..nn.module import Container
@@ -37,8 +38,7 @@ def _check_extra(extra):
 
 def summed(model, loss, n):
     """The batch mean's loss and gradients as the batch sum's: each times n."""
-    for g in model.grads.values():
-        g *= n
+    kernels.ops.scale_all(list(model.grads.values()), n)
     return loss * n
 
 

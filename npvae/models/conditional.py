@@ -13,7 +13,11 @@ class ConditionalVAE(VAE):
     ones with ``ConditionalVAE.mlp(..., n_classes=10)``; a conv encoder takes the label
     as ``n_classes`` constant channels."""
 
-    device_path = False
+    @property
+    def device_path(self):
+        """Flat data trains on the GPU (the labels join as columns); label channels of
+        images are joined on the host."""
+        return len(self.data_shape) == 1
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_classes=10):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
@@ -49,7 +53,7 @@ class ConditionalVAE(VAE):
         return kernels.ops.concat_columns(z, onehot)
 
     def _decoder_grad_z(self, dloss_dinput):
-        return dloss_dinput[:, : self.latent_dim]
+        return kernels.ops.take_columns(dloss_dinput, 0, self.latent_dim)
 
     def sample(self, n, rng, mean=False, y=None):
         """Samples given labels ``y`` (an int for all n, or n ints)."""

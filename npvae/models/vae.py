@@ -74,9 +74,7 @@ def log_ratio_backward(dloss_dlog_ratio, cache):
     so dloss_dz = -z dloss_dlog_ratio per sample and dloss_dlogvar = +1/2 sum_l
     dloss_dlog_ratio. z's own dependence on (mean, logvar) reaches them through
     ``latent_backward``, which takes this dloss_dz added to the decoder's."""
-    z = cache
-    weight = np.broadcast_to(np.asarray(dloss_dlog_ratio, dtype=z.dtype), z.shape[:2])[..., None]  # (N, L, 1)
-    return -weight * z, np.broadcast_to(0.5 * weight.sum(axis=1), (len(z), z.shape[2]))
+    return kernels.ops.log_pz_minus_log_qz_backward(dloss_dlog_ratio, cache)
 
 
 # -------------------------------------------------------------------- the estimators
@@ -141,20 +139,22 @@ def check_objective_terms(estimator, objective, beta, free_bits, mae_eta, mae_ga
 def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean",
                    optimizer="adam", clipping=False, corruption=False):
     """Why a training step with these settings cannot keep its arrays on the GPU (a
-    sentence), or None when it can. The device path covers the plain VAE with estimator
-    B (any samples, beta, annealing, free bits), a likelihood with ``on_device``, the
-    batch mean and Adam without clipping; the rest trains on the CUDA backend with
-    NumPy arrays, each op copying them to the GPU and back."""
+    sentence), or None when it can. The device path covers a model that says so
+    (``device_path``: the VAE, the conditional VAE of flat data), layers and a likelihood
+    with ``on_device``, every estimator and objective, MAE, either reduction, clipping,
+    and Adam; the rest trains on the CUDA backend with NumPy arrays, each op copying
+    them to the GPU and back. Estimator B's step reads nothing but its three batch means;
+    free bits, the IWAE bound and MAE read their batch's terms (one more synchronisation)."""
     layers = _layers(model.encoder) + _layers(model.decoder)
     own = {type(m).__name__ for m in layers if not type(m).__module__.startswith("npvae.")}
     host = {type(m).__name__ for m in layers if not m.on_device} - own
-    reasons = [(not model.device_path, f"a {type(model).__name__}"),
+    images = " of images" if len(model.data_shape) == 3 else ""
+    reasons = [(not model.device_path, f"a {type(model).__name__}{images}"),
                (bool(own), f"layers of your own ({', '.join(sorted(own))}: no device kernels)"),
                (bool(host), f"layers that compute on host arrays ({', '.join(sorted(host))})"),
-               (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood"),
-               ((objective, estimator) != ("elbo", "B"), f"objective {objective!r} with estimator {estimator!r}"),
-               (mae, "the MAE regulariser"), (weight_decay, "weight decay"), (reduction != "mean", "reduction 'sum'"),
-               (optimizer != "adam", f"optimizer {optimizer!r}"), (clipping, "gradient clipping"),
+               (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood" + (
+                   " with a logvar floor" if getattr(model.likelihood, "logvar_floor", None) is not None else "")),
+               (weight_decay, "weight decay"), (optimizer != "adam", f"optimizer {optimizer!r}"),
                (corruption, "input corruption")]
     found = [what for refused, what in reasons if refused]
     return f"{', '.join(found)}: outside the device path" if found else None
@@ -366,21 +366,23 @@ class VAE(LatentModel):
 
             self.zero_grad()
             penalty = weight_decay(self.params, self.grads, weight_decay_lambda)
-            dloss_dout = self.likelihood.backward(f["dlog_px_dout"], 1.0 if alike else -w.log_px.astype(self.dtype).ravel())
+            weight = 1.0 if alike else -w.log_px.astype(self.dtype).ravel()  # 1: scaled by the likelihood already
+            dloss_dout = self.likelihood.backward(f["dlog_px_dout"], weight)
             dloss_dz = self._decoder_grad_z(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)))
             dloss_dz = dloss_dz.reshape(f["z"].shape)
             if w.log_ratio is not None:  # estimator A, IWAE: log p(z) - log q(z|x) reaches z and logvar too
                 dloss_dz_ratio, dloss_dlogvar_ratio = log_ratio_backward(-w.log_ratio, f["log_ratio_cache"])
-                dloss_dz = dloss_dz + dloss_dz_ratio
+                dloss_dz = kernels.ops.add(dloss_dz, dloss_dz_ratio)
             dloss_dmean, dloss_dlogvar = latent_backward(dloss_dz, -w.kl, f["latent_cache"])
             if w.log_ratio is not None:
-                dloss_dlogvar = dloss_dlogvar + dloss_dlogvar_ratio
+                dloss_dlogvar = kernels.ops.add(dloss_dlogvar, dloss_dlogvar_ratio)
             extra = {}
             if mae_eta or mae_gamma:
                 mae, dmae_dmean, dmae_dlogvar, pair_kl_mean, pair_kl_std = mae_regularizer(f["mean"], f["logvar"],
                                                                                            mae_eta, mae_gamma)
                 penalty += mae
-                dloss_dmean, dloss_dlogvar = dloss_dmean + dmae_dmean, dloss_dlogvar + dmae_dlogvar
+                dloss_dmean, dloss_dlogvar = kernels.ops.add(dloss_dmean, dmae_dmean), kernels.ops.add(dloss_dlogvar,
+                                                                                                 dmae_dlogvar)
                 extra = {"mae": mae, "posterior_kl_mean": float(pair_kl_mean.sum()), "posterior_kl_std": pair_kl_std}
             self.encoder.backward(kernels.ops.concat_columns(dloss_dmean, dloss_dlogvar), need_dx=False)
             if reduction == "sum":
