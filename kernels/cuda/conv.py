@@ -195,6 +195,7 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     _check_shape("dy", dy.shape, (x.shape[0], W.shape[0], ho, wo))
+    _check_shape("db", db.shape, (W.shape[0],))  # the product's ones row writes one entry per output channel
     cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy)
     gemm(cols, dY, _matrix(dW_d).T, trans_a=True, beta=1, ones_row_into=db_d)
     write_back(dW_d, dW)
@@ -231,6 +232,7 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     (n, _, h, w), kernel = x.shape, W.shape[2:]
     _check_shape("dy's fields", (dy.shape[0], dy.shape[1], *_out_size(dy.shape[2:], kernel, stride, padding)),
                  (n, W.shape[1], h, w))
+    _check_shape("db", db.shape, (dy.shape[1],))  # one block per channel of dy
     D = _fields(dy, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
     launch(_channel_sums, dy.shape[1], THREADS)(dy, db_d)
