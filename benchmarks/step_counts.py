@@ -1,0 +1,50 @@
+"""What one steady training step asks of the GPU, counted by the CUDA backend
+(``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations. The
+counts depend on the network's topology, not its widths, so this runs small networks
+of the 784-400-20 VAE's and the IWAE net's shapes, in numba-cuda's simulator when no
+GPU is there. One JSON line per network and setting:
+
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/step_counts.py
+"""
+
+import json
+import warnings
+
+import numpy as np
+
+import npvae
+from npvae.models import VAE
+from npvae.train import fit
+
+NETWORKS = {"784-400-20": ((8,), "relu"), "iwae_net": ((8, 8), "tanh")}
+
+
+def counts(hidden, activation, binarize):
+    """The counts of the first and of a steady step of ``fit``, from one
+    ``loss_and_grad`` call to the next (so the update and the loss's read are inside)."""
+    x = (np.random.default_rng(0).random((16, 12)) < 0.3).astype(np.float32)
+    model, marks = VAE.mlp(12, hidden, 3, activation, "bernoulli", rng=0), []
+    loss_and_grad = model.loss_and_grad
+
+    def counted(*args, **kwargs):
+        marks.append(dict(npvae.kernels.COUNTS))
+        return loss_and_grad(*args, **kwargs)
+
+    model.loss_and_grad = counted
+    fit(model, x, epochs=1, batch_size=4, log=None, binarize=binarize)
+    steps = [{k: b[k] - a[k] for k in a} for a, b in zip(marks, marks[1:])]
+    return steps[0], steps[-1]
+
+
+def main():
+    warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)  # the simulator's hash wraps, as meant
+    npvae.kernels.use("cuda")
+    for name, (hidden, activation) in NETWORKS.items():
+        for binarize in (False, True):
+            first, steady = counts(hidden, activation, binarize)
+            print(json.dumps({"bench": "step_counts", "network": name, "binarize": binarize, "first_step": first,
+                              "steady_step": steady}))
+
+
+if __name__ == "__main__":
+    main()
