@@ -98,3 +98,34 @@ def test_a_conv_vae_step_is_the_same_on_both_backends():
     np.testing.assert_allclose(results["numba"][0], results["numpy"][0], rtol=1e-10)
     for name, g in results["numpy"][1].items():
         np.testing.assert_allclose(results["numba"][1][name], g, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_conv2d_backward_reuses_the_forwards_fields_only_for_that_input(monkeypatch):
+    """The backward of the x the forward just saw reads the fields the forward kept; after
+    a forward on another x of the same shape, or a second backward (the first wrote over
+    them), it makes them again: every gradient equals the reference's each time."""
+    rng = np.random.default_rng(0)
+    x, other = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((2, 3, 6, 6))
+    W, dy = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 3, 3))
+    geometry = ((2, 2), (1, 1))
+
+    def backward(backend):
+        dW, db = np.zeros_like(W), np.zeros(4)
+        dx = backend.conv2d_backward(x, W, dy, dW, db, *geometry)
+        return dx, dW, db
+
+    from npvae.kernels.cpu import conv
+
+    made, fields = [], conv._fields
+    monkeypatch.setattr(conv, "_fields", lambda *args, **kwargs: (made.append(1), fields(*args, **kwargs))[1])
+    expected = backward(reference)
+    for between in (None, "another forward", "a first backward"):
+        cpu.conv2d_forward(x, W, None, *geometry)
+        if between == "another forward":
+            cpu.conv2d_forward(other, W, None, *geometry)
+        elif between == "a first backward":
+            backward(cpu)
+        made.clear()
+        for ours, ref in zip(backward(cpu), expected):
+            assert_close(ours, ref, np.float64)
+        assert len(made) == (0 if between is None else 1), between

@@ -2,6 +2,7 @@
 
 import math
 import threading
+import weakref
 
 import numpy as np
 from numba import njit
@@ -120,6 +121,29 @@ def _add_fields(cols, kernel, stride, padding, out_hw, out):
     return out.transpose(0, 3, 1, 2)
 
 
+def _kept_fields(x, kernel, stride, padding, out_hw):
+    """:func:`_fields` into a buffer kept for this geometry, remembered as ``x``'s, so
+    that conv2d's backward, given the same ``x`` object, reads them instead of making
+    them again (:func:`_fields_for_backward`)."""
+    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding)
+    shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+    cols = _fields(x, kernel, stride, padding, out_hw, _buffer(repr(key), shape, x.dtype))
+    _scratch.kept = {**getattr(_scratch, "kept", {}), key: weakref.ref(x)}
+    return cols
+
+
+def _fields_for_backward(x, kernel, stride, padding, out_hw):
+    """The fields the forward kept for this ``x`` (then forgotten: the backward writes
+    over them), or made again."""
+    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding)
+    kept = getattr(_scratch, "kept", {})
+    if key in kept and kept[key]() is x:
+        del kept[key]
+        shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+        return _buffer(repr(key), shape, x.dtype)
+    return _fields(x, kernel, stride, padding, out_hw)
+
+
 def im2col(x, kernel, stride, padding):
     """The reference's op: the receptive fields of ``x`` (N, C, H, W) as (N, Ho, Wo, C,
     kh, kw), a view of this backend's channels-last rows (columns in (p, q, c) order)."""
@@ -162,7 +186,7 @@ def conv2d_forward(x, W, b, stride, padding):
     kernel, n = W.shape[2:], x.shape[0]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr = _weight_rows(W)
-    cols = _fields(x, kernel, stride, padding, (ho, wo))
+    cols = _kept_fields(x, kernel, stride, padding, (ho, wo))
     y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
     if b is not None:
         _add_bias_rows(y.reshape(-1, W.shape[0]), b)
@@ -170,14 +194,14 @@ def conv2d_forward(x, W, b, stride, padding):
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """im2col by runs, ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
+    """The forward's fields of this x (or im2col by runs again), ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
     ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields)."""
     if mixed(x, W, dy):
         return reference.conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr, dY = _weight_rows(W), _to_rows(dy)
-    cols = _fields(x, kernel, stride, padding, (ho, wo))
+    cols = _fields_for_backward(x, kernel, stride, padding, (ho, wo))
     _add_weight_grad(dW, dY.T @ cols)
     _column_sums(dY, db)
     if not need_dx:
