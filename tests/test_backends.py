@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from npvae import kernels
 from npvae.kernels import reference
+from npvae.nn.conv import causal_mask
 from npvae.testing import assert_backends_agree, conv_geometries, seeds
 
 BACKENDS = ["numba", "cuda"]
@@ -83,6 +84,14 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         if op == "conv2d_forward":
             return x, W, b, kw["stride"], kw["padding"]
         return x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"]
+    if op in ("masked_conv2d_forward", "masked_conv2d_backward"):  # a causal mask, or one of no shape in particular
+        k = int(rng.choice([1, 3, 5]))
+        mask = causal_mask((k, k), str(rng.choice(["A", "B"]))) if rng.random() < 0.8 else rng.random((k, k)) < 0.5
+        x, W, b = normal(rng, (2, 2, 5, 4), dtype), normal(rng, (3, 2, k, k), dtype), normal(rng, (3,), dtype)
+        if op == "masked_conv2d_forward":
+            return x, W, b, mask.astype(dtype)
+        return x, W, normal(rng, (2, 3, 5, 4), dtype), normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), \
+            mask.astype(dtype)
     if op in ("conv_transpose2d_forward", "conv_transpose2d_backward"):
         x, W, b, dy, kw = conv_case(rng, dtype, transposed_geometry, True)
         if op == "conv_transpose2d_forward":

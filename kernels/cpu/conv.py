@@ -24,17 +24,22 @@ from .activations import _add_bias_rows, _column_sums
 
 
 @njit(**JIT)
-def _im2col_runs(x, channels, kh, kw, sh, sw, ph, pw, ho, wo, cols):
+def _im2col_runs(x, channels, widths, sh, sw, ph, pw, ho, wo, cols):
     """cols[(n, i, j), (p, q, c)] = x[n, i sh + p - ph, (j sw + q - pw) C + c], zero
-    outside the image; x is (N, H, W*C)."""
-    h, w, run = x.shape[1], x.shape[2] // channels, kw * channels
+    outside the image, for kernel rows p and, in row p, its first ``widths[p]`` columns
+    q (all kw of them for a convolution; a causal mask's kept prefix for a masked one);
+    x is (N, H, W*C)."""
+    h, w = x.shape[1], x.shape[2] // channels
     r = 0
     for n in range(x.shape[0]):
         for i in range(ho):
             for j in range(wo):
-                left = j * sw - pw
-                for p in range(kh):
-                    dst = cols[r, p * run : (p + 1) * run]
+                left, start = j * sw - pw, 0
+                for p in range(widths.size):
+                    kw = widths[p]
+                    run = kw * channels
+                    dst = cols[r, start : start + run]
+                    start += run
                     row = i * sh + p - ph
                     if row < 0 or row >= h:
                         dst[:] = 0
@@ -51,17 +56,20 @@ def _im2col_runs(x, channels, kh, kw, sh, sw, ph, pw, ho, wo, cols):
 
 
 @njit(**JIT)
-def _col2im_runs(cols, channels, kh, kw, sh, sw, ph, pw, ho, wo, out):
+def _col2im_runs(cols, channels, widths, sh, sw, ph, pw, ho, wo, out):
     """The adjoint of :func:`_im2col_runs`: each run of ``cols`` added back into ``out``
     (N, H, W*C), the parts that fall in the padding dropped."""
-    h, w, run = out.shape[1], out.shape[2] // channels, kw * channels
+    h, w = out.shape[1], out.shape[2] // channels
     r = 0
     for n in range(out.shape[0]):
         for i in range(ho):
             for j in range(wo):
-                left = j * sw - pw
-                for p in range(kh):
-                    src = cols[r, p * run : (p + 1) * run]
+                left, start = j * sw - pw, 0
+                for p in range(widths.size):
+                    kw = widths[p]
+                    run = kw * channels
+                    src = cols[r, start : start + run]
+                    start += run
                     row = i * sh + p - ph
                     if row < 0 or row >= h:
                         continue
@@ -104,44 +112,55 @@ def _channels_last_rows(x):
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n, h, w * c)
 
 
-def _fields(x, kernel, stride, padding, out_hw, cols=None):
-    """im2col: the receptive fields of ``x`` (N, C, H, W) as rows (N*Ho*Wo, kh*kw*C),
-    into ``cols`` if given, else into scratch (for the op's own use only)."""
-    shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+def _widths(kernel, mask=None):
+    """Per kernel row, how many of its leading columns the fields take: all kw, or a
+    causal mask's kept prefix (each of its rows is ones then zeros)."""
+    return np.full(kernel[0], kernel[1], np.int64) if mask is None else mask.sum(axis=1).astype(np.int64)
+
+
+def _fields(x, kernel, stride, padding, out_hw, cols=None, widths=None):
+    """im2col: the receptive fields of ``x`` (N, C, H, W) as rows (N*Ho*Wo, kh*kw*C; or
+    over the kept positions ``widths``), into ``cols`` if given, else into scratch (for
+    the op's own use only)."""
+    widths = _widths(kernel) if widths is None else widths
+    shape = (len(x) * out_hw[0] * out_hw[1], int(widths.sum()) * x.shape[1])
     cols = _buffer("fields", shape, x.dtype) if cols is None else cols
-    _im2col_runs(_channels_last_rows(x), x.shape[1], *kernel, *stride, *padding, *out_hw, cols)
+    _im2col_runs(_channels_last_rows(x), x.shape[1], widths, *stride, *padding, *out_hw, cols)
     return cols
 
 
-def _add_fields(cols, kernel, stride, padding, out_hw, out):
+def _add_fields(cols, kernel, stride, padding, out_hw, out, widths=None):
     """col2im, the adjoint: ``out`` (N, H, W, C) += each row of ``cols`` where
     :func:`_fields` took it from; returns ``out`` as an (N, C, H, W) view."""
     n, h, w, c = out.shape
-    _col2im_runs(cols, c, *kernel, *stride, *padding, *out_hw, out.reshape(n, h, w * c))
+    widths = _widths(kernel) if widths is None else widths
+    _col2im_runs(cols, c, widths, *stride, *padding, *out_hw, out.reshape(n, h, w * c))
     return out.transpose(0, 3, 1, 2)
 
 
-def _kept_fields(x, kernel, stride, padding, out_hw):
+def _kept_fields(x, kernel, stride, padding, out_hw, widths=None):
     """:func:`_fields` into a buffer kept for this geometry, remembered as ``x``'s, so
     that conv2d's backward, given the same ``x`` object, reads them instead of making
     them again (:func:`_fields_for_backward`)."""
-    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding)
-    shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
-    cols = _fields(x, kernel, stride, padding, out_hw, _buffer(repr(key), shape, x.dtype))
+    widths = _widths(kernel) if widths is None else widths
+    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding, tuple(widths.tolist()))
+    shape = (len(x) * out_hw[0] * out_hw[1], int(widths.sum()) * x.shape[1])
+    cols = _fields(x, kernel, stride, padding, out_hw, _buffer(repr(key), shape, x.dtype), widths)
     _scratch.kept = {**getattr(_scratch, "kept", {}), key: weakref.ref(x)}
     return cols
 
 
-def _fields_for_backward(x, kernel, stride, padding, out_hw):
+def _fields_for_backward(x, kernel, stride, padding, out_hw, widths=None):
     """The fields the forward kept for this ``x`` (then forgotten: the backward writes
     over them), or made again."""
-    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding)
+    widths = _widths(kernel) if widths is None else widths
+    key = ("kept_fields", x.shape, x.dtype.str, kernel, stride, padding, tuple(widths.tolist()))
     kept = getattr(_scratch, "kept", {})
     if key in kept and kept[key]() is x:
         del kept[key]
-        shape = (len(x) * out_hw[0] * out_hw[1], kernel[0] * kernel[1] * x.shape[1])
+        shape = (len(x) * out_hw[0] * out_hw[1], int(widths.sum()) * x.shape[1])
         return _buffer(repr(key), shape, x.dtype)
-    return _fields(x, kernel, stride, padding, out_hw)
+    return _fields(x, kernel, stride, padding, out_hw, widths=widths)
 
 
 def im2col(x, kernel, stride, padding):
@@ -208,6 +227,55 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
         return None
     (n, c, h, w) = x.shape
     return _add_fields(np.matmul(dY, Wr, out=cols), kernel, stride, padding, (ho, wo), np.zeros((n, h, w, c), x.dtype))
+
+
+def _prefix_rows(mask):
+    """Whether each row of ``mask`` is ones then zeros (a causal mask is), so that its
+    kept positions are each kernel row's first ``widths[p]`` columns, and some are kept."""
+    widths = _widths(mask.shape, mask)
+    return bool(widths.any() and np.all(mask == (np.arange(mask.shape[1]) < widths[:, None])))
+
+
+def _masked_weight_rows(W, widths):
+    """The columns of :func:`_weight_rows` (W) at the kept positions: (O, sum(widths) C)."""
+    return np.concatenate([W[:, :, p, :k].transpose(0, 2, 1).reshape(W.shape[0], -1)
+                           for p, k in enumerate(widths) if k], axis=1)
+
+
+def masked_conv2d_forward(x, W, b, mask):
+    """The fields over the mask's kept positions only (about half of a causal kernel's),
+    so that no column meets a masked-out weight; then the product and the bias as
+    conv2d's. Other masks: the reference's."""
+    if mixed(x, W) or not _prefix_rows(mask):
+        return reference.masked_conv2d_forward(x, W, b, mask)
+    kernel, n = W.shape[2:], x.shape[0]
+    padding, widths = (kernel[0] // 2, kernel[1] // 2), _widths(kernel, mask)
+    cols = _kept_fields(x, kernel, (1, 1), padding, x.shape[2:], widths)
+    y = np.matmul(cols, _masked_weight_rows(W, widths).T).reshape(n, *x.shape[2:], -1)
+    if b is not None:
+        _add_bias_rows(y.reshape(-1, W.shape[0]), b)
+    return y.transpose(0, 3, 1, 2)
+
+
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
+    """conv2d's backward over the kept positions' fields: their weight gradient added
+    into dW at those positions only (the masked ones get 0, as the reference's mask *
+    dL/dV), db in one pass, dx by col2im over the same positions."""
+    if mixed(x, W, dy) or not _prefix_rows(mask):
+        return reference.masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx)
+    kernel, (n, c, h, w) = W.shape[2:], x.shape
+    padding, widths = (kernel[0] // 2, kernel[1] // 2), _widths(kernel, mask)
+    dY = _to_rows(dy)
+    cols = _fields_for_backward(x, kernel, (1, 1), padding, (h, w), widths)
+    dW_rows, start = dY.T @ cols, 0
+    for p, k in enumerate(widths):
+        dW[:, :, p, :k] += dW_rows[:, start : start + k * c].reshape(W.shape[0], k, c).transpose(0, 2, 1)
+        start += k * c
+    _column_sums(dY, db)
+    if not need_dx:
+        return None
+    dcols = np.matmul(dY, _masked_weight_rows(W, widths), out=cols)
+    return _add_fields(dcols, kernel, (1, 1), padding, (h, w), np.zeros((n, h, w, c), x.dtype), widths)
 
 
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):

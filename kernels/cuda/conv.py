@@ -14,6 +14,7 @@ field entries that cover it, in a fixed order: no atomics, so deterministic.
 would save the im2col matrix's memory traffic; not built.)
 """
 
+import numpy as np
 from numba import cuda, float64
 
 from .. import reference
@@ -242,3 +243,19 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
         return None
     dx = _image(gemm(D, _matrix(W), empty((n * h * w, W.shape[0]), x.dtype), trans_b=True), n, h, w)
     return to_host(dx) if host else dx
+
+
+def masked_conv2d_forward(x, W, b, mask):
+    """The reference's formula on this backend's convolution: the weight masked on the
+    host (a layer's weight, a few thousand numbers)."""
+    kernel = W.shape[2:]
+    return conv2d_forward(x, to_host(W) * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+
+
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
+    """The reference's formula on this backend's convolution (``dW`` a NumPy array)."""
+    kernel = W.shape[2:]
+    dV = np.zeros(W.shape, dtype=W.dtype)
+    dx = conv2d_backward(x, to_host(W) * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx)
+    dW += dV * mask
+    return dx

@@ -85,6 +85,24 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     return col2im((dY @ W.reshape(W.shape[0], -1)).reshape(cols.shape), x.shape, kernel, stride, padding)
 
 
+def masked_conv2d_forward(x, W, b, mask):
+    """A PixelCNN layer: the stride-1, same-size convolution (padding k // 2) with the
+    weight multiplied by ``mask`` (kh, kw) first, ``conv2d_forward(x, W * mask, b)``."""
+    kernel = W.shape[2:]
+    return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+
+
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
+    """Gradients of :func:`masked_conv2d_forward`, with V = W * mask: *adds* mask * dL/dV
+    into ``dW`` (a masked-out weight meets no output: gradient 0) and dL/db into ``db``;
+    returns conv2d's input gradient with V (the mask is in the weight x met already)."""
+    kernel = W.shape[2:]
+    dV = np.zeros_like(W)
+    dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx)
+    dW += dV * mask
+    return dx
+
+
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     """Transposed convolution: the adjoint of Conv2d with the same weight.
 

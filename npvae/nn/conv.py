@@ -167,9 +167,10 @@ class MaskedConv2d(Conv2d):
     layers, whose pixel (i, j) has itself seen only what came before). On one-channel
     images the mask is spatial only. Odd kernel sizes, padding k // 2 per axis.
 
-    Forward: ``y = conv2d(x, W * M) + b``, the backend's own convolution on a masked
-    copy of W (made once per call: the mask costs nothing inside the kernels, on every
-    backend). Backward, with ``V = W * M``::
+    Forward: ``y = conv2d(x, W * M) + b`` (``kernels.ops.masked_conv2d_forward``: the
+    Numba backend forms the receptive fields over the mask's kept positions only, about
+    half of them, so no work meets a masked-out weight; the others convolve with the
+    masked copy of W). Backward, with ``V = W * M``::
 
         dL/dW = M * dL/dV     (the masked entries never touch the output: gradient 0)
         dL/dx = the input gradient of conv2d with V, as for any Conv2d: the mask is
@@ -192,16 +193,13 @@ class MaskedConv2d(Conv2d):
 
     def forward(self, x):
         self._check_input(x)
-        V = self.params["W"] * self.mask
-        y = kernels.ops.conv2d_forward(x, V, self.params["b"], self.stride, self.padding)
-        return self.save_for_backward((x, V), y)
+        y = kernels.ops.masked_conv2d_forward(x, self.params["W"], self.params["b"], self.mask)
+        return self.save_for_backward(x, y)
 
     def backward(self, dy, need_dx=True):
-        x, V = self.saved_for_backward(dy)
-        dV = np.zeros_like(V)
-        dx = kernels.ops.conv2d_backward(x, V, dy, dV, self.grads["b"], self.stride, self.padding, need_dx)
-        self.grads["W"] += dV * self.mask
-        return dx
+        x = self.saved_for_backward(dy)
+        return kernels.ops.masked_conv2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
+                                                  self.mask, need_dx)
 
     def astype(self, dtype):
         self.mask = self.mask.astype(dtype)
