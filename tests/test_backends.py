@@ -87,11 +87,15 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
     if op in ("masked_conv2d_forward", "masked_conv2d_backward"):  # a causal mask, or one of no shape in particular
         k = int(rng.choice([1, 3, 5]))
         mask = causal_mask((k, k), str(rng.choice(["A", "B"]))) if rng.random() < 0.8 else rng.random((k, k)) < 0.5
-        x, W, b = normal(rng, (2, 2, 5, 4), dtype), normal(rng, (3, 2, k, k), dtype), normal(rng, (3,), dtype)
+        x, W, b = normal(rng, (1, 2, 4, 3), dtype), normal(rng, (2, 2, k, k), dtype), normal(rng, (2,), dtype)
         if op == "masked_conv2d_forward":
             return x, W, b, mask.astype(dtype)
-        return x, W, normal(rng, (2, 3, 5, 4), dtype), normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), \
+        return x, W, normal(rng, (1, 2, 4, 3), dtype), normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), \
             mask.astype(dtype)
+    if op == "add_channel_bias":
+        return normal(rng, (2, 3, 4, 5), dtype), normal(rng, (2, 3), dtype)
+    if op == "channel_sums":
+        return (normal(rng, (2, 3, 4, 5), dtype),)
     if op in ("conv_transpose2d_forward", "conv_transpose2d_backward"):
         x, W, b, dy, kw = conv_case(rng, dtype, transposed_geometry, True)
         if op == "conv_transpose2d_forward":

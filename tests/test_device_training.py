@@ -258,3 +258,28 @@ def test_the_evaluation_encodes_once_and_reads_once_per_batch(cuda_backend):
     log_p = model.log_likelihood(x, k=6, batch_size=2, chunk=2, rng=0)
     assert np.all(np.isfinite(log_p)) and len(forwards) == 2
     assert npvae.kernels.COUNTS["syncs"] == 4
+
+
+def test_a_device_resident_pixelcnn_step_equals_the_reference(host_noise):
+    """The PixelCNN VAE on the device path: masked convolutions with the weight masked
+    on the device, z's per-channel bias maps and their sums: the reference's loss and
+    gradients."""
+    from npvae.models import PixelCNNVAE
+    from npvae.models.vae import device_refusal
+
+    x = (np.random.default_rng(1).random((2, 1, 4, 4)) < 0.4).astype(np.float64)
+
+    def step(resident):
+        model = PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, first_kernel_size=3, rng=3,
+                                  dtype="float64")
+        model = model.to_device() if resident else model
+        loss, _ = model.loss_and_grad(gpu.to_device(x) if resident else x, rng=np.random.default_rng(4))
+        return loss, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
+
+    assert device_refusal(PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, kernel_size=3,
+                                            first_kernel_size=3, rng=0)) is None
+    (loss, grads), (ref_loss, ref_grads) = _on("cuda", lambda: step(True)), _on("numpy", lambda: step(False))
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
+    for name, g in ref_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
+

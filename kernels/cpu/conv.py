@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from .. import reference
-from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
+from ..reference.conv import add_channel_bias, channel_sums, conv_output_size  # noqa: F401  (NumPy already)
 from .arrays import JIT, mixed
 from .activations import _add_bias_rows, _column_sums
 

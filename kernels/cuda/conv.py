@@ -19,7 +19,7 @@ from numba import cuda, float64
 
 from .. import reference
 from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
-from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, write_back
+from .arrays import THREADS, blocks, clear, empty, is_device, launch, mixed, to_device, to_host, write_back
 from .gemm import gemm
 
 
@@ -149,7 +149,7 @@ def col2im(cols, x_shape, kernel, stride, padding):
 
 
 @cuda.jit
-def _channel_sums(dy, db):
+def _bias_grad_nchw(dy, db):
     """Block c: db[c] += the sum of dy[:, c] (NCHW as it is, no transpose first), its
     threads striding over (n, h, w), then a fixed-order tree."""
     partial = cuda.shared.array(THREADS, float64)
@@ -236,7 +236,7 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     _check_shape("db", db.shape, (dy.shape[1],))  # one block per channel of dy
     D = _fields(dy, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
-    launch(_channel_sums, dy.shape[1], THREADS)(dy, db_d)
+    launch(_bias_grad_nchw, dy.shape[1], THREADS)(dy, db_d)
     write_back(dW_d, dW)
     write_back(db_d, db)
     if not need_dx:
@@ -245,17 +245,93 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     return to_host(dx) if host else dx
 
 
+@cuda.jit
+def _masked(W, mask, out, accumulate):
+    """One thread per weight entry: out = W * mask (mask repeated over (O, C)), or,
+    with ``accumulate``, out += W * mask."""
+    i = cuda.grid(1)
+    if i < W.size:
+        v = W[i] * mask[i % mask.size]
+        out[i] = out[i] + v if accumulate else v
+
+
+_MASKS = {}  # a mask's bytes and dtype -> its device copy (a layer's mask goes up once)
+
+
+def _masked_weight(W, mask, out=None):
+    """W * mask on the device (a new array), or out += W * mask."""
+    key = (mask.tobytes(), mask.dtype.str, W.dtype.str)
+    if key not in _MASKS:
+        _MASKS[key] = to_device(np.ascontiguousarray(mask, dtype=W.dtype).ravel())
+    target = empty(W.shape, W.dtype) if out is None else out
+    launch(_masked, blocks(W.size), THREADS)(W.reshape(W.size), _MASKS[key], target.reshape(W.size), out is not None)
+    return target
+
+
 def masked_conv2d_forward(x, W, b, mask):
-    """The reference's formula on this backend's convolution: the weight masked on the
-    host (a layer's weight, a few thousand numbers)."""
+    """The reference's formula on this backend's convolution, the weight masked on the
+    device (one launch)."""
     kernel = W.shape[2:]
-    return conv2d_forward(x, to_host(W) * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+    if not is_device(W):
+        return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+    return conv2d_forward(x, _masked_weight(W, mask), b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
 
 
 def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
-    """The reference's formula on this backend's convolution (``dW`` a NumPy array)."""
+    """The reference's formula on this backend's convolution: dV into a zeroed array,
+    then dW += dV * mask (on the device for a device W)."""
     kernel = W.shape[2:]
-    dV = np.zeros(W.shape, dtype=W.dtype)
-    dx = conv2d_backward(x, to_host(W) * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx)
-    dW += dV * mask
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    if not is_device(W):
+        dV = np.zeros(W.shape, dtype=W.dtype)
+        dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), padding, need_dx)
+        dW += dV * mask
+        return dx
+    dV = clear(empty(W.shape, W.dtype))
+    dx = conv2d_backward(x, _masked_weight(W, mask), dy, dV, db, (1, 1), padding, need_dx)
+    _masked_weight(dV, mask, out=dW)
     return dx
+
+
+@cuda.jit
+def _add_channel_bias(a, bias, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        per_channel = a.shape[2] * a.shape[3]
+        nc, hw = e // per_channel, e % per_channel
+        n, c = nc // a.shape[1], nc % a.shape[1]
+        out[n, c, hw // a.shape[3], hw % a.shape[3]] = a[n, c, hw // a.shape[3], hw % a.shape[3]] + bias[n, c]
+
+
+def add_channel_bias(a, bias):
+    """The reference's per-example bias map on the device, one thread per pixel."""
+    if not is_device(a):
+        return reference.add_channel_bias(a, to_host(bias))
+    _check_shape("bias", bias.shape, a.shape[:2])
+    out = empty(a.shape, a.dtype)
+    if out.size:
+        launch(_add_channel_bias, blocks(out.size), THREADS)(a, to_device(bias), out)
+    return out
+
+
+@cuda.jit
+def _channel_sums(a, out):
+    """One thread per (n, c): its channel's pixels added in order, in float64."""
+    e = cuda.grid(1)
+    if e < out.size:
+        n, c = e // out.shape[1], e % out.shape[1]
+        total = 0.0
+        for i in range(a.shape[2]):
+            for j in range(a.shape[3]):
+                total += float64(a[n, c, i, j])
+        out[n, c] = total
+
+
+def channel_sums(a):
+    """The reference's (N, C) sums on the device."""
+    if not is_device(a):
+        return reference.channel_sums(a)
+    out = empty(a.shape[:2], a.dtype)
+    if out.size:
+        launch(_channel_sums, blocks(out.size), THREADS)(a, out)
+    return out

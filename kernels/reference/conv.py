@@ -103,6 +103,20 @@ def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     return dx
 
 
+def add_channel_bias(a, bias):
+    """``a`` (N, C, H, W) plus ``bias`` (N, C) on every pixel of channel c of example n
+    (a per-example bias map: the PixelCNN's linear map of z)."""
+    if a.ndim != 4 or bias.shape != a.shape[:2]:
+        raise ValueError(f"a, bias: expected (N, C, H, W) and (N, C), got shapes {a.shape}, {bias.shape}")
+    return a + bias[:, :, None, None]
+
+
+def channel_sums(a):
+    """The adjoint of :func:`add_channel_bias` in its bias: ``a`` (N, C, H, W) summed over
+    each channel's pixels, (N, C)."""
+    return a.sum(axis=(2, 3))
+
+
 def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     """Transposed convolution: the adjoint of Conv2d with the same weight.
 

@@ -24,8 +24,6 @@ class PixelCNNVAE(VAE):
     depth and kernels (``n_layers``, ``kernel_size``) turn how strongly.
     """
 
-    device_path = False
-
     @classmethod
     def build(cls, image_shape=(1, 28, 28), latent_dim=32, encoder_channels=(32, 64), encoder_kernel=4,
               channels=32, n_layers=4, kernel_size=5, first_kernel_size=7, activation="relu", rng=None,

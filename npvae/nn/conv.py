@@ -177,8 +177,6 @@ class MaskedConv2d(Conv2d):
                 already in the weight x met, so it needs nothing more.
     """
 
-    on_device = False  # W * M is a NumPy product: a CUDA run of it works on host arrays
-
     def __init__(self, in_channels, out_channels, kernel_size, mask="B", rng=None, init="he_normal",
                  dtype=np.float32):
         kernel = _pair(kernel_size, "kernel_size", 1)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import kernels
 from ..checks import check_array, check_positive_int
 from .activations import ACTIVATIONS
 from .conv import MaskedConv2d
@@ -74,7 +75,7 @@ class PixelCNN(Container):
         h = x
         for layer in range(self.n_layers):
             a = self.children[f"conv{layer}"].forward(h)
-            a = a + self.children[f"z{layer}"].forward(z)[:, :, None, None]
+            a = kernels.ops.add_channel_bias(a, self.children[f"z{layer}"].forward(z))
             h = self.children[f"act{layer}"].forward(a)
         logits = self.children["out"].forward(h)
         self.out_shape = logits.shape
@@ -83,10 +84,11 @@ class PixelCNN(Container):
     def backward(self, dlogits, need_dx=True):
         """dL/dz (the pair's x is data: no gradient)."""
         dh = self.children["out"].backward(dlogits)
-        dz = 0
+        dz = None
         for layer in reversed(range(self.n_layers)):
             da = self.children[f"act{layer}"].backward(dh)
-            dz = dz + self.children[f"z{layer}"].backward(da.sum(axis=(2, 3)))
+            dz_layer = self.children[f"z{layer}"].backward(kernels.ops.channel_sums(da))
+            dz = dz_layer if dz is None else kernels.ops.add(dz, dz_layer)
             dh = self.children[f"conv{layer}"].backward(da, need_dx=layer > 0)
         return dz
 
