@@ -99,9 +99,7 @@ def weight_decay(params, grads, lam):
     and returns the penalty."""
     if lam == 0:
         return 0.0
-    penalty = 0.0
-    for name, p in params.items():
-        if name.endswith("W"):
-            penalty += 0.5 * lam * float(np.sum(p * p))
-            grads[name] += lam * p
-    return penalty
+    names = [name for name in params if name.endswith("W")]
+    for name in names:
+        kernels.ops.add_scaled(grads[name], params[name], lam)
+    return 0.5 * lam * kernels.ops.squared_norm([params[name] for name in names])

@@ -54,9 +54,7 @@ def fit(model, x, x_val=None, *, y=None, y_val=None, callbacks=(), checkpoint_di
     state.
     """
     s = check_fit_arguments(model, x, x_val, y, y_val, settings)
-    refusal = device_refusal(model, s["estimator"], s["objective"], bool(s["mae_eta"] or s["mae_gamma"]),
-                             bool(s["weight_decay"]), s["reduction"], s["optimizer"],
-                             s["clip_value"] is not None or s["clip_norm"] is not None, s["corruption"] != "none")
+    refusal = device_refusal(model, s["optimizer"], s["corruption"] != "none")
     if kernels.backend == "cuda" and refusal and log:
         log(f"backend cuda: {refusal}: training with NumPy arrays, each op copying them to the GPU and back")
     resident = kernels.backend == "cuda" and refusal is None

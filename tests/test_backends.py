@@ -140,6 +140,8 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return out, normal(rng, (6,), dtype)
     if op in ("clip_all", "scale_all"):
         return [out, normal(rng, (4,), dtype)], 0.5
+    if op == "add_scaled":  # into a gradient, in place
+        return normal(rng, (3, 2), dtype), normal(rng, (3, 2), dtype), 0.1
     if op == "squared_norm":
         return ([out, normal(rng, (4,), dtype)],)
     if op == "take_columns":

@@ -128,10 +128,11 @@ def test_a_device_resident_model_evaluates_as_on_the_cpu(host_noise):
 
 
 def test_a_device_resident_model_refuses_what_the_device_path_lacks(cuda_backend):
-    model = VAE.mlp(4, (3,), 2, rng=0, dtype="float64").to_device()
+    model = VAE.mlp(4, (3,), 2, likelihood="gaussian_learned_var", likelihood_kwargs={"logvar_floor": -5.0}, rng=0,
+                    dtype="float64").to_device()
     x = np.zeros((2, 4))
-    with pytest.raises(ValueError, match="weight decay: outside the device path; call model.to_host"):
-        model.loss_and_grad(x, weight_decay_lambda=0.1, rng=0)
+    with pytest.raises(ValueError, match="likelihood with a logvar floor: outside the device path; call model.to_host"):
+        model.loss_and_grad(x, rng=0)
     model.to_host()
     assert not any(gpu.is_device(a) for d in (model.params, model.grads) for a in d.values())
 
@@ -174,7 +175,8 @@ def test_every_model_trains_on_the_gpu_with_the_references_numbers(tmp_path, hos
             np.testing.assert_array_equal(reloaded.params[k], p)
 
 
-SETTINGS = {"iwae": dict(objective="iwae", n_samples=2), "estimator A": dict(estimator="A", n_samples=2, beta=0.5),
+SETTINGS = {"iwae": dict(objective="iwae", n_samples=2),
+            "estimator A, weight decay": dict(estimator="A", n_samples=2, beta=0.5, weight_decay_lambda=0.1),
             "MAE": dict(mae_eta=1.0, mae_gamma=0.5), "free bits, sum": dict(free_bits=0.2, reduction="sum")}
 LIKELIHOODS = {"learned variance": ("gaussian_learned_var", {}),
                "decoder variance": ("gaussian_decoder_var", {"mean_activation": "sigmoid"})}

@@ -50,4 +50,4 @@ from .elbo import (  # noqa: F401
     log_pz_minus_log_qz_backward, log_sum_exp_rows, mae_penalty,
     reparameterize_kl, reparameterize_kl_backward,
 )
-from .optim import adam_update, clip_all, scale_all, squared_norm  # noqa: F401
+from .optim import adam_update, add_scaled, clip_all, scale_all, squared_norm  # noqa: F401

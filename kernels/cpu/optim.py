@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from .. import reference
-from ..reference.optim import clip_all, scale_all, squared_norm  # noqa: F401  (NumPy passes already)
+from ..reference.optim import add_scaled, clip_all, scale_all, squared_norm  # noqa: F401  (NumPy passes already)
 from .arrays import JIT, REALS
 
 # ----------------------------------------------------------------------- optimiser

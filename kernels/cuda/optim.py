@@ -84,6 +84,24 @@ def _each(arrays):
     return [buffer] if buffer is not None else [a.reshape(a.size) for a in arrays if a.size]
 
 
+@cuda.jit
+def _add_scaled(out, a, factor):
+    i = cuda.grid(1)
+    if i < out.size:
+        out[i] += factor * a[i]
+
+
+def add_scaled(out, a, factor):
+    """The reference's ``out += factor * a`` on the device, one launch."""
+    if not is_device(out):
+        return reference.add_scaled(out, to_host(a), factor)
+    if out.shape != a.shape:
+        raise ValueError(f"out, a: expected one shape, got {out.shape}, {a.shape}")
+    if out.size:
+        launch(_add_scaled, blocks(out.size), THREADS)(out.reshape(out.size), to_device(a).reshape(a.size),
+                                                       out.dtype.type(factor))
+
+
 def clip_all(arrays, clip_value):
     """The reference's clamp, in place: one launch over a packed list."""
     if not arrays or not is_device(arrays[0]):

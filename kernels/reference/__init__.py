@@ -27,7 +27,7 @@ from .elbo import (  # noqa: F401
     gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows, pairwise_kl, mae_penalty,
 )
 from .optim import (  # noqa: F401
-    check_adam_arrays, adam_update, clip_all, squared_norm, scale_all,
+    check_adam_arrays, adam_update, clip_all, squared_norm, scale_all, add_scaled,
 )
 
 # The op table: what every backend exports, with these signatures and layouts (the
@@ -43,7 +43,7 @@ OPS = (
     "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "log_pz_minus_log_qz_backward",
     "bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "log_sum_exp_rows",
     "mae_penalty",
-    "adam_update", "clip_all", "squared_norm", "scale_all",
+    "adam_update", "clip_all", "squared_norm", "scale_all", "add_scaled",
     "to_device", "clear", "clear_all", "pack", "take_rows", "repeat_rows", "add", "add_column_sums", "take_columns",
     "concat_columns",
     "scale_rows", "standard_normal", "binarize",

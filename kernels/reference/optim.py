@@ -48,6 +48,13 @@ def squared_norm(arrays):
     return float(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays))
 
 
+def add_scaled(out, a, factor):
+    """``out += factor * a``, in place (weight decay's lam * W into W's gradient)."""
+    if out.shape != a.shape:
+        raise ValueError(f"out, a: expected one shape, got {out.shape}, {a.shape}")
+    out += a.dtype.type(factor) * a
+
+
 def scale_all(arrays, factor):
     """Every array times ``factor``, in place."""
     for a in arrays:

@@ -136,15 +136,15 @@ def check_objective_terms(estimator, objective, beta, free_bits, mae_eta, mae_ga
                          f"free_bits={free_bits}, mae_eta={mae_eta}, mae_gamma={mae_gamma}")
 
 
-def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_decay=False, reduction="mean",
-                   optimizer="adam", clipping=False, corruption=False):
-    """Why a training step with these settings cannot keep its arrays on the GPU (a
-    sentence), or None when it can. The device path covers a model that says so
-    (``device_path``: the VAE, the conditional VAE of flat data), layers and a likelihood
-    with ``on_device``, every estimator and objective, MAE, either reduction, clipping,
-    and Adam; the rest trains on the CUDA backend with NumPy arrays, each op copying
-    them to the GPU and back. Estimator B's step reads nothing but its three batch means;
-    free bits, the IWAE bound and MAE read their batch's terms (one more synchronisation)."""
+def device_refusal(model, optimizer="adam", corruption=False):
+    """Why training ``model`` with ``optimizer`` (and input ``corruption``) cannot keep its
+    arrays on the GPU (a sentence), or None when it can. The device path covers a model
+    that says so (``device_path``: the VAE, the conditional VAE of flat data, the PixelCNN
+    VAE), layers and a likelihood with ``on_device``, and Adam, with every estimator and
+    objective, free bits, MAE, weight decay, either reduction and clipping; the rest trains
+    on the CUDA backend with NumPy arrays, each op copying them to the GPU and back.
+    Estimator B's step reads nothing but its three batch means; free bits, the IWAE bound,
+    MAE and weight decay read their batch's terms or norms (more synchronisations)."""
     layers = _layers(model.encoder) + _layers(model.decoder)
     own = {type(m).__name__ for m in layers if not type(m).__module__.startswith("npvae.")}
     host = {type(m).__name__ for m in layers if not m.on_device} - own
@@ -154,7 +154,7 @@ def device_refusal(model, estimator="B", objective="elbo", mae=False, weight_dec
                (bool(host), f"layers that compute on host arrays ({', '.join(sorted(host))})"),
                (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood" + (
                    " with a logvar floor" if getattr(model.likelihood, "logvar_floor", None) is not None else "")),
-               (weight_decay, "weight decay"), (optimizer != "adam", f"optimizer {optimizer!r}"),
+               (optimizer != "adam", f"optimizer {optimizer!r}"),
                (corruption, "input corruption")]
     found = [what for refused, what in reasons if refused]
     return f"{', '.join(found)}: outside the device path" if found else None
@@ -413,7 +413,6 @@ class VAE(LatentModel):
         check_number(weight_decay_lambda, "weight_decay_lambda", 0)
         check_objective_terms(estimator, objective, beta, check_number(free_bits, "free_bits", 0), mae_eta, mae_gamma)
         if self.on_device:
-            refusal = device_refusal(self, estimator, objective, bool(mae_eta or mae_gamma), bool(weight_decay_lambda),
-                                     reduction)
+            refusal = device_refusal(self)
             if refusal:
                 raise ValueError(f"model: its parameters are on the GPU, and {refusal}; call model.to_host() first")
