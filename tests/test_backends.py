@@ -94,6 +94,8 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
             mask.astype(dtype)
     if op == "add_channel_bias":
         return normal(rng, (2, 3, 4, 5), dtype), normal(rng, (2, 3), dtype)
+    if op == "append_channels":
+        return normal(rng, (2, 3, 4, 5), dtype), normal(rng, (2, 2), dtype)
     if op == "channel_sums":
         return (normal(rng, (2, 3, 4, 5), dtype),)
     if op in ("conv_transpose2d_forward", "conv_transpose2d_backward"):

@@ -85,19 +85,17 @@ def host_noise(monkeypatch):
     monkeypatch.setattr(gpu, "binarize", binarize)
 
 
-@pytest.mark.parametrize("arch, likelihood", [("mlp", "bernoulli"), ("conv", "bernoulli"), ("mlp", "gaussian")])
-def test_a_device_resident_step_equals_the_reference(arch, likelihood, host_noise):
-    """Parameters, gradients and the minibatch on the device: the loss and every
-    gradient as on NumPy, with two samples per example (rows repeated on the device)."""
-    x = (np.random.default_rng(1).random((3, 1, 6, 6)) < 0.4).reshape(3, -1 if arch == "mlp" else 1, 6, 6)
-    x = x.reshape(3, 36) if arch == "mlp" else x
+def test_a_device_resident_step_equals_the_reference(host_noise):
+    """Parameters, gradients and the minibatch on the device (a fixed-sigma Gaussian
+    likelihood, beta, two samples per example: rows repeated on the device): the loss
+    and every gradient as on NumPy. (Other settings and the conv models: below.)"""
+    x = (np.random.default_rng(1).random((3, 36)) < 0.4).astype(np.float64)
 
     def step(resident):
-        build = VAE.mlp(36, (5,), 2, likelihood=likelihood, rng=3, dtype="float64") if arch == "mlp" else VAE.conv(
-            (1, 6, 6), (2,), 3, latent_dim=2, rng=3, dtype="float64")
+        build = VAE.mlp(36, (5,), 2, likelihood="gaussian", rng=3, dtype="float64")
         model = build.to_device() if resident else build
-        data = gpu.to_device(x.astype(np.float64)) if resident else x.astype(np.float64)
-        loss, stats = model.loss_and_grad(data, rng=np.random.default_rng(4), n_samples=2, beta=0.7)
+        loss, stats = model.loss_and_grad(gpu.to_device(x) if resident else x, rng=np.random.default_rng(4),
+                                          n_samples=2, beta=0.7)
         if resident:  # every gradient on the device, the views of one buffer
             assert arrays.packed_buffer(list(model.grads.values())) is not None
         return loss, stats, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
@@ -175,11 +173,12 @@ def test_every_model_trains_on_the_gpu_with_the_references_numbers(tmp_path, hos
             np.testing.assert_array_equal(reloaded.params[k], p)
 
 
-SETTINGS = {"iwae": dict(objective="iwae", n_samples=2),
-            "estimator A, weight decay": dict(estimator="A", n_samples=2, beta=0.5, weight_decay_lambda=0.1),
-            "MAE": dict(mae_eta=1.0, mae_gamma=0.5), "free bits, sum": dict(free_bits=0.2, reduction="sum")}
-LIKELIHOODS = {"learned variance": ("gaussian_learned_var", {}),
-               "decoder variance": ("gaussian_decoder_var", {"mean_activation": "sigmoid"})}
+# Each case: a setting of the objective, and a likelihood (the Bernoulli when none is named).
+CASES = {"iwae, learned variance": (dict(objective="iwae", n_samples=2), ("gaussian_learned_var", {})),
+         "estimator A, weight decay, decoder variance": (
+             dict(estimator="A", n_samples=2, beta=0.5, weight_decay_lambda=0.1),
+             ("gaussian_decoder_var", {"mean_activation": "sigmoid"})),
+         "MAE, free bits, sum": (dict(mae_eta=1.0, mae_gamma=0.5, free_bits=0.2, reduction="sum"), None)}
 
 
 def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
@@ -188,10 +187,9 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     from npvae.models import ConditionalVAE
 
     x = (np.random.default_rng(1).random((3, 6)) < 0.4).astype(np.float64)
-    cases = {**{name: (VAE.mlp, {}, settings) for name, settings in SETTINGS.items()},
-             **{name: (VAE.mlp, {"likelihood": lik, "likelihood_kwargs": kw}, {}) for name, (lik, kw) in
-                LIKELIHOODS.items()},
-             "conditional": (ConditionalVAE.mlp, {"n_classes": 3}, {"y": np.array([0, 2, 1])})}
+    cases = {name: (VAE.mlp, {} if lik is None else {"likelihood": lik[0], "likelihood_kwargs": lik[1]}, settings)
+             for name, (settings, lik) in CASES.items()}
+    cases["conditional"] = (ConditionalVAE.mlp, {"n_classes": 3}, {"y": np.array([0, 2, 1])})
 
     def step(resident, build, kwargs, settings):
         model = build(6, (4,), 2, rng=3, dtype="float64", **kwargs)
@@ -262,26 +260,29 @@ def test_the_evaluation_encodes_once_and_reads_once_per_batch(cuda_backend):
     assert npvae.kernels.COUNTS["syncs"] == 4
 
 
-def test_a_device_resident_pixelcnn_step_equals_the_reference(host_noise):
-    """The PixelCNN VAE on the device path: masked convolutions with the weight masked
-    on the device, z's per-channel bias maps and their sums: the reference's loss and
-    gradients."""
-    from npvae.models import PixelCNNVAE
+def test_device_resident_image_models_equal_the_reference(host_noise):
+    """The PixelCNN VAE (masked convolutions masking the weight on the device, z's bias
+    maps and their sums) and the conditional conv VAE (the labels as constant planes
+    appended on the device), device-resident: the reference's loss and gradients."""
+    from npvae.models import ConditionalVAE, PixelCNNVAE
     from npvae.models.vae import device_refusal
 
     x = (np.random.default_rng(1).random((2, 1, 4, 4)) < 0.4).astype(np.float64)
+    builders = {
+        "pixelcnn": (lambda: PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, first_kernel_size=3,
+                                               rng=3, dtype="float64"), {}),
+        "conditional conv": (lambda: ConditionalVAE.conv((1, 4, 4), (2,), 4, 2, n_classes=3, rng=3, dtype="float64"),
+                             {"y": np.array([2, 0])}),
+    }
+    for name, (build, labels) in builders.items():
+        assert device_refusal(build()) is None, name
 
-    def step(resident):
-        model = PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, first_kernel_size=3, rng=3,
-                                  dtype="float64")
-        model = model.to_device() if resident else model
-        loss, _ = model.loss_and_grad(gpu.to_device(x) if resident else x, rng=np.random.default_rng(4))
-        return loss, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
+        def step(resident):
+            model = build().to_device() if resident else build()
+            loss, _ = model.loss_and_grad(gpu.to_device(x) if resident else x, rng=np.random.default_rng(4), **labels)
+            return loss, {k: gpu.to_host(g).copy() for k, g in model.grads.items()}
 
-    assert device_refusal(PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, kernel_size=3,
-                                            first_kernel_size=3, rng=0)) is None
-    (loss, grads), (ref_loss, ref_grads) = _on("cuda", lambda: step(True)), _on("numpy", lambda: step(False))
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-10)
-    for name, g in ref_grads.items():
-        np.testing.assert_allclose(grads[name], g, rtol=1e-9, atol=1e-12, err_msg=name)
-
+        (loss, grads), (ref_loss, ref_grads) = _on("cuda", lambda: step(True)), _on("numpy", lambda: step(False))
+        np.testing.assert_allclose(loss, ref_loss, rtol=1e-10, err_msg=name)
+        for param, g in ref_grads.items():
+            np.testing.assert_allclose(grads[param], g, rtol=1e-9, atol=1e-12, err_msg=f"{name}: {param}")

@@ -42,7 +42,7 @@ from .arrays import (  # noqa: F401
 )
 from .conv import (  # noqa: F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
-    im2col, masked_conv2d_backward, masked_conv2d_forward, add_channel_bias, channel_sums,
+    im2col, masked_conv2d_backward, masked_conv2d_forward, add_channel_bias, append_channels, channel_sums,
 )
 from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401

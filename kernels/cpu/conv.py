@@ -8,7 +8,9 @@ import numpy as np
 from numba import njit
 
 from .. import reference
-from ..reference.conv import add_channel_bias, channel_sums, conv_output_size  # noqa: F401  (NumPy already)
+from ..reference.conv import (  # noqa: F401  (NumPy already)
+    add_channel_bias, append_channels, channel_sums, conv_output_size,
+)
 from .arrays import JIT, mixed
 from .activations import _add_bias_rows, _column_sums
 

@@ -335,3 +335,27 @@ def channel_sums(a):
     if out.size:
         launch(_channel_sums, blocks(out.size), THREADS)(a, out)
     return out
+
+
+@cuda.jit
+def _append_channels(x, values, out):
+    e = cuda.grid(1)
+    if e < out.size:
+        per_image = out.shape[1] * out.shape[2] * out.shape[3]
+        n, rest = e // per_image, e % per_image
+        c, hw = rest // (out.shape[2] * out.shape[3]), rest % (out.shape[2] * out.shape[3])
+        i, j = hw // out.shape[3], hw % out.shape[3]
+        out[n, c, i, j] = x[n, c, i, j] if c < x.shape[1] else values[n, c - x.shape[1]]
+
+
+def append_channels(x, values):
+    """The reference's constant planes, appended on the device (one thread per entry)."""
+    if not is_device(x):
+        return reference.append_channels(x, to_host(values))
+    if values.ndim != 2 or len(values) != len(x):
+        raise ValueError(f"x, values: expected (N, C, H, W) and (N, K), got shapes {x.shape}, {values.shape}")
+    values = values if is_device(values) else to_device(np.asarray(values, dtype=x.dtype))
+    out = empty((x.shape[0], x.shape[1] + values.shape[1], *x.shape[2:]), x.dtype)
+    if out.size:
+        launch(_append_channels, blocks(out.size), THREADS)(x, values, out)
+    return out

@@ -17,6 +17,7 @@ from .arrays import (  # noqa: F401
 from .conv import (  # noqa: F401
     conv_output_size, im2col, col2im, conv2d_forward, conv2d_backward, masked_conv2d_forward,
     masked_conv2d_backward, conv_transpose2d_forward, conv_transpose2d_backward, add_channel_bias, channel_sums,
+    append_channels,
 )
 from .dense import (  # noqa: F401
     check_dense, matmul, linear_forward, linear_backward,
@@ -39,7 +40,7 @@ OPS = (
     "activation_forward", "activation_backward", "all_finite",
     "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
     "conv_transpose2d_backward", "masked_conv2d_forward", "masked_conv2d_backward", "add_channel_bias",
-    "channel_sums",
+    "channel_sums", "append_channels",
     "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "log_pz_minus_log_qz_backward",
     "bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "log_sum_exp_rows",
     "mae_penalty",

@@ -111,6 +111,15 @@ def add_channel_bias(a, bias):
     return a + bias[:, :, None, None]
 
 
+def append_channels(x, values):
+    """``x`` (N, C, H, W) with K more channels, channel C + k of example n constant at
+    ``values[n, k]`` ((N, K): a one-hot label as constant planes)."""
+    if x.ndim != 4 or values.ndim != 2 or len(values) != len(x):
+        raise ValueError(f"x, values: expected (N, C, H, W) and (N, K), got shapes {x.shape}, {values.shape}")
+    planes = np.broadcast_to(values[:, :, None, None].astype(x.dtype), (len(x), values.shape[1], *x.shape[2:]))
+    return np.concatenate([x, planes], axis=1)
+
+
 def channel_sums(a):
     """The adjoint of :func:`add_channel_bias` in its bias: ``a`` (N, C, H, W) summed over
     each channel's pixels, (N, C)."""

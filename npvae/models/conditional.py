@@ -13,11 +13,7 @@ class ConditionalVAE(VAE):
     ones with ``ConditionalVAE.mlp(..., n_classes=10)``; a conv encoder takes the label
     as ``n_classes`` constant channels."""
 
-    @property
-    def device_path(self):
-        """Flat data trains on the GPU (the labels join as columns); label channels of
-        images are joined on the host."""
-        return len(self.data_shape) == 1
+    device_path = True
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_classes=10):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
@@ -45,8 +41,7 @@ class ConditionalVAE(VAE):
         """x with the labels appended: as features of flat data, as ``n_classes``
         constant channels of images (N, C, H, W)."""
         if len(self.data_shape) == 3:
-            planes = np.broadcast_to(onehot[:, :, None, None], (len(x), onehot.shape[1], *self.data_shape[1:]))
-            return np.concatenate([x, planes], axis=1)
+            return kernels.ops.append_channels(x, onehot)
         return kernels.ops.concat_columns(x.reshape(len(x), -1), onehot)
 
     def _decoder_input(self, z, onehot):

@@ -139,8 +139,7 @@ def check_objective_terms(estimator, objective, beta, free_bits, mae_eta, mae_ga
 def device_refusal(model, optimizer="adam", corruption=False):
     """Why training ``model`` with ``optimizer`` (and input ``corruption``) cannot keep its
     arrays on the GPU (a sentence), or None when it can. The device path covers a model
-    that says so (``device_path``: the VAE, the conditional VAE of flat data, the PixelCNN
-    VAE), layers and a likelihood with ``on_device``, and Adam, with every estimator and
+    that says so (``device_path``: the VAE, the conditional VAE, the PixelCNN VAE), layers and a likelihood with ``on_device``, and Adam, with every estimator and
     objective, free bits, MAE, weight decay, either reduction and clipping; the rest trains
     on the CUDA backend with NumPy arrays, each op copying them to the GPU and back.
     Estimator B's step reads nothing but its three batch means; free bits, the IWAE bound,
@@ -148,8 +147,7 @@ def device_refusal(model, optimizer="adam", corruption=False):
     layers = _layers(model.encoder) + _layers(model.decoder)
     own = {type(m).__name__ for m in layers if not type(m).__module__.startswith("npvae.")}
     host = {type(m).__name__ for m in layers if not m.on_device} - own
-    images = " of images" if len(model.data_shape) == 3 else ""
-    reasons = [(not model.device_path, f"a {type(model).__name__}{images}"),
+    reasons = [(not model.device_path, f"a {type(model).__name__}"),
                (bool(own), f"layers of your own ({', '.join(sorted(own))}: no device kernels)"),
                (bool(host), f"layers that compute on host arrays ({', '.join(sorted(host))})"),
                (not model.likelihood.on_device, f"the {model.likelihood.name} likelihood" + (
