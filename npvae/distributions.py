@@ -107,7 +107,7 @@ class Likelihood(Module):
         """x a finite float array in the likelihood's support (here: any real)."""
         return check_array(x, name)
 
-    on_device = False  # whether a device-resident VAE can train with it (``models.vae.device_refusal``)
+    on_device = False  # whether a device-resident VAE can train with it (``models.device.device_refusal``)
 
     def backward(self, grad, weight):
         """L = sum_n w_n log p_n, so dL/dout[n] = w_n * dlog p_n/dout[n] = w_n grad[n].

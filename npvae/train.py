@@ -12,7 +12,7 @@ from . import io, kernels
 from .datasets import corrupt
 from .diagnostics import collapse_report
 from .models import VAE, ConditionalVAE, HypersphericalVAE, TwoLayerVAE
-from .models.vae import device_refusal
+from .models.device import device_refusal
 from .objectives import SCHEDULES
 from .optim import OPTIMIZERS, clip_by_global_norm, clip_by_value, scheduled_lr
 from .run import Run, deferred_interrupt

@@ -182,7 +182,7 @@ def test_the_users_layers_train_save_reload_and_resume_bit_for_bit(tmp_path):
 def test_the_users_layers_keep_a_model_off_the_device_path():
     """On the CUDA backend such a model trains with NumPy arrays (each npvae op copying to
     the GPU and back) rather than handing device arrays to layers that cannot take them."""
-    from npvae.models.vae import device_refusal
+    from npvae.models.device import device_refusal
 
     assert device_refusal(users_vae()) == "layers of your own (GELU, LayerNorm: no device kernels): outside the device path"
     assert device_refusal(VAE.mlp(6, (8,), 2)) is None

@@ -265,7 +265,7 @@ def test_device_resident_image_models_equal_the_reference(host_noise):
     maps and their sums) and the conditional conv VAE (the labels as constant planes
     appended on the device), device-resident: the reference's loss and gradients."""
     from npvae.models import ConditionalVAE, PixelCNNVAE
-    from npvae.models.vae import device_refusal
+    from npvae.models.device import device_refusal
 
     x = (np.random.default_rng(1).random((2, 1, 4, 4)) < 0.4).astype(np.float64)
     builders = {

@@ -49,7 +49,7 @@ class LatentModel(Container):
 
     codes_per_latent = 1
     networks = ("encoder", "decoder")  # the networks, in the order a forward pass runs them
-    device_path = False  # a model whose training steps may stay on the GPU says so (``vae.device_refusal``)
+    device_path = False  # a model whose training steps may stay on the GPU says so (``device.device_refusal``)
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
         super().__init__({"encoder": encoder, "decoder": decoder, "likelihood": likelihood})
