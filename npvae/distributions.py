@@ -256,10 +256,7 @@ class _GaussianBase(Likelihood):
         super().__init__()
         self.logvar_floor = logvar_floor
 
-    @property
-    def on_device(self):
-        """On the GPU path unless a floor clamps logvar (a host operation)."""
-        return self.logvar_floor is None
+    on_device = property(lambda self: self.logvar_floor is None)  # a floor clamps logvar on the host
 
     def _clamped(self, logvar):
         return logvar if self.logvar_floor is None else np.maximum(logvar, self.logvar_floor)
@@ -313,8 +310,7 @@ class Gaussian(_GaussianBase):
         self.sigma = float(sigma)
 
     def split(self, out):
-        """The mean, and the row of log-variances made once per size and place (a
-        device step uploads nothing)."""
+        """The mean, and the log-variances, made once per size and place (uploaded once)."""
         key = (out.shape[out.ndim - 1], out.dtype.str, kernels.is_device(out))
         rows = self.__dict__.setdefault("_logvar_rows", {})
         if key not in rows:
