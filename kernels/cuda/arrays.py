@@ -112,6 +112,23 @@ def blocks(n, threads=THREADS):
     return max(1, (n + threads - 1) // threads)
 
 
+@cuda.jit(device=True, inline=True)
+def block_sum(total, partial):
+    """The sum over a one-dimensional block of each thread's ``total``, by a fixed-order
+    tree in the shared array ``partial`` (one slot a thread, a power of two): the same
+    sum every run, where atomics would add in any order. Returned to thread 0."""
+    t = cuda.threadIdx.x
+    partial[t] = total
+    cuda.syncthreads()
+    stride = partial.size // 2
+    while stride > 0:
+        if t < stride:
+            partial[t] += partial[t + stride]
+        cuda.syncthreads()
+        stride //= 2
+    return partial[0]
+
+
 @cuda.jit
 def fill(out, value):
     """One thread per element: out[i] = value."""

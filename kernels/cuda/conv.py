@@ -19,7 +19,9 @@ from numba import cuda, float64
 
 from .. import reference
 from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
-from .arrays import THREADS, blocks, clear, empty, is_device, launch, mixed, to_device, to_host, write_back
+from .arrays import (
+    THREADS, block_sum, blocks, clear, empty, is_device, launch, mixed, to_device, to_host, write_back,
+)
 from .gemm import gemm
 
 
@@ -159,16 +161,9 @@ def _bias_grad_nchw(dy, db):
     for e in range(t, dy.shape[0] * per_image, THREADS):
         n, hw = e // per_image, e % per_image
         total += float64(dy[n, c, hw // dy.shape[3], hw % dy.shape[3]])
-    partial[t] = total
-    cuda.syncthreads()
-    stride = THREADS // 2
-    while stride > 0:
-        if t < stride:
-            partial[t] += partial[t + stride]
-        cuda.syncthreads()
-        stride //= 2
+    total = block_sum(total, partial)
     if t == 0:
-        db[c] += partial[0]
+        db[c] += total
 
 
 def conv2d_forward(x, W, b, stride, padding):

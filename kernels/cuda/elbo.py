@@ -16,7 +16,7 @@ from numba import config, cuda, float64
 
 from .. import reference
 from ...constants import LOG_2PI
-from .arrays import THREADS, blocks, empty, halves, is_device, launch, mixed, to_device, to_host
+from .arrays import THREADS, block_sum, blocks, empty, halves, is_device, launch, mixed, to_device, to_host
 
 ROW_THREADS = 16 if config.ENABLE_CUDASIM else 128  # a power of two, for the tree sum (small in the simulator, as THREADS)
 
@@ -145,22 +145,6 @@ def log_pz_minus_log_qz_backward(dlog_ratio, z):
     return dz, dlogvar
 
 
-@cuda.jit(device=True, inline=True)
-def _row_sum(total, partial):
-    """The sum over the block of each thread's ``total``, by a fixed-order tree in the
-    shared array ``partial``; returned to thread 0."""
-    t = cuda.threadIdx.x
-    partial[t] = total
-    cuda.syncthreads()
-    stride = ROW_THREADS // 2
-    while stride > 0:
-        if t < stride:
-            partial[t] += partial[t + stride]
-        cuda.syncthreads()
-        stride //= 2
-    return partial[0]
-
-
 @cuda.jit
 def _bernoulli(x, logits, log_p, grad, scale):
     """Row n = blockIdx.x: log p = sum_d x l - softplus(l), grad = scale (x - sigmoid(l)),
@@ -176,7 +160,7 @@ def _bernoulli(x, logits, log_p, grad, scale):
         if grad.size:  # log p alone (evaluation) writes no gradient
             s = 1 / (1 + e)
             grad[n, d] = scale * (xv - (s if l >= 0 else e * s))
-    total = _row_sum(total, partial)
+    total = block_sum(total, partial)
     if cuda.threadIdx.x == 0:
         log_p[n] = total
 
@@ -197,7 +181,7 @@ def _gaussian(x, mu, logvar, log_p, dmu, dlogvar, scale):
         dmu[n, d] = scale * g
         dlogvar[n, d] = scale * (half_sq - 0.5)
         total += lv + 2 * half_sq
-    total = _row_sum(total, partial)
+    total = block_sum(total, partial)
     if cuda.threadIdx.x == 0:
         log_p[n] = -0.5 * (x.shape[1] * LOG_2PI + total)
 
@@ -244,7 +228,7 @@ def gaussian_log_prob_grad(x, mu, logvar, scale=1.0):
 @cuda.jit
 def _batch_means(log_px, kl, log_ratio, n, means):
     """One block: each thread sums its stride of each array in float64, then the
-    fixed-order tree (``_row_sum``); thread 0 writes the three means."""
+    fixed-order tree (``arrays.block_sum``); thread 0 writes the three means."""
     partial = cuda.shared.array(ROW_THREADS, np.float64)
     t = cuda.threadIdx.x
     for which in range(3):
@@ -252,7 +236,7 @@ def _batch_means(log_px, kl, log_ratio, n, means):
         total = 0.0
         for i in range(t, a.size, ROW_THREADS):
             total += float64(a[i])  # float64 in the simulator too (NumPy keeps float32 + 0.0 in float32)
-        total = _row_sum(total, partial)
+        total = block_sum(total, partial)
         if t == 0:
             means[which] = total / (n if which == 1 else max(a.size, 1))
         cuda.syncthreads()

@@ -10,7 +10,9 @@ import numpy as np
 from numba import cuda, float64
 
 from .. import reference
-from .arrays import THREADS, blocks, empty, is_device, launch, packed_buffer, to_device, to_host, write_back
+from .arrays import (
+    THREADS, block_sum, blocks, empty, is_device, launch, packed_buffer, to_device, to_host, write_back,
+)
 
 
 @cuda.jit
@@ -64,18 +66,11 @@ def _scale(a, factor):
 def _partial_squares(a, partial):
     """partial[block] = the sum of squares of the block's THREADS entries, in float64,
     by a fixed-order tree."""
-    acc = cuda.shared.array(THREADS, float64)
-    i, t = cuda.grid(1), cuda.threadIdx.x
-    acc[t] = float64(a[i]) * float64(a[i]) if i < a.size else 0.0
-    cuda.syncthreads()
-    stride = THREADS // 2
-    while stride > 0:
-        if t < stride:
-            acc[t] += acc[t + stride]
-        cuda.syncthreads()
-        stride //= 2
-    if t == 0:
-        partial[cuda.blockIdx.x] = acc[0]
+    partial_of_block = cuda.shared.array(THREADS, float64)
+    i = cuda.grid(1)
+    total = block_sum(float64(a[i]) * float64(a[i]) if i < a.size else 0.0, partial_of_block)
+    if cuda.threadIdx.x == 0:
+        partial[cuda.blockIdx.x] = total
 
 
 def _each(arrays):
