@@ -342,3 +342,18 @@ def test_the_counter_based_draws_look_like_their_distributions():
     u = reference.counter_uniform(12345, (200_000,))
     assert 0 < u.min() and u.max() < 1 and stats.kstest(u, "uniform").pvalue > 1e-3
     assert abs(np.corrcoef(z, reference.counter_normal(12346, (200_000,), np.float64))[0, 1]) < 0.01
+
+
+def test_the_step_ops_refuse_shapes_they_would_read_out_of_bounds():
+    """A mask not of the weight's kernel, log-weights of unequal shapes: a ValueError
+    naming them, before any kernel reads past an array (every backend)."""
+    from npvae.kernels import cpu
+    W, x = np.ones((2, 1, 3, 3)), np.ones((1, 1, 4, 4))
+    for backend in (reference, cpu, gpu):
+        with pytest.raises(ValueError, match="W, mask"):
+            backend.masked_conv2d_forward(x, W, None, np.ones((3, 1)))
+        with pytest.raises(ValueError, match="log_px, log_ratio, running"):
+            backend.log_sum_exp_rows(np.ones((2, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="log_px, log_ratio, running"):
+        gpu.log_sum_exp_rows(gpu.to_device(np.ones((2, 3))), gpu.to_device(np.ones((2, 3))),
+                             gpu.to_device(np.ones((3, 2))))

@@ -248,6 +248,7 @@ def masked_conv2d_forward(x, W, b, mask):
     """The fields over the mask's kept positions only (about half of a causal kernel's),
     so that no column meets a masked-out weight; then the product and the bias as
     conv2d's. Other masks: the reference's."""
+    reference.check_mask(W, mask)
     if mixed(x, W) or not _prefix_rows(mask):
         return reference.masked_conv2d_forward(x, W, b, mask)
     kernel, n = W.shape[2:], x.shape[0]
@@ -263,6 +264,7 @@ def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     """conv2d's backward over the kept positions' fields: their weight gradient added
     into dW at those positions only (the masked ones get 0, as the reference's mask *
     dL/dV), db in one pass, dx by col2im over the same positions."""
+    reference.check_mask(W, mask)
     if mixed(x, W, dy) or not _prefix_rows(mask):
         return reference.masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx)
     kernel, (n, c, h, w) = W.shape[2:], x.shape

@@ -266,6 +266,7 @@ def _masked_weight(W, mask, out=None):
 def masked_conv2d_forward(x, W, b, mask):
     """The reference's formula on this backend's convolution, the weight masked on the
     device (one launch)."""
+    reference.check_mask(W, mask)
     kernel = W.shape[2:]
     if not is_device(W):
         return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
@@ -275,6 +276,7 @@ def masked_conv2d_forward(x, W, b, mask):
 def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     """The reference's formula on this backend's convolution: dV into a zeroed array,
     then dW += dV * mask (on the device for a device W)."""
+    reference.check_mask(W, mask)
     kernel = W.shape[2:]
     padding = (kernel[0] // 2, kernel[1] // 2)
     if not is_device(W):

@@ -276,6 +276,7 @@ def log_sum_exp_rows(log_px, log_ratio, running=None):
     first call): an evaluation reads it once per batch."""
     if not is_device(log_px):
         return reference.log_sum_exp_rows(log_px, to_host(log_ratio), None if running is None else to_host(running))
+    reference.check_log_weights(log_px, log_ratio, running)  # the kernel indexes all three by log_px's shape
     fresh = running is None
     running = empty((len(log_px), 2), np.float64) if fresh else running
     launch(_log_sum_exp_rows, blocks(len(log_px)), THREADS)(log_px, log_ratio, running, fresh)

@@ -16,8 +16,8 @@ from .arrays import (  # noqa: F401
 )
 from .conv import (  # noqa: F401
     conv_output_size, im2col, col2im, conv2d_forward, conv2d_backward, masked_conv2d_forward,
-    masked_conv2d_backward, conv_transpose2d_forward, conv_transpose2d_backward, add_channel_bias, channel_sums,
-    append_channels,
+    masked_conv2d_backward, check_mask, conv_transpose2d_forward, conv_transpose2d_backward, add_channel_bias,
+    channel_sums, append_channels,
 )
 from .dense import (  # noqa: F401
     check_dense, matmul, linear_forward, linear_backward,
@@ -25,7 +25,8 @@ from .dense import (  # noqa: F401
 from .elbo import (  # noqa: F401
     check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
     log_pz_minus_log_qz, log_pz_minus_log_qz_backward, bernoulli_log_prob_grad, bernoulli_log_prob,
-    gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows, pairwise_kl, mae_penalty,
+    gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows,
+    check_log_weights, pairwise_kl, mae_penalty,
 )
 from .optim import (  # noqa: F401
     check_adam_arrays, adam_update, clip_all, squared_norm, scale_all, add_scaled,

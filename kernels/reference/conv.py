@@ -85,9 +85,19 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     return col2im((dY @ W.reshape(W.shape[0], -1)).reshape(cols.shape), x.shape, kernel, stride, padding)
 
 
+def check_mask(W, mask):
+    """Raise unless ``mask`` is (kh, kw) of W's kernel, odd sizes (a centre pixel): the
+    kernels read one mask entry per kernel position."""
+    kernel = W.shape[2:]
+    if W.ndim != 4 or np.shape(mask) != kernel or any(k % 2 == 0 for k in kernel):
+        raise ValueError(f"W, mask: expected a weight (O, C, kh, kw) of odd kh, kw and a mask (kh, kw), got shapes "
+                         f"{W.shape}, {np.shape(mask)}")
+
+
 def masked_conv2d_forward(x, W, b, mask):
     """A PixelCNN layer: the stride-1, same-size convolution (padding k // 2) with the
     weight multiplied by ``mask`` (kh, kw) first, ``conv2d_forward(x, W * mask, b)``."""
+    check_mask(W, mask)
     kernel = W.shape[2:]
     return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
 
@@ -96,6 +106,7 @@ def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     """Gradients of :func:`masked_conv2d_forward`, with V = W * mask: *adds* mask * dL/dV
     into ``dW`` (a masked-out weight meets no output: gradient 0) and dL/db into ``db``;
     returns conv2d's input gradient with V (the mask is in the weight x met already)."""
+    check_mask(W, mask)
     kernel = W.shape[2:]
     dV = np.zeros_like(W)
     dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx)

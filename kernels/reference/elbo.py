@@ -133,6 +133,14 @@ def batch_means(log_px, kl, log_ratio=None):
     return np.array(means)
 
 
+def check_log_weights(log_px, log_ratio, running):
+    """Raise unless log_px, log_ratio are (N, L) and ``running`` None or (N, 2)."""
+    running_shape = None if running is None else running.shape
+    if log_px.ndim != 2 or log_ratio.shape != log_px.shape or running_shape not in (None, (len(log_px), 2)):
+        raise ValueError(f"log_px, log_ratio, running: expected (N, L), (N, L) and (N, 2), got shapes {log_px.shape}, "
+                         f"{log_ratio.shape}, {running_shape}")
+
+
 def log_sum_exp_rows(log_px, log_ratio, running=None):
     """A running log-sum-exp, per example, of the log-weights log w = log p(x|z) +
     log p(z) - log q(z|x) (each (N, L)), over chunks of samples: ``running`` (N, 2)
@@ -140,6 +148,7 @@ def log_sum_exp_rows(log_px, log_ratio, running=None):
     (m the largest log w seen, so no exp overflows). Returns the new [m, s]; after k
     samples, log mean_l w_l = m + log s - log k (an importance-sampled log p(x), read
     once, whatever the chunks)."""
+    check_log_weights(log_px, log_ratio, running)
     log_w = log_px.astype(np.float64) + log_ratio
     m = log_w.max(axis=1)
     if running is not None:
