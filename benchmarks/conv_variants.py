@@ -1,0 +1,138 @@
+"""Variants of npvae's own convolution code, A against B in one process (Numba backend;
+the side-by-side runs against PyTorch are ``conv_vae.py`` and ``pixelcnn.py``). One JSON
+line per kind, each the median seconds of alternating timed runs:
+
+* ``kept_fields``: a ``VAE.conv()`` training step (batch 128) with conv2d's backward
+  reading the fields its forward kept, against making them again.
+* ``relu_bound``: the same network built by hand with and without its three ReLU
+  layers: what the ReLU passes cost, so what joining them to the conv could save at most.
+* ``masked_split``: a masked convolution's forward and backward (batch 100, 28 x 28, 16
+  maps out) as one convolution on W * M, against two unmasked ones over the mask's two
+  rectangles (the rows above the centre, the centre row's left part), cropped and added.
+
+    python benchmarks/conv_variants.py [--threads N] [--repeats 6] [--kinds kept_fields,relu_bound,masked_split]
+"""
+
+import common
+
+threads = common.setup_threads()
+
+import numpy as np  # noqa: E402
+
+import npvae  # noqa: E402
+from npvae import nn  # noqa: E402
+from npvae.distributions import Bernoulli  # noqa: E402
+from npvae.kernels.cpu import conv  # noqa: E402
+from npvae.models import VAE  # noqa: E402
+from npvae.nn.conv import causal_mask  # noqa: E402
+from npvae.optim import Adam  # noqa: E402
+
+LATENT, BATCH, STEPS = 20, 128, 20
+
+
+def training(model, x):
+    """``STEPS`` Adam steps of ``model`` on consecutive batches of ``x``."""
+    opt, rng = Adam(model.params, model.grads, 1e-4), np.random.default_rng(0)
+
+    def run():
+        for s in range(STEPS):
+            model.loss_and_grad(x[(s % 10) * BATCH : (s % 10 + 1) * BATCH], rng=rng)
+            opt.step()
+    return run
+
+
+def kept_fields(x, repeats):
+    """Steps with the kept fields, and with ``_kept_fields`` / ``_fields_for_backward``
+    swapped for making the fields afresh."""
+    model = VAE.conv((1, 28, 28), (32, 64), 4, LATENT, "relu", "bernoulli", rng=0)
+    run, kept, back = training(model, x), conv._kept_fields, conv._fields_for_backward
+
+    def afresh(x, kernel, stride, padding, out_hw, widths=None):
+        return conv._fields(x, kernel, stride, padding, out_hw, widths=widths)
+
+    def with_kept():
+        conv._kept_fields, conv._fields_for_backward = kept, back
+        run()
+
+    def without():
+        conv._kept_fields, conv._fields_for_backward = afresh, afresh
+        try:
+            run()
+        finally:
+            conv._kept_fields, conv._fields_for_backward = kept, back
+
+    return common.alternate({"kept": with_kept, "made_again": without}, repeats)
+
+
+def hand_built(relu):
+    rng, act = np.random.default_rng(0), ([nn.ReLU()] if relu else [])
+    encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1, rng=rng), *act, nn.Conv2d(32, 64, 4, 2, 1, rng=rng),
+                            *([nn.ReLU()] if relu else []), nn.Flatten(), nn.Linear(3136, 2 * LATENT, rng=rng))
+    decoder = nn.Sequential(nn.Linear(LATENT, 3136, rng=rng, activation="relu"), nn.Reshape((64, 7, 7)),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng), *([nn.ReLU()] if relu else []),
+                            nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
+    return VAE(encoder, decoder, Bernoulli(), LATENT, (1, 28, 28))
+
+
+def relu_bound(x, repeats):
+    return common.alternate({"with_relu": training(hand_built(True), x),
+                             "without_relu": training(hand_built(False), x)}, repeats)
+
+
+def masked_split(repeats):
+    """Per layer (3 x 3 mask B over 16 maps, 5 x 5 mask A over the image), one
+    convolution on W * M against the two-rectangle split; both checked equal first."""
+    ops, rng, results = npvae.kernels.ops, np.random.default_rng(0), {}
+    for k, mask_type, c_in in ((3, "B", 16), (5, "A", 1)):
+        x = rng.standard_normal((100, c_in, 28, 28)).astype(np.float32)
+        mask = causal_mask((k, k), mask_type).astype(np.float32)
+        W, b, r = (rng.standard_normal((16, c_in, k, k)) * mask).astype(np.float32), np.zeros(16, np.float32), k // 2
+        dy = np.ones((100, 16, 28, 28), np.float32)
+
+        def whole():
+            y = ops.conv2d_forward(x, W, b, (1, 1), (r, r))
+            dx = ops.conv2d_backward(x, W, dy, np.zeros_like(W), np.zeros_like(b), (1, 1), (r, r))
+            return np.asarray(y), dx
+
+        def split():
+            W_above = np.ascontiguousarray(W[:, :, :r, :])
+            W_left = np.ascontiguousarray(W[:, :, r : r + 1, : r + (mask_type == "B")])
+            y_above, y_left = (ops.conv2d_forward(x, W_above, b, (1, 1), (r, r)),
+                               ops.conv2d_forward(x, W_left, None, (1, 1), (0, r)))
+            y = y_above[:, :, :28, :] + y_left[:, :, :, :28]
+            dy_above, dy_left = np.zeros(y_above.shape, np.float32), np.zeros(y_left.shape, np.float32)
+            dy_above[:, :, :28, :], dy_left[:, :, :, :28] = dy, dy
+            dx = ops.conv2d_backward(x, W_above, dy_above, np.zeros_like(W_above), np.zeros_like(b), (1, 1), (r, r)) \
+                + ops.conv2d_backward(x, W_left, dy_left, np.zeros_like(W_left), np.zeros_like(b), (1, 1), (0, r))
+            return y, dx
+
+        for ours, ref in zip(split(), whole()):
+            np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+        results[f"{k}x{k}_{mask_type}"] = common.alternate({"whole": whole, "split": split}, repeats)
+    return results
+
+
+def main():
+    parser = common.argument_parser(__doc__, threads, repeats=6)
+    parser.add_argument("--kinds", default="kept_fields,relu_bound,masked_split")
+    args = common.parse(parser)
+    npvae.kernels.use("numba")
+    kinds = args.kinds.split(",")
+    x = (np.random.default_rng(0).random((10 * BATCH, 1, 28, 28)) < 0.3).astype(np.float32)
+    for kind, a, b in (("kept_fields", "kept", "made_again"), ("relu_bound", "with_relu", "without_relu")):
+        if kind in kinds:
+            times, other = (kept_fields if kind == "kept_fields" else relu_bound)(x, args.repeats)
+            seconds = {side: common.median(t) / STEPS for side, t in times.items()}
+            common.emit(f"conv_variants_{kind}", threads, steps=STEPS, repeats=args.repeats,
+                        **{f"{side}_s_per_step": v for side, v in seconds.items()},
+                        ratio=round(seconds[a] / seconds[b], 3), max_other_cores=round(other, 2))
+    if "masked_split" in kinds:
+        for layer, (times, other) in masked_split(args.repeats).items():
+            seconds = {side: common.median(t) for side, t in times.items()}
+            common.emit("conv_variants_masked_split", threads, layer=layer, repeats=args.repeats,
+                        **{f"{side}_s": v for side, v in seconds.items()},
+                        ratio=round(seconds["split"] / seconds["whole"], 3), max_other_cores=round(other, 2))
+
+
+if __name__ == "__main__":
+    main()
