@@ -87,7 +87,7 @@ def main():
     sample_panels, recon_panels, interp_panels, kl_panels = [], [("test digits", x_test[:n_show])], [], []
     for name, ((n_layers, kernel, first), settings) in runs(cfg, steps_per_epoch).items():
         model = PixelCNNVAE.build((1, cfg["size"], cfg["size"]), LATENT, channels=cfg["channels"], n_layers=n_layers,
-                                  kernel_size=kernel, first_kernel_size=first, rng=args.seed)
+                                  kernel_size=kernel, first_kernel_size=first, rng=args.seed, z_bias="pixel")
         history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=cfg["epochs"], batch_size=100,
                       seed=args.seed, binarize=True, diagnostics_every=1, log=None, **settings)
         epochs = history["epoch"]

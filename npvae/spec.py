@@ -115,8 +115,11 @@ def _parameter_count(cls, args):
                                                               "kernel_size", "first_kernel_size"))):
         c, k = args.get("channels", 32), args.get("kernel_size", 5)
         first = args.get("in_channels", 1) * c * args.get("first_kernel_size", 7) ** 2
+        size = args.get("image_size") if args.get("z_bias") == "pixel" else None
+        pixels = math.prod(size) if isinstance(size, list) and len(size) == 2 and ints(*size) else 1
         return (first + (args.get("n_layers", 4) - 1) * c * c * k * k
-                + args.get("n_layers", 4) * (args.get("latent_dim", 1) + 2) * c + (c + 1) * args.get("in_channels", 1))
+                + args.get("n_layers", 4) * ((args.get("latent_dim", 1) + 1) * c * pixels + c)
+                + (c + 1) * args.get("in_channels", 1))
     if issubclass(cls, (nn.Conv2d, nn.ConvTranspose2d)):
         k = args.get("kernel_size")
         k = [k, k] if isinstance(k, int) else k

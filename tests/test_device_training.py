@@ -262,7 +262,7 @@ def test_the_evaluation_encodes_once_and_reads_once_per_batch(cuda_backend):
 
 def test_device_resident_image_models_equal_the_reference(host_noise):
     """The PixelCNN VAE (masked convolutions masking the weight on the device, z's bias
-    maps and their sums) and the conditional conv VAE (the labels as constant planes
+    maps per channel and their sums, or per pixel) and the conditional conv VAE (the labels as constant planes
     appended on the device), device-resident: the reference's loss and gradients."""
     from npvae.models import ConditionalVAE, PixelCNNVAE
     from npvae.models.device import device_refusal
@@ -271,6 +271,9 @@ def test_device_resident_image_models_equal_the_reference(host_noise):
     builders = {
         "pixelcnn": (lambda: PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, first_kernel_size=3,
                                                rng=3, dtype="float64"), {}),
+        "pixelcnn, pixel biases": (lambda: PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1,
+                                                             first_kernel_size=3, rng=3, dtype="float64",
+                                                             z_bias="pixel"), {}),
         "conditional conv": (lambda: ConditionalVAE.conv((1, 4, 4), (2,), 4, 2, n_classes=3, rng=3, dtype="float64"),
                              {"y": np.array([2, 0])}),
     }

@@ -14,10 +14,10 @@ from npvae.testing import assert_gradcheck, seeds
 from npvae.train import fit
 
 
-def small(rng, dtype="float64", n_layers=2, kernel_size=3, activation="relu"):
+def small(rng, dtype="float64", n_layers=2, kernel_size=3, activation="relu", z_bias="channel"):
     return PixelCNNVAE.build((1, 6, 6), latent_dim=2, encoder_channels=(3,), encoder_kernel=2, channels=3,
                              n_layers=n_layers, kernel_size=kernel_size, first_kernel_size=3, activation=activation,
-                             rng=rng, dtype=dtype)
+                             rng=rng, dtype=dtype, z_bias=z_bias)
 
 
 def binary_images(rng, n, size=6):
@@ -26,15 +26,15 @@ def binary_images(rng, n, size=6):
 
 @settings(max_examples=4)  # each example differentiates ~400 parameters, twice each
 @given(seeds, st.sampled_from([dict(), dict(objective="iwae"), dict(estimator="A", beta=0.5)]), st.integers(1, 3),
-       st.sampled_from(["tanh", "softplus", "elu"]))
-def test_pixelcnn_vae_loss_gradients(seed, setting, n_samples, activation):
+       st.sampled_from(["tanh", "softplus", "elu"]), st.sampled_from(["channel", "pixel"]))
+def test_pixelcnn_vae_loss_gradients(seed, setting, n_samples, activation, z_bias):
     """Every parameter, encoder and decoder (the z maps of every layer included), with
     eps held fixed; the decoder's dz joins the reparameterisation as any decoder's.
     Smooth activations: a z map moves every pixel of its channels, so with ReLU some
     pre-activation among hundreds crosses its kink within a finite-difference step
     (the ReLU's own derivative is tested with the layer)."""
     rng = np.random.default_rng(seed)
-    model = small(rng, activation=activation)
+    model = small(rng, activation=activation, z_bias=z_bias)
     x = rng.random((3, 1, 6, 6))
     kwargs = dict(x=x, eps=rng.standard_normal((3, n_samples, 2)), n_samples=n_samples, **setting)
     model.loss_and_grad(**kwargs)
@@ -42,10 +42,10 @@ def test_pixelcnn_vae_loss_gradients(seed, setting, n_samples, activation):
     assert_gradcheck(check_params(lambda: model.loss_and_grad(**kwargs)[0], model.params, grads))
 
 
-@given(seeds, st.integers(0, 35))
-def test_a_pixels_logit_reads_only_the_pixels_before_it(seed, pixel):
+@given(seeds, st.integers(0, 35), st.sampled_from(["channel", "pixel"]))
+def test_a_pixels_logit_reads_only_the_pixels_before_it(seed, pixel, z_bias):
     rng = np.random.default_rng(seed)
-    model = small(rng)
+    model = small(rng, z_bias=z_bias)
     z, x = rng.standard_normal((2, 2)), binary_images(rng, 2)
     i, j = divmod(pixel, 6)
     logits = model.decode(z, x=x).reshape(2, 6, 6)
@@ -54,19 +54,20 @@ def test_a_pixels_logit_reads_only_the_pixels_before_it(seed, pixel):
     assert np.array_equal(model.decode(z, x=later.reshape(x.shape)).reshape(2, 6, 6)[:, i, j], logits[:, i, j])
 
 
-@pytest.mark.parametrize("n_layers, kernel_size", [(1, 3), (3, 3), (2, 5)])
-def test_a_window_gives_a_pixel_the_logit_of_the_whole_image(n_layers, kernel_size):
+@pytest.mark.parametrize("n_layers, kernel_size, z_bias", [(1, 3, "pixel"), (3, 3, "channel"), (2, 5, "pixel")])
+def test_a_window_gives_a_pixel_the_logit_of_the_whole_image(n_layers, kernel_size, z_bias):
     """What sampling relies on: rows i - r to i, columns j - r to j + r (r = rows_above)
-    are all that pixel (i, j) reads."""
+    are all that pixel (i, j) reads (with per-pixel z biases, cut to the window)."""
     rng = np.random.default_rng(0)
-    model = small(rng, n_layers=n_layers, kernel_size=kernel_size)
+    model = small(rng, n_layers=n_layers, kernel_size=kernel_size, z_bias=z_bias)
     z, x = rng.standard_normal((2, 2)), binary_images(rng, 2)
     whole = model.decoder.forward((z, x))
     reach = model.decoder.rows_above()
     for i in range(6):
         for j in range(6):
             top, left = max(0, i - reach), max(0, j - reach)
-            window = model.decoder.forward((z, x[:, :, top : i + 1, left : j + reach + 1]))
+            window = model.decoder.window_logits(model.decoder.z_biases(z), x[:, :, top : i + 1, left : j + reach + 1],
+                                                 top, left)
             np.testing.assert_allclose(window[:, :, i - top, j - left], whole[:, :, i, j], rtol=1e-12, atol=1e-12)
 
 
@@ -94,9 +95,10 @@ def test_samples_follow_the_teacher_forced_probabilities():
         model.sample(2, rng=0, mean=True)
 
 
-def test_pixelcnn_vae_round_trips_through_specs_and_checkpoints(tmp_path):
+@pytest.mark.parametrize("z_bias", ["channel", "pixel"])
+def test_pixelcnn_vae_round_trips_through_specs_and_checkpoints(tmp_path, z_bias):
     rng = np.random.default_rng(0)
-    model = small(rng, dtype="float32")
+    model = small(rng, dtype="float32", z_bias=z_bias)
     spec = model_spec(model)
     assert spec["model"] == "PixelCNNVAE" and spec["decoder"]["layer"] == "PixelCNN"
     decoder_args = {k: v for k, v in spec["decoder"].items() if k != "layer"}
@@ -137,6 +139,19 @@ def test_the_decoder_and_sampler_refuse_bad_input_with_the_argument_named():
         model.sample_given(z, rng=0, shared_noise="yes")
     with pytest.raises(ValueError, match="kernel_size"):
         nn.PixelCNN(2, kernel_size=(3, 3))
+    with pytest.raises(ValueError, match="z_bias: expected 'channel' or 'pixel'"):
+        nn.PixelCNN(2, z_bias="row")
+    with pytest.raises(ValueError, match="image_size: z_bias='pixel' takes"):
+        nn.PixelCNN(2, z_bias="pixel")
+    pixel = small(rng, z_bias="pixel")
+    with pytest.raises(ValueError, match="x: expected shape"):
+        pixel.decoder.forward((z, np.zeros((2, 1, 5, 6))))  # the bias maps fix the image size
+    biases = pixel.decoder.z_biases(z)
+    with pytest.raises(ValueError, match="top, left: a window of"):
+        pixel.decoder.window_logits(biases, np.zeros((2, 1, 3, 3)), 4, 0)
+    pixel.decoder.window_logits(biases, np.zeros((2, 1, 3, 3)), 3, 3)
+    with pytest.raises(RuntimeError, match="read a window"):
+        pixel.decoder.backward(np.zeros((2, 1, 3, 3)))
     with pytest.raises(ValueError, match="mask"):
         nn.conv.causal_mask((3, 3), "C")
 

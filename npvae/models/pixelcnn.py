@@ -27,15 +27,16 @@ class PixelCNNVAE(VAE):
     @classmethod
     def build(cls, image_shape=(1, 28, 28), latent_dim=32, encoder_channels=(32, 64), encoder_kernel=4,
               channels=32, n_layers=4, kernel_size=5, first_kernel_size=7, activation="relu", rng=None,
-              dtype="float32"):
+              dtype="float32", z_bias="channel"):
         """A conv encoder (``VAE.conv``'s: stride-2 convolutions, then a linear map to
         [mean, logvar]) and a PixelCNN decoder of ``n_layers`` masked layers, both with
-        ``activation``."""
+        ``activation``; z enters the decoder's layers as a bias per channel or per pixel
+        (``z_bias``, see :class:`npvae.nn.PixelCNN`)."""
         rng = as_rng(rng)
         encoder = conv_encoder(tuple(image_shape), tuple(encoder_channels), encoder_kernel, activation,
                                2 * latent_dim, rng)
         decoder = PixelCNN(latent_dim, image_shape[0], channels, n_layers, kernel_size, first_kernel_size, activation,
-                           rng)
+                           rng, z_bias=z_bias, image_size=tuple(image_shape[1:]))
         return cls(encoder, decoder, Bernoulli(), latent_dim, tuple(image_shape)).astype(dtype)
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape):
@@ -68,7 +69,8 @@ class PixelCNNVAE(VAE):
         the window of rows i - r to i and columns j - r to j + r only, r =
         ``rows_above()`` (a pixel reads nothing below its row, and nothing further than
         its receptive field, which reaches as far sideways as up), so a sample costs H W
-        passes over a window of at most (r + 1) x (2 r + 1) pixels."""
+        passes over a window of at most (r + 1) x (2 r + 1) pixels; z's biases are
+        computed once, before the first."""
         check_array(z, "z", shape=(None, self.latent_dim), dtype=self.dtype)
         if not isinstance(shared_noise, bool):
             raise TypeError(f"shared_noise: expected True or False, got {shared_noise!r}")
@@ -76,11 +78,13 @@ class PixelCNNVAE(VAE):
         c, h, w = self.data_shape
         x = np.zeros((len(z), c, h, w), self.dtype)
         reach = self.decoder.rows_above()
+        biases = self.decoder.z_biases(z)
         for i in range(h):
             top = max(0, i - reach)
             for j in range(w):
                 left, right = max(0, j - reach), min(w, j + reach + 1)
-                logits = self.decoder.forward((z, x[:, :, top : i + 1, left:right]))[:, :, i - top, j - left]
+                window = x[:, :, top : i + 1, left:right]
+                logits = self.decoder.window_logits(biases, window, top, left)[:, :, i - top, j - left]
                 u = rng.random((1, c) if shared_noise else logits.shape)
                 x[:, :, i, j] = u < 1 / (1 + np.exp(-logits))
         return x
