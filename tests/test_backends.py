@@ -112,6 +112,11 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         return z, eps, logvar
     if op == "log_pz_minus_log_qz_backward":
         return normal(rng, z.shape[:2], dtype), z
+    if op in ("log_prior_minus_log_qz", "log_prior_minus_log_qz_backward"):  # a prior per sample row
+        prior = normal(rng, (z.shape[0] * z.shape[1], 2 * z.shape[2]), dtype)
+        if op == "log_prior_minus_log_qz":
+            return z, eps, logvar, prior
+        return (normal(rng, z.shape[:2], dtype) if rng.random() < 0.7 else 0.3), z, prior
     if op == "mae_penalty":
         return mean, logvar, 1.0, 0.5
     data, out = (rng.random((3, 6)) < 0.5).astype(dtype), normal(rng, (3, 6), dtype)

@@ -183,13 +183,19 @@ CASES = {"iwae, learned variance": (dict(objective="iwae", n_samples=2), ("gauss
 
 def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     """Each objective and regulariser, the Gaussian likelihoods with their own
-    parameters and a conditional VAE, device-resident: the reference's loss and gradients."""
-    from npvae.models import ConditionalVAE
+    parameters, a conditional VAE and the two-layer VAE under each estimator,
+    device-resident: the reference's loss and gradients."""
+    from npvae.models import ConditionalVAE, TwoLayerVAE
 
     x = (np.random.default_rng(1).random((3, 6)) < 0.4).astype(np.float64)
     cases = {name: (VAE.mlp, {} if lik is None else {"likelihood": lik[0], "likelihood_kwargs": lik[1]}, settings)
              for name, (settings, lik) in CASES.items()}
     cases["conditional"] = (ConditionalVAE.mlp, {"n_classes": 3}, {"y": np.array([0, 2, 1])})
+    two_layers = {"hidden2": (3,), "latent2_dim": 2}
+    for name, settings in {"two layers, free bits": dict(free_bits=0.2, n_samples=2),
+                           "two layers, estimator A, sum": dict(estimator="A", n_samples=2, reduction="sum"),
+                           "two layers, iwae": dict(objective="iwae", n_samples=3)}.items():
+        cases[name] = (TwoLayerVAE.mlp, two_layers, settings)
 
     def step(resident, build, kwargs, settings):
         model = build(6, (4,), 2, rng=3, dtype="float64", **kwargs)

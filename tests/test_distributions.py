@@ -45,6 +45,30 @@ def test_log_ratio_node_and_its_gradient(shape, n_samples, seed):
     assert_gradcheck(check_params(loss, {"z": z, "logvar": logvar}, {"z": dz, "logvar": dlogvar}))
 
 
+@given(shapes, st.integers(1, 3), seeds)
+def test_log_ratio_with_a_prior_per_sample_and_its_gradient(shape, n_samples, seed):
+    """log N(z; mean_p, exp(logvar_p)) - log q(z|x) in eps-form (the two-layer VAE's
+    ratio1) equals the densities' difference; its backward (eps fixed) in z, logvar
+    and the prior's [mean_p, logvar_p] matches finite differences."""
+    from npvae.kernels import reference
+
+    rng = np.random.default_rng(seed)
+    mean, logvar = gaussian_params(rng, shape)
+    eps, w = rng.standard_normal((shape[0], n_samples, shape[1])), rng.standard_normal((shape[0], n_samples))
+    z = mean[:, None] + np.exp(0.5 * logvar)[:, None] * eps
+    prior = np.concatenate(gaussian_params(rng, (shape[0] * n_samples, shape[1])), axis=1)
+    d = shape[1]
+    mean_p, logvar_p = prior[:, :d].reshape(z.shape), prior[:, d:].reshape(z.shape)
+    np.testing.assert_allclose(reference.log_prior_minus_log_qz(z, eps, logvar, prior),
+                               D.gaussian_log_prob(z, mean_p, logvar_p) - D.gaussian_log_prob(z, mean[:, None],
+                                                                                              logvar[:, None]),
+                               atol=1e-9)
+    loss = lambda: float(np.sum(w * reference.log_prior_minus_log_qz(z, eps, logvar, prior)))  # noqa: E731
+    dz, dlogvar, dprior = reference.log_prior_minus_log_qz_backward(w, z, prior)
+    assert_gradcheck(check_params(loss, {"z": z, "logvar": logvar, "prior": prior},
+                                  {"z": dz, "logvar": dlogvar, "prior": dprior}))
+
+
 @given(shapes, st.integers(1, 3), seeds, st.sampled_from(["numpy", "numba"]))
 def test_latent_node_backward(shape, n_samples, seed, backend):
     """The latent node (the fused kernel pair) against finite differences of

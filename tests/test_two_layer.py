@@ -159,9 +159,8 @@ def test_the_cli_trains_evaluates_and_samples_a_two_layer_vae(tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["numba"])
 def test_every_backend_gives_the_numpy_loss_and_gradients(backend):
     """The model has no kernels of its own: its nodes call the backend's ops, which
-    test_backends.py holds to the reference on every backend (the CUDA backend runs
-    this model on host arrays; in the simulator one step takes half a minute, so it is
-    left to those op tests)."""
+    test_backends.py holds to the reference on every backend (its device-resident steps
+    on the CUDA backend: tests/test_device_training.py)."""
     import npvae
 
     rng = np.random.default_rng(0)

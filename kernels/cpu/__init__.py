@@ -47,7 +47,7 @@ from .conv import (  # noqa: F401
 from .dense import linear_backward, linear_forward, matmul  # noqa: F401
 from .elbo import (  # noqa: F401
     batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz,
-    log_pz_minus_log_qz_backward, log_sum_exp_rows, mae_penalty,
-    reparameterize_kl, reparameterize_kl_backward,
+    log_pz_minus_log_qz_backward, log_prior_minus_log_qz, log_prior_minus_log_qz_backward, log_sum_exp_rows,
+    mae_penalty, reparameterize_kl, reparameterize_kl_backward,
 )
 from .optim import adam_update, add_scaled, clip_all, scale_all, squared_norm  # noqa: F401

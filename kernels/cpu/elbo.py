@@ -11,7 +11,8 @@ from numba.extending import intrinsic
 from .. import reference
 from ...constants import LOG_2PI
 from ..reference.elbo import (  # noqa: F401  (NumPy passes already)
-    batch_means, log_pz_minus_log_qz, log_pz_minus_log_qz_backward, log_sum_exp_rows,
+    batch_means, log_pz_minus_log_qz, log_pz_minus_log_qz_backward, log_prior_minus_log_qz,
+    log_prior_minus_log_qz_backward, log_sum_exp_rows,
 )
 from .arrays import JIT, mixed
 

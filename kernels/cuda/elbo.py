@@ -146,6 +146,74 @@ def log_pz_minus_log_qz_backward(dlog_ratio, z):
 
 
 @cuda.jit
+def _log_prior_minus_log_qz(z, eps, logvar, prior, out):
+    """One thread per sample (n, l), its prior in row n L + l, summing in order in float64."""
+    i = cuda.grid(1)
+    n_samples, d = z.shape[1], z.shape[2]
+    if i < out.size:
+        n, s = i // n_samples, i % n_samples
+        total = 0.0
+        for j in range(d):
+            r = z[n, s, j] - prior[i, j]
+            total += prior[i, d + j] + r * r * math.exp(-prior[i, d + j]) - logvar[n, j] - eps[n, s, j] * eps[n, s, j]
+        out[n, s] = -0.5 * total
+
+
+def log_prior_minus_log_qz(z, eps, logvar, prior):
+    """``(N, L)`` as the reference's, one launch."""
+    if mixed(z, eps, logvar, prior) or not z.size:
+        return reference.log_prior_minus_log_qz(to_host(z), to_host(eps), to_host(logvar), to_host(prior))
+    reference.check_latent(logvar, logvar, eps, z)
+    reference.check_prior(z, prior)
+    host = not is_device(z)
+    z, eps, logvar, prior = to_device(z), to_device(eps), to_device(logvar), to_device(prior)
+    out = empty(z.shape[:2], z.dtype)
+    launch(_log_prior_minus_log_qz, blocks(out.size), THREADS)(z, eps, logvar, prior, out)
+    return to_host(out) if host else out
+
+
+@cuda.jit
+def _log_prior_minus_log_qz_backward(g, g_value, z, prior, dz, dlogvar, dprior):
+    """One thread per (n, l, j): dz, and the prior's two gradients in row n L + l; the
+    thread of l = 0 also sums dlogvar[n, j] = 1/2 sum_l g[n, l] (g one number: passed as one)."""
+    i = cuda.grid(1)
+    n_samples, d = z.shape[1], z.shape[2]
+    if i < z.size:
+        n, rest = i // (n_samples * d), i % (n_samples * d)
+        s, j = rest // d, rest % d
+        row, gs = n * n_samples + s, g[n, s] if g.size else g_value
+        r = z[n, s, j] - prior[row, j]
+        u = r * math.exp(-prior[row, d + j])
+        dz[n, s, j] = -gs * u
+        dprior[row, j] = gs * u
+        dprior[row, d + j] = gs * (u * r - 1) / 2
+        if s == 0:
+            total = 0.0
+            for t in range(n_samples):
+                total += g[n, t] if g.size else g_value
+            dlogvar[n, j] = 0.5 * total
+
+
+def log_prior_minus_log_qz_backward(dlog_ratio, z, prior):
+    """``(dz, dlogvar, dprior)`` as the reference's, one launch; ``dlog_ratio`` (N, L) or a number."""
+    if not is_device(z) or not z.size:
+        return reference.log_prior_minus_log_qz_backward(to_host(dlog_ratio), to_host(z), to_host(prior))
+    reference.check_prior(z, prior)
+    number = np.ndim(dlog_ratio) == 0
+    if not number:
+        dlog_ratio = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
+        if dlog_ratio.shape != z.shape[:2]:  # the kernel indexes it by z's first two axes
+            raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {dlog_ratio.shape}")
+    prior = to_device(prior)
+    dz, dlogvar, dprior = (empty(z.shape, z.dtype), empty((z.shape[0], z.shape[2]), z.dtype),
+                           empty(prior.shape, z.dtype))
+    launch(_log_prior_minus_log_qz_backward, blocks(z.size), THREADS)(
+        z[:0, :0, 0] if number else dlog_ratio, z.dtype.type(dlog_ratio if number else 0), z, prior, dz, dlogvar,
+        dprior)
+    return dz, dlogvar, dprior
+
+
+@cuda.jit
 def _bernoulli(x, logits, log_p, grad, scale):
     """Row n = blockIdx.x: log p = sum_d x l - softplus(l), grad = scale (x - sigmoid(l)),
     with e = exp(-|l|): softplus(l) = max(l, 0) + log1p(e), sigmoid(l) = 1 / (1 + e)

@@ -24,7 +24,8 @@ from .dense import (  # noqa: F401
 )
 from .elbo import (  # noqa: F401
     check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
-    log_pz_minus_log_qz, log_pz_minus_log_qz_backward, bernoulli_log_prob_grad, bernoulli_log_prob,
+    log_pz_minus_log_qz, log_pz_minus_log_qz_backward, check_prior, log_prior_minus_log_qz,
+    log_prior_minus_log_qz_backward, bernoulli_log_prob_grad, bernoulli_log_prob,
     gaussian_log_prob_grad, scaled, batch_means, log_sum_exp_rows,
     check_log_weights, pairwise_kl, mae_penalty,
 )
@@ -43,6 +44,7 @@ OPS = (
     "conv_transpose2d_backward", "masked_conv2d_forward", "masked_conv2d_backward", "add_channel_bias",
     "channel_sums", "append_channels",
     "reparameterize_kl", "reparameterize_kl_backward", "log_pz_minus_log_qz", "log_pz_minus_log_qz_backward",
+    "log_prior_minus_log_qz", "log_prior_minus_log_qz_backward",
     "bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob_grad", "batch_means", "log_sum_exp_rows",
     "mae_penalty",
     "adam_update", "clip_all", "squared_norm", "scale_all", "add_scaled",

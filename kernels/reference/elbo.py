@@ -79,6 +79,48 @@ def log_pz_minus_log_qz_backward(dlog_ratio, z):
     return -g * z, np.broadcast_to(0.5 * g.sum(axis=1), (len(z), z.shape[2])).copy()
 
 
+def check_prior(z, prior):
+    """Raise unless ``prior`` is (N L, 2 d) for ``z`` (N, L, d): one row per sample."""
+    if prior.shape != (z.shape[0] * z.shape[1], 2 * z.shape[2]):
+        refuse_shapes("z, prior", "(N, L, d), (N L, 2 d)", (z, prior))
+
+
+def log_prior_minus_log_qz(z, eps, logvar, prior):
+    """log p(z) - log q(z|x) per sample, (N, L), for a Gaussian prior of each sample's
+    own: ``prior`` (N L, 2 d) = [mean_p, logvar_p], row n L + l for sample l of example
+    n (a prior network's output, as the two-layer VAE's p(z1|z2)); ``z`` made from
+    ``eps`` (N, L, d) and ``logvar`` (N, d) by :func:`reparameterize_kl`. As in
+    :func:`log_pz_minus_log_qz` (its case mean_p = logvar_p = 0), log 2 pi cancels::
+
+        log p(z)   = -1/2 sum_j [log 2 pi + logvar_p_j + (z_j - mean_p_j)^2 exp(-logvar_p_j)]
+        log q(z|x) = -1/2 sum_j [log 2 pi + logvar_j + eps_j^2]
+        difference = -1/2 sum_j [logvar_p_j + (z_j - mean_p_j)^2 exp(-logvar_p_j) - logvar_j - eps_j^2]
+    """
+    check_latent(logvar, logvar, eps, z)
+    check_prior(z, prior)
+    d = z.shape[2]
+    mean_p, logvar_p = prior[:, :d].reshape(z.shape), prior[:, d:].reshape(z.shape)
+    r = z - mean_p
+    return -0.5 * np.sum(logvar_p + r * r * np.exp(-logvar_p) - logvar[:, None] - eps * eps, axis=-1)
+
+
+def log_prior_minus_log_qz_backward(dlog_ratio, z, prior):
+    """``(dz, dlogvar, dprior)`` from g = d/dlog_ratio (N, L, or one number) for
+    :func:`log_prior_minus_log_qz`, eps held fixed, with u = (z - mean_p) exp(-logvar_p)::
+
+        dz = -g u,   dmean_p = g u,   dlogvar_p = g (u (z - mean_p) - 1) / 2   (per sample)
+        dlogvar_j = 1/2 sum_l g                                              (N, d)
+
+    ``dprior`` (N L, 2 d) = [dmean_p, dlogvar_p], the prior network's output gradient."""
+    check_prior(z, prior)
+    d = z.shape[2]
+    g = np.broadcast_to(np.asarray(dlog_ratio, dtype=z.dtype), z.shape[:2])[..., None]
+    r = z - prior[:, :d].reshape(z.shape)
+    u = r * np.exp(-prior[:, d:].reshape(z.shape))
+    dprior = np.concatenate([(g * u).reshape(-1, d), (0.5 * g * (u * r - 1)).reshape(-1, d)], axis=1)
+    return -g * u, np.broadcast_to(0.5 * g.sum(axis=1), (len(z), d)).copy(), dprior
+
+
 def bernoulli_log_prob_grad(x, logits, scale=1.0):
     """log p(x | logits) summed per row, and its gradient in the logits times ``scale``::
 

@@ -22,42 +22,53 @@ everything. The noise of one sample is one vector eps = [eps1, eps2] of d1 + d2
 numbers, so that ``eps`` arrays, seeds and ``fit`` work as for the one-layer VAE.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from .. import kernels
 from ..checks import as_rng, check_array, check_positive_int
-from ..constants import LOG_2PI
-from ..distributions import gaussian_log_prob, gaussian_log_prob_grad
 from ..objectives import kl_penalty, weight_decay
 from .base import _sizes, summed
 from .networks import mlp, torch_default_biases
-from .vae import VAE, Weights, estimator_a, iwae_bound, latent_backward, latent_forward, log_ratio_backward, \
-    log_ratio_forward, weights_per_sample
+from .vae import VAE, estimator_a, iwae_bound, latent_backward, latent_forward, log_ratio_backward, log_ratio_forward
 
 
 # ------------------------------------------------------------ the estimators' weights
-def two_layer_weights(objective, estimator, log_px, ratio1, ratio2, kl2, beta, free_bits):
-    """J (nats per example) and dJ/dterm for the terms of a two-layer sample: ``log_px``,
-    ``ratio1``, ``ratio2`` (N, L) and ``kl2`` (N, L, d2). Returns ``(J, Weights(...,
-    log_px, log_ratio=dJ/dratio1, kl=dJ/dkl2), dJ/dratio2)``.
+TwoLayerWeights = namedtuple("TwoLayerWeights", "objective log_px ratio1 ratio2 kl2")
 
-    * IWAE and estimator A: J of the one-layer estimators with log_ratio = ratio1 +
-      ratio2 (so dJ/dratio1 = dJ/dratio2; no KL term).
+
+def two_layer_weights(objective, estimator, log_px, ratio1, ratio2, kl2, beta, free_bits):
+    """dJ/dterm for the terms of a two-layer sample, ``log_px``, ``ratio1``, ``ratio2``
+    (N, L) and ``kl2`` (N L, d2), each one number where it is the same for every entry
+    (None: the term has weight 0), and J (nats per example) as a function of the batch
+    means of (log_px, kl2, ratio1) (``kernels.ops.batch_means``), or as a number.
+
+    * IWAE and estimator A: the one-layer estimators with log_ratio = ratio1 + ratio2
+      (dJ/dratio1 = dJ/dratio2; no KL term; A's J from the means of log_px and the sum).
     * B: J = mean_nl [log_px + beta ratio1] - beta penalty(mean_l kl2), the penalty with
-      free bits on the mean over samples (``objectives.kl_penalty``); dJ/dkl2[n, l] is
-      the penalty's dJ/dkl[n] / L, and ratio2 has weight 0.
+      free bits on the mean over samples (``objectives.kl_penalty``, on the host);
+      without them penalty = the mean KL, a batch mean like the others.
     """
     n, n_samples = log_px.shape
     if objective == "iwae" or estimator == "A":
-        log_ratio = ratio1 + ratio2
+        log_ratio = kernels.ops.add(ratio1, ratio2)
         w = (iwae_bound if objective == "iwae" else estimator_a)(log_px, None, log_ratio, beta, 0.0)
-        w = weights_per_sample(w, log_px.shape, kernels.ops.batch_means(log_px, np.zeros((n, 1)), log_ratio))
-        return w.objective, w, w.log_ratio
-    penalty, dpenalty = kl_penalty(kl2.mean(axis=1), free_bits)
-    weight = np.full((n, n_samples), 1.0 / (n * n_samples))
-    dkl2 = np.broadcast_to(-beta * dpenalty[:, None, :] / n_samples, kl2.shape)
-    objective_value = float(log_px.mean() + beta * ratio1.mean()) - beta * penalty
-    return objective_value, Weights(objective_value, weight, beta * weight, dkl2), np.zeros_like(weight)
+        if objective == "iwae":
+            g = w.log_px.reshape(n, n_samples)
+            return TwoLayerWeights(w.objective, g, g, g, None)
+        ratio_means = kernels.ops.batch_means(log_px, kl2, log_ratio)
+        return TwoLayerWeights(lambda means: w.objective(kernels.to_host(ratio_means)), w.log_px, w.log_ratio,
+                               w.log_ratio, None)
+    weight = 1.0 / (n * n_samples)
+    if not free_bits:
+        return TwoLayerWeights(lambda means: means[0] + beta * means[2] - beta * means[1], weight, beta * weight,
+                               None, -beta * weight)
+    d2 = kl2.shape[1]
+    penalty, dpenalty = kl_penalty(kernels.to_host(kl2).reshape(n, n_samples, d2).mean(axis=1), free_bits)
+    dkl2 = np.repeat(-beta * dpenalty / n_samples, n_samples, axis=0)  # row n L + l: example n's
+    return TwoLayerWeights(lambda means: means[0] + beta * means[2] - beta * penalty, weight, beta * weight, None,
+                           dkl2)
 
 
 class TwoLayerVAE(VAE):
@@ -68,7 +79,6 @@ class TwoLayerVAE(VAE):
     decoder reads; ``latent2_dim`` is d2. Build Burda et al.'s with :meth:`mlp`."""
 
     networks = ("encoder", "encoder2", "prior", "decoder")
-    device_path = False
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, encoder2, prior, latent2_dim):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
@@ -132,32 +142,32 @@ class TwoLayerVAE(VAE):
     def _forward(self, x, onehot, eps, grad_scale=None, log_ratio=True, x_corrupted=None, posterior=None):
         """The forward nodes for noise ``eps`` (N, L, d1 + d2): z1 from q(z1|x), z2 from
         q(z2|z1) at each z1 (N L rows), p(z1|z2) at each z2, log p(x|z1). Returns the
-        dict a backward pass reads; ``log_ratio`` is ratio1 + ratio2, so that
-        ``log_likelihood`` is the VAE's own, with the joint proposal q(z1|x) q(z2|z1)."""
+        dict a backward pass reads (arrays where ``x`` is); ``log_ratio`` is ratio1 +
+        ratio2, so that ``log_likelihood`` is the VAE's own, with the joint proposal
+        q(z1|x) q(z2|z1)."""
         n, n_samples = eps.shape[:2]
         d1, d2, rows = self.latent_dim, self.latent2_dim, n * n_samples
-        eps1, eps2 = eps[:, :, :d1], eps[:, :, d1:].reshape(rows, 1, d2)
+        eps_rows = eps.reshape(rows, d1 + d2)
+        eps1 = kernels.ops.take_columns(eps_rows, 0, d1).reshape(n, n_samples, d1)
+        eps2 = kernels.ops.take_columns(eps_rows, d1, d1 + d2).reshape(rows, 1, d2)
         mean1, logvar1 = posterior or self._encode(x if x_corrupted is None else x_corrupted, onehot)
         (z1, _), latent1_cache = latent_forward(mean1, logvar1, eps1)
-        z1_rows = z1.reshape(rows, d1)
-        mean2, logvar2 = self._gaussian(self.encoder2, "encoder2", z1_rows, d2)
+        mean2, logvar2 = self._gaussian(self.encoder2, "encoder2", z1.reshape(rows, d1), d2)
         (z2, kl2), latent2_cache = latent_forward(mean2, logvar2, eps2)
-        mean_p, logvar_p = self._gaussian(self.prior, "prior", z2.reshape(rows, d2), d1)
-        # ratio1 = log p(z1|z2) - log q(z1|x); with (z1 - mean1)^2 / var1 = eps1^2 the log 2 pi terms cancel
-        log_q_z1 = -0.5 * np.sum(logvar1[:, None, :] + eps1 * eps1, axis=2) - 0.5 * d1 * LOG_2PI
-        ratio1 = gaussian_log_prob(z1_rows, mean_p, logvar_p).reshape(n, n_samples) - log_q_z1
+        prior = self._check_output("prior", self.prior.forward(z2.reshape(rows, d2)), 2 * d1)  # [mean_p, logvar_p]
+        ratio1 = kernels.ops.log_prior_minus_log_qz(z1, eps1, logvar1, prior)  # log p(z1|z2) - log q(z1|x)
         ratio2, ratio2_cache = log_ratio_forward(z2, eps2, logvar2)  # log p(z2) - log q(z2|z1), (N L, 1)
         x_per_sample = x.reshape(n, -1)
         if n_samples > 1:
             x_per_sample = kernels.ops.repeat_rows(x_per_sample, n_samples)
-        out = self._decode(z1_rows, None, x_per_sample)
+        out = self._decode(z1.reshape(rows, d1), None, x_per_sample)
         log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
                                 if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
         ratio2 = ratio2.reshape(n, n_samples)
-        return dict(mean=mean1, logvar=logvar1, z1=z1, z2=z2, mean_p=mean_p, logvar_p=logvar_p, eps1=eps1,
-                    kl2=kl2.reshape(n, n_samples, d2), latent1_cache=latent1_cache, latent2_cache=latent2_cache,
-                    ratio2_cache=ratio2_cache, dlog_px_dout=dlog_px_dout, log_px=log_px.reshape(n, n_samples),
-                    ratio1=ratio1, ratio2=ratio2, log_ratio=ratio1 + ratio2)
+        return dict(mean=mean1, logvar=logvar1, z1=z1, prior=prior, kl2=kl2, latent1_cache=latent1_cache,
+                    latent2_cache=latent2_cache, ratio2_cache=ratio2_cache, dlog_px_dout=dlog_px_dout,
+                    log_px=log_px.reshape(n, n_samples), ratio1=ratio1, ratio2=ratio2,
+                    log_ratio=kernels.ops.add(ratio1, ratio2) if log_ratio else None)
 
     def elbo_terms(self, x, y=None, rng=None, n_samples=1, eps=None):
         """Estimator B's ELBO per example and its terms ``(elbo, log_px, kl)``, averaged
@@ -165,35 +175,39 @@ class TwoLayerVAE(VAE):
         estimate of KL(q(z1, z2 | x) || p(z1, z2)) that estimator B takes."""
         self.check_x(x)
         self.check_labels(y, len(x))
-        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps))
-        log_px, kl = f["log_px"].mean(axis=1), np.mean(f["kl2"].sum(axis=2) - f["ratio1"], axis=1)
+        x = self.placed(x)
+        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), log_ratio=False)
+        n = len(x)
+        kl2 = kernels.to_host(f["kl2"]).reshape(n, n_samples, -1).sum(axis=2)
+        log_px, kl = kernels.to_host(f["log_px"]).mean(axis=1), np.mean(kl2 - kernels.to_host(f["ratio1"]), axis=1)
         return log_px - kl, log_px, kl
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
-                      reduction="mean", check_input=True, x_corrupted=None):
+                      reduction="mean", check_input=True, x_corrupted=None, deferred=False):
         """The loss -J and every parameter's gradient, as :meth:`VAE.loss_and_grad`
         (``stats``: the batch means of the ELBO of estimator B at beta = 1, log p(x|z1),
-        and KL = log q(z1, z2 | x) - log p(z1, z2) as estimator B takes it). The MAE
-        regulariser acts on a one-layer posterior and is refused.
+        and KL = log q(z1, z2 | x) - log p(z1, z2) as estimator B takes it; ``deferred``
+        as there). The MAE regulariser acts on a one-layer posterior and is refused.
 
         Backward, in reverse. With the loss's weights g_px, g1, g2 (N, L) on log_px,
-        ratio1, ratio2 and g_kl (N, L, d2) on KL(q(z2|z1) || p(z2)):
+        ratio1, ratio2 and g_kl (N L, d2) on KL(q(z2|z1) || p(z2)):
 
         1. decoder: dloss/dz1 += decoder.backward(likelihood's gradient x g_px).
-        2. log p(z1|z2) = log N(z1; mean_p(z2), exp(logvar_p(z2))) has three inputs:
-           dloss/dz1 += g1 (-(z1 - mean_p) / var_p)                      (z1 directly)
-           dloss/d[mean_p, logvar_p] = g1 [(z1 - mean_p) / var_p, -1/2 + (z1 - mean_p)^2 / (2 var_p)]
+        2. ratio1 = log p(z1|z2) - log q(z1|x), p(z1|z2) = N(mean_p(z2), exp(logvar_p(z2))),
+           eps1 fixed (``kernels.ops.log_prior_minus_log_qz_backward``): with u = (z1 -
+           mean_p) / var_p,
+           dloss/dz1 += -g1 u                                            (z1 directly)
+           dloss/d[mean_p, logvar_p] = g1 [u, (u (z1 - mean_p) - 1) / 2]
            dloss/dz2 = prior.backward(that)                              (the top network)
+           dloss/dlogvar1 += sum_l g1 / 2                                (-log q(z1|x))
         3. ratio2 = log p(z2) - log q(z2|z1): dloss/dz2 += -z2 g2, dloss/dlogvar2 += g2 / 2.
         4. z2 = mean2(z1) + exp(logvar2(z1) / 2) eps2: ``latent_backward`` gives
            dloss/d[mean2, logvar2] from dloss/dz2 and g_kl (the analytic KL's own), and
            dloss/dz1 += encoder2.backward(them). This is how the gradient of log p(z1|z2)
            reaches q(z1|x) a second time: through z2's reparameterisation, whose mean and
            scale are functions of z1.
-        5. ratio1's -log q(z1|x) = 1/2 sum_j [log 2 pi + logvar1_j + eps1_j^2] (eps1 fixed):
-           dloss/dlogvar1 += sum_l g1 / 2.
-        6. z1 = mean1 + exp(logvar1 / 2) eps1: ``latent_backward`` from dloss/dz1 (steps
+        5. z1 = mean1 + exp(logvar1 / 2) eps1: ``latent_backward`` from dloss/dz1 (steps
            1, 2 and 4), then encoder.backward.
         """
         self._check_loss_settings(estimator, objective, beta, free_bits, mae_eta, mae_gamma, weight_decay_lambda,
@@ -205,38 +219,64 @@ class TwoLayerVAE(VAE):
             self.check_x(x)
             self.check_corrupted(x, x_corrupted)
         self.check_labels(y, len(x))
-        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad_scale=1.0,
-                          x_corrupted=x_corrupted)
-        n, n_samples = f["log_px"].shape
+        x, n = self.placed(x), len(x)
+        x_corrupted = None if x_corrupted is None else self.placed(x_corrupted)
         rows, d1, d2 = n * n_samples, self.latent_dim, self.latent2_dim
-        objective_value, w, w_ratio2 = two_layer_weights(objective, estimator, f["log_px"], f["ratio1"], f["ratio2"],
-                                                         f["kl2"], beta, free_bits)
-        kl = float(f["kl2"].sum(axis=2).mean() - f["ratio1"].mean())
-        stats = {"elbo": float(f["log_px"].mean()) - kl, "log_px": float(f["log_px"].mean()), "kl": kl,
-                 **({"iwae": objective_value} if objective == "iwae" else {})}
-        self.zero_grad()
-        loss = -objective_value + weight_decay(self.params, self.grads, weight_decay_lambda)
-        g1 = (-w.log_ratio).reshape(rows, 1).astype(self.dtype)
-        # 1. the decoder
-        dloss_dout = self.likelihood.backward(f["dlog_px_dout"], (-w.log_px).astype(self.dtype).ravel())
-        dloss_dz1 = self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)).reshape(rows, d1)
-        # 2. log p(z1|z2)
-        d_dz1, d_dmean_p, d_dlogvar_p = gaussian_log_prob_grad(f["z1"].reshape(rows, d1), f["mean_p"], f["logvar_p"])
-        dloss_dz1 = dloss_dz1 + g1 * d_dz1
-        dloss_dz2 = self.prior.backward(kernels.ops.concat_columns(g1 * d_dmean_p, g1 * d_dlogvar_p)).reshape(rows, 1, d2)
-        # 3. log p(z2) - log q(z2|z1)
-        dloss_dz2_ratio, dloss_dlogvar2_ratio = log_ratio_backward((-w_ratio2).reshape(rows, 1), f["ratio2_cache"])
-        # 4. z2's reparameterisation and its analytic KL, back through encoder2 to z1
-        dloss_dmean2, dloss_dlogvar2 = latent_backward(dloss_dz2 + dloss_dz2_ratio,
-                                                       np.asarray(-w.kl, self.dtype).reshape(rows, d2) if np.ndim(w.kl)
-                                                       else 0.0, f["latent2_cache"])
-        dloss_dz1 = dloss_dz1 + self.encoder2.backward(
-            kernels.ops.concat_columns(dloss_dmean2, dloss_dlogvar2 + dloss_dlogvar2_ratio))
-        # 5, 6. -log q(z1|x), then z1's reparameterisation, back through the encoder
-        dloss_dmean1, dloss_dlogvar1 = latent_backward(dloss_dz1.reshape(n, n_samples, d1), 0.0, f["latent1_cache"])
-        dloss_dlogvar1 = dloss_dlogvar1 + 0.5 * g1.reshape(n, n_samples).sum(axis=1, keepdims=True)
-        self.encoder.backward(kernels.ops.concat_columns(dloss_dmean1, dloss_dlogvar1), need_dx=False)
-        return summed(self, loss, len(x)) if reduction == "sum" else loss, stats
+        alike = objective == "elbo"  # every log p(x|z1) weighs 1 / (N L): the likelihood's kernel scales it
+        with kernels.ops.workspace(self.workspaces, "loss_and_grad"):
+            f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps),
+                              grad_scale=-1.0 / rows if alike else 1.0, log_ratio=False, x_corrupted=x_corrupted)
+            means = kernels.ops.batch_means(f["log_px"], f["kl2"], f["ratio1"])
+            w = two_layer_weights(objective, estimator, f["log_px"], f["ratio1"], f["ratio2"], f["kl2"], beta,
+                                  free_bits)
+            self.zero_grad()
+            penalty = weight_decay(self.params, self.grads, weight_decay_lambda)
+
+            # the loss's weights: numbers, or (IWAE) one array of N L importance weights for
+            # every term, uploaded once
+            per_sample = None if alike else kernels.ops.to_device(-np.asarray(w.log_px, self.dtype).reshape(rows))
+
+            def minus(g, shape):
+                return -g if per_sample is None else per_sample.reshape(shape)
+
+            # 1. the decoder
+            dloss_dout = self.likelihood.backward(f["dlog_px_dout"], 1.0 if alike else per_sample)
+            dloss_dz1 = self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)).reshape(rows, d1)
+            # 2. log p(z1|z2) - log q(z1|x), back to z1, logvar1 and through the prior network to z2
+            dz1, dloss_dlogvar1, dprior = kernels.ops.log_prior_minus_log_qz_backward(minus(w.ratio1, (n, n_samples)),
+                                                                                      f["z1"], f["prior"])
+            dloss_dz1 = kernels.ops.add(dloss_dz1, dz1.reshape(rows, d1))
+            dloss_dz2 = self.prior.backward(dprior).reshape(rows, 1, d2)
+            # 3. log p(z2) - log q(z2|z1) (estimator A, IWAE)
+            if w.ratio2 is not None:
+                dz2, dloss_dlogvar2_ratio = log_ratio_backward(minus(w.ratio2, (rows, 1)), f["ratio2_cache"])
+                dloss_dz2 = kernels.ops.add(dloss_dz2, dz2)
+            # 4. z2's reparameterisation and its analytic KL, back through encoder2 to z1
+            dloss_dmean2, dloss_dlogvar2 = latent_backward(dloss_dz2, 0.0 if w.kl2 is None else -w.kl2,
+                                                           f["latent2_cache"])
+            if w.ratio2 is not None:
+                dloss_dlogvar2 = kernels.ops.add(dloss_dlogvar2, dloss_dlogvar2_ratio)
+            dloss_dz1 = kernels.ops.add(dloss_dz1, self.encoder2.backward(kernels.ops.concat_columns(dloss_dmean2,
+                                                                                                     dloss_dlogvar2)))
+            # 5. z1's reparameterisation, back through the encoder
+            dloss_dmean1, dloss_dlogvar = latent_backward(dloss_dz1.reshape(n, n_samples, d1), 0.0,
+                                                          f["latent1_cache"])
+            self.encoder.backward(kernels.ops.concat_columns(dloss_dmean1, kernels.ops.add(dloss_dlogvar,
+                                                                                           dloss_dlogvar1)),
+                                  need_dx=False)
+            if reduction == "sum":
+                summed(self, 0.0, n)
+
+        def read():
+            m = kernels.to_host(means)
+            objective_value = w.objective(m) if callable(w.objective) else w.objective
+            loss = (-objective_value + penalty) * (n if reduction == "sum" else 1)
+            kl = float(m[1] - m[2])
+            stats = {"elbo": float(m[0]) - kl, "log_px": float(m[0]), "kl": kl,
+                     **({"iwae": objective_value} if objective == "iwae" else {})}
+            return float(loss), stats
+
+        return read if deferred else read()
 
     # ---------------------------------------------------------------- per layer
     def layer_means(self, x, rng=0, batch_size=500):
@@ -247,8 +287,9 @@ class TwoLayerVAE(VAE):
         rng, batch_size = as_rng(rng), check_positive_int(batch_size, "batch_size")
         means1, means2 = [], []
         for s in range(0, len(x), batch_size):
-            mean1, logvar1 = self._encode(x[s : s + batch_size], None)
+            mean1, logvar1 = map(kernels.to_host, self._encode(self.placed(x[s : s + batch_size]), None))
             z1 = mean1 + np.exp(0.5 * logvar1) * rng.standard_normal(mean1.shape).astype(self.dtype)
-            means1.append(mean1), means2.append(self._gaussian(self.encoder2, "encoder2", z1, self.latent2_dim)[0])
+            mean2 = self._gaussian(self.encoder2, "encoder2", self.placed(z1), self.latent2_dim)[0]
+            means1.append(mean1), means2.append(kernels.to_host(mean2))
         return [np.concatenate(means1).astype(np.float64), np.concatenate(means2).astype(np.float64)]
 
