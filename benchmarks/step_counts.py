@@ -1,8 +1,8 @@
 """What one steady training step asks of the GPU, counted by the CUDA backend
 (``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations. The
 counts depend on the network's topology, not its widths, so this runs small networks
-of the 784-400-20 VAE's and the IWAE net's shapes, in numba-cuda's simulator when no
-GPU is there. One JSON line per network and setting:
+of the 784-400-20 VAE's, the IWAE net's and the two-layer IWAE net's shapes, in
+numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/step_counts.py
 """
@@ -13,17 +13,19 @@ import warnings
 import numpy as np
 
 import npvae
-from npvae.models import VAE
+from npvae.models import VAE, TwoLayerVAE
 from npvae.train import fit
 
-NETWORKS = {"784-400-20": ((8,), "relu"), "iwae_net": ((8, 8), "tanh")}
+NETWORKS = {"784-400-20": lambda: VAE.mlp(12, (8,), 3, "relu", "bernoulli", rng=0),
+            "iwae_net": lambda: VAE.mlp(12, (8, 8), 3, "tanh", "bernoulli", rng=0),
+            "iwae_two_layer_net": lambda: TwoLayerVAE.mlp(12, (8, 8), 3, (8, 8), 2, "tanh", "bernoulli", rng=0)}
 
 
-def counts(hidden, activation, binarize):
+def counts(build, binarize):
     """The counts of the first and of a steady step of ``fit``, from one
     ``loss_and_grad`` call to the next (so the update and the loss's read are inside)."""
     x = (np.random.default_rng(0).random((16, 12)) < 0.3).astype(np.float32)
-    model, marks = VAE.mlp(12, hidden, 3, activation, "bernoulli", rng=0), []
+    model, marks = build(), []
     loss_and_grad = model.loss_and_grad
 
     def counted(*args, **kwargs):
@@ -39,9 +41,9 @@ def counts(hidden, activation, binarize):
 def main():
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)  # the simulator's hash wraps, as meant
     npvae.kernels.use("cuda")
-    for name, (hidden, activation) in NETWORKS.items():
+    for name, build in NETWORKS.items():
         for binarize in (False, True):
-            first, steady = counts(hidden, activation, binarize)
+            first, steady = counts(build, binarize)
             print(json.dumps({"bench": "step_counts", "network": name, "binarize": binarize, "first_step": first,
                               "steady_step": steady}))
 
