@@ -74,8 +74,13 @@ def interpolation(model, x_pair, seed):
     return model.sample_given(z, rng=seed, shared_noise=True)
 
 
+def flags(parser):
+    parser.add_argument("--z-bias", choices=("pixel", "channel"), default="pixel",
+                        help="how z enters each decoder layer: a bias per pixel and channel, or per channel only")
+
+
 def main():
-    args, cfg = common.setup("pixelcnn_collapse", __doc__, SETTINGS)
+    args, cfg = common.setup("pixelcnn_collapse", __doc__, SETTINGS, flags)
     crop = slice(14 - cfg["size"] // 2, 14 + cfg["size"] // 2)
     images = load_mnist("train", flatten=False)[0][:, :, crop, crop]
     x_train = images[: cfg["n_train"]]
@@ -87,7 +92,7 @@ def main():
     sample_panels, recon_panels, interp_panels, kl_panels = [], [("test digits", x_test[:n_show])], [], []
     for name, ((n_layers, kernel, first), settings) in runs(cfg, steps_per_epoch).items():
         model = PixelCNNVAE.build((1, cfg["size"], cfg["size"]), LATENT, channels=cfg["channels"], n_layers=n_layers,
-                                  kernel_size=kernel, first_kernel_size=first, rng=args.seed, z_bias="pixel")
+                                  kernel_size=kernel, first_kernel_size=first, rng=args.seed, z_bias=args.z_bias)
         history = fit(model, x_train, x_val, optimizer="adam", lr=1e-3, epochs=cfg["epochs"], batch_size=100,
                       seed=args.seed, binarize=True, diagnostics_every=1, log=None, **settings)
         epochs = history["epoch"]
@@ -122,7 +127,7 @@ def main():
                       common.out(args, "collapse_over_training.png"), "epoch", ["nats", "units", "nats"])
     plots.bar_panels(kl_panels, common.out(args, "kl_per_dimension.png"), "latent dimension (sorted)",
                      "KL (nats)", title="KL per latent dimension on test digits")
-    common.finish(args, {"runs": results, "k": cfg["k"], "settings": cfg})
+    common.finish(args, {"runs": results, "k": cfg["k"], "z_bias": args.z_bias, "settings": cfg})
 
 
 if __name__ == "__main__":
