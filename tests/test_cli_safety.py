@@ -84,7 +84,9 @@ def test_out_that_is_a_file_or_below_one(tmp_path, capsys):
     assert "is a file; expected a folder" in err[0] and "is a file, so" in err[1] and len(err) == 3
 
 
-def test_bad_eval_sample_and_demo_flags_are_refused_at_once(good_run, tmp_path):
+def test_bad_eval_sample_and_demo_flags_are_refused_at_once(good_run, tmp_path, capsys):
+    """In process: ``python -m npvae`` exits and words its errors as ``main`` does
+    (the version and Ctrl-C tests run it as a process)."""
     ckpt = str(good_run / "checkpoint.npz")
     for args, error in ((["eval", ckpt, "--n", "-3"], "argument --n: expected an integer >= 1, got '-3'"),
                         (["eval", ckpt, "--k", "0"], "argument --k: expected an integer >= 1"),
@@ -92,8 +94,12 @@ def test_bad_eval_sample_and_demo_flags_are_refused_at_once(good_run, tmp_path):
                         (["demo", "--k", "0"], "argument --k: expected an integer >= 1, got '0'"),
                         (["demo", "--train-size", "60000"], "--train-size: expected at most 50,000")):
         t0 = time.perf_counter()
-        run = npvae(*args)
-        assert run.returncode == 2 and error in run.stderr and "Traceback" not in run.stderr, run.stderr
+        try:
+            status = main(args)
+        except SystemExit as e:  # argparse's own refusals exit with 2
+            status = e.code
+        err = capsys.readouterr().err
+        assert status == 2 and error in err and "Traceback" not in err, err
         assert time.perf_counter() - t0 < 30  # refused before any training
     assert main(["sample", ckpt, "--n", "4", "--out", str(tmp_path / "s.jpg")]) == 0
     assert (tmp_path / "s.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG

@@ -183,8 +183,8 @@ CASES = {"iwae, learned variance": (dict(objective="iwae", n_samples=2), ("gauss
 
 def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     """Each objective and regulariser, the Gaussian likelihoods with their own
-    parameters, a conditional VAE and the two-layer VAE under each estimator,
-    device-resident: the reference's loss and gradients."""
+    parameters, a conditional VAE and the two-layer VAE (estimator B's and the IWAE
+    bound's weights), device-resident: the reference's loss and gradients."""
     from npvae.models import ConditionalVAE, TwoLayerVAE
 
     x = (np.random.default_rng(1).random((3, 6)) < 0.4).astype(np.float64)
@@ -192,8 +192,7 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
              for name, (settings, lik) in CASES.items()}
     cases["conditional"] = (ConditionalVAE.mlp, {"n_classes": 3}, {"y": np.array([0, 2, 1])})
     two_layers = {"hidden2": (3,), "latent2_dim": 2}
-    for name, settings in {"two layers, free bits": dict(free_bits=0.2, n_samples=2),
-                           "two layers, estimator A, sum": dict(estimator="A", n_samples=2, reduction="sum"),
+    for name, settings in {"two layers, free bits, sum": dict(free_bits=0.2, n_samples=2, reduction="sum"),
                            "two layers, iwae": dict(objective="iwae", n_samples=3)}.items():
         cases[name] = (TwoLayerVAE.mlp, two_layers, settings)
 
@@ -267,19 +266,16 @@ def test_the_evaluation_encodes_once_and_reads_once_per_batch(cuda_backend):
 
 
 def test_device_resident_image_models_equal_the_reference(host_noise):
-    """The PixelCNN VAE (masked convolutions masking the weight on the device, z's bias
-    maps per channel and their sums, or per pixel) and the conditional conv VAE (the labels as constant planes
+    """The PixelCNN VAE (masked convolutions masking the weight on the device, z's
+    per-pixel bias maps) and the conditional conv VAE (the labels as constant planes
     appended on the device), device-resident: the reference's loss and gradients."""
     from npvae.models import ConditionalVAE, PixelCNNVAE
     from npvae.models.device import device_refusal
 
     x = (np.random.default_rng(1).random((2, 1, 4, 4)) < 0.4).astype(np.float64)
-    builders = {
+    builders = {  # z as per-pixel biases (the per-channel ones' ops: tests/test_backends.py)
         "pixelcnn": (lambda: PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1, first_kernel_size=3,
-                                               rng=3, dtype="float64"), {}),
-        "pixelcnn, pixel biases": (lambda: PixelCNNVAE.build((1, 4, 4), 2, (2,), 4, channels=2, n_layers=1,
-                                                             first_kernel_size=3, rng=3, dtype="float64",
-                                                             z_bias="pixel"), {}),
+                                               rng=3, dtype="float64", z_bias="pixel"), {}),
         "conditional conv": (lambda: ConditionalVAE.conv((1, 4, 4), (2,), 4, 2, n_classes=3, rng=3, dtype="float64"),
                              {"y": np.array([2, 0])}),
     }
