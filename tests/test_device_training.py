@@ -183,9 +183,10 @@ CASES = {"iwae, learned variance": (dict(objective="iwae", n_samples=2), ("gauss
 
 def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     """Each objective and regulariser, the Gaussian likelihoods with their own
-    parameters, a conditional VAE and the two-layer VAE (estimator B's and the IWAE
-    bound's weights), device-resident: the reference's loss and gradients."""
-    from npvae.models import ConditionalVAE, TwoLayerVAE
+    parameters, a conditional VAE, the two-layer VAE (estimator B's and the IWAE
+    bound's weights) and the hyperspherical VAE (its sampler on the host),
+    device-resident: the reference's loss and gradients."""
+    from npvae.models import ConditionalVAE, HypersphericalVAE, TwoLayerVAE
 
     x = (np.random.default_rng(1).random((3, 6)) < 0.4).astype(np.float64)
     cases = {name: (VAE.mlp, {} if lik is None else {"likelihood": lik[0], "likelihood_kwargs": lik[1]}, settings)
@@ -195,6 +196,7 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     for name, settings in {"two layers, free bits, sum": dict(free_bits=0.2, n_samples=2, reduction="sum"),
                            "two layers, iwae": dict(objective="iwae", n_samples=3)}.items():
         cases[name] = (TwoLayerVAE.mlp, two_layers, settings)
+    cases["hyperspherical, sum"] = (HypersphericalVAE.mlp, {}, dict(n_samples=2, reduction="sum"))
 
     def step(resident, build, kwargs, settings):
         model = build(6, (4,), 2, rng=3, dtype="float64", **kwargs)

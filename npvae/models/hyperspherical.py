@@ -24,9 +24,13 @@ class HypersphericalVAE(VAE):
     estimator B; the importance-sampled log p(x) uses the vMF proposal. A uniform prior has
     no mode for every posterior to collapse onto: a posterior equal to the prior is kappa
     = 0, which the KL reaches only by giving up the direction mu altogether.
-    """
 
-    device_path = False
+    On the GPU (the device path) the networks and the likelihood stay on the device; the
+    vMF sampler, a rejection sampler drawing as many numbers as it needs, runs on the
+    host in float64: a step reads the encoder's output, log p(x|z) and z's gradient, and
+    uploads z and the encoder's output gradient (five synchronisations, each of at most
+    N L (d + 1) numbers).
+    """
 
     @classmethod
     def encoder_outputs(cls, latent_dim):
@@ -41,7 +45,8 @@ class HypersphericalVAE(VAE):
     def _encode(self, x, onehot):
         """``(mu, kappa, cache)``: mu (N, d) on the sphere, kappa (N,) = 1 + softplus(a)."""
         h = self._check_output("encoder", self.encoder.forward(self._encoder_input(x, onehot)), self.latent_dim + 1)
-        direction, a = h[:, : self.latent_dim].astype(np.float64), h[:, self.latent_dim].astype(np.float64)
+        h = kernels.to_host(h).astype(np.float64)  # the sampler's side: the host, float64
+        direction, a = h[:, : self.latent_dim], h[:, self.latent_dim]
         norm = np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-30)  # h = 0: any direction
         return direction / norm, 1 + np.logaddexp(0, a), (norm, a)
 
@@ -49,7 +54,7 @@ class HypersphericalVAE(VAE):
         """``(mu, kappa)`` of q(z|x): (N, d) unit vectors and (N,) concentrations."""
         self.check_x(x)
         self.check_labels(y, len(x))
-        mu, kappa, _ = self._encode(x, None)
+        mu, kappa, _ = self._encode(self.placed(x), None)
         return mu, kappa
 
     def sample(self, n, rng, mean=False, y=None):
@@ -88,21 +93,23 @@ class HypersphericalVAE(VAE):
         cdf, v = self._fixed or (None, None)
         z, sample_cache = vmf.sample(mu[rows], kappa[rows], rng, cdf, v)
         kl, dkl_dkappa = vmf.kl_to_uniform(d, kappa)
-        x_per_sample = x.reshape(n, -1)[rows]
-        out = self._decode(z.astype(self.dtype), None, x_per_sample)
+        x_per_sample = x.reshape(n, -1) if n_samples == 1 else kernels.ops.repeat_rows(x.reshape(n, -1), n_samples)
+        out = self._decode(self.placed(z.astype(self.dtype)), None, x_per_sample)
         log_px, dlog_px_dout = (self.likelihood.log_prob_and_grad(x_per_sample, out, grad_scale)
                                 if grad_scale is not None else (self.likelihood.log_prob(x_per_sample, out), None))
         f = dict(mean=mu, kappa=kappa, kl=kl[:, None], dkl_dkappa=dkl_dkappa, encoder_cache=encoder_cache, z=z,
                  sample_cache=sample_cache, dlog_px_dout=dlog_px_dout, log_px=log_px.reshape(n, n_samples),
                  log_ratio=None)
-        if log_ratio:  # log p(z) - log q(z|x), the uniform density minus the vMF's
-            f["log_ratio"] = (-vmf.log_sphere_area(d) - vmf.log_prob(z, mu[rows], kappa[rows])).reshape(n, n_samples)
+        if log_ratio:  # log p(z) - log q(z|x), the uniform density minus the vMF's, where log p(x|z) is
+            f["log_ratio"] = self.placed((-vmf.log_sphere_area(d) - vmf.log_prob(z, mu[rows], kappa[rows]))
+                                         .reshape(n, n_samples))
         return f
 
     def loss_and_grad(self, x, y=None, rng=None, eps=None, estimator="B", objective="elbo", n_samples=1,
                       beta=1.0, free_bits=0.0, weight_decay_lambda=0.0, mae_eta=0.0, mae_gamma=0.0,
-                      reduction="mean", check_input=True, x_corrupted=None):
-        """-ELBO (estimator B: the analytic KL, beta times) and every gradient. Backward:
+                      reduction="mean", check_input=True, x_corrupted=None, deferred=False):
+        """-ELBO (estimator B: the analytic KL, beta times) and every gradient (``deferred``:
+        returned as a function, as :meth:`VAE.loss_and_grad`'s; here read already). Backward:
         the decoder gives dL/dz; ``vmf.sample_backward`` takes it to mu (through the
         Householder reflection) and kappa (through w's implicit gradient); the KL adds
         beta dKL/dkappa; then kappa = 1 + softplus(a) gives dL/da = dL/dkappa sigmoid(a), and
@@ -117,17 +124,20 @@ class HypersphericalVAE(VAE):
             self.check_x(x)
             self.check_corrupted(x, x_corrupted)
         self.check_labels(y, len(x))
-        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad_scale=1.0, log_ratio=False,
-                          x_corrupted=x_corrupted)
         n = len(x)
-        w = weights_per_sample(estimator_b(f["log_px"], f["kl"], None, beta, 0.0), f["log_px"].shape,
-                               kernels.ops.batch_means(f["log_px"], f["kl"]))
-        stats = {"elbo": float(f["log_px"].mean() - f["kl"].mean()), "log_px": float(f["log_px"].mean()),
+        x, x_corrupted = self.placed(x), None if x_corrupted is None else self.placed(x_corrupted)
+        # every sample's log p(x|z) weighs 1 / (N L): the likelihood's kernel scales its gradient
+        f = self._forward(x, None, self._draw_eps(x, n_samples, rng, eps), grad_scale=-1.0 / (n * n_samples),
+                          log_ratio=False, x_corrupted=x_corrupted)
+        log_px = kernels.to_host(f["log_px"])
+        w = weights_per_sample(estimator_b(log_px, f["kl"], None, beta, 0.0), log_px.shape,
+                               kernels.ops.batch_means(log_px, f["kl"]))
+        stats = {"elbo": float(log_px.mean() - f["kl"].mean()), "log_px": float(log_px.mean()),
                  "kl": float(f["kl"].mean())}
         self.zero_grad()
         loss = -w.objective + weight_decay(self.params, self.grads, weight_decay_lambda)
-        dloss_dout = self.likelihood.backward(f["dlog_px_dout"], (-w.log_px).astype(self.dtype).ravel())
-        dloss_dz = self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape)).astype(np.float64)
+        dloss_dout = self.likelihood.backward(f["dlog_px_dout"], 1.0)
+        dloss_dz = kernels.to_host(self.decoder.backward(dloss_dout.reshape(self.decoder.out_shape))).astype(np.float64)
         dmu_rows, dkappa_rows = vmf.sample_backward(dloss_dz.reshape(len(f["z"]), -1), f["sample_cache"])
         dloss_dmu = dmu_rows.reshape(n, -1, self.latent_dim).sum(axis=1)
         dloss_dkappa = dkappa_rows.reshape(n, -1).sum(axis=1) - w.kl * f["dkl_dkappa"]
@@ -135,6 +145,7 @@ class HypersphericalVAE(VAE):
         mu = f["mean"]
         dloss_dh = (dloss_dmu - mu * np.sum(mu * dloss_dmu, axis=1, keepdims=True)) / norm
         dloss_da = dloss_dkappa / (1 + np.exp(-a))
-        self.encoder.backward(np.concatenate([dloss_dh, dloss_da[:, None]], axis=1).astype(self.dtype),
+        self.encoder.backward(self.placed(np.concatenate([dloss_dh, dloss_da[:, None]], axis=1).astype(self.dtype)),
                               need_dx=False)
-        return summed(self, loss, n) if reduction == "sum" else loss, stats
+        result = (summed(self, loss, n) if reduction == "sum" else loss, stats)
+        return (lambda: result) if deferred else result
