@@ -62,6 +62,18 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
         if op == "linear_forward":
             return x, W, b, kind, 0.3
         return x, W, h, y, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kind, 0.3
+    if op in ("local_reparam_forward", "local_reparam_backward"):  # a Bayesian dense layer's local noise
+        x, W, b = normal(rng, (3, 4), dtype), normal(rng, (4, 2), dtype), normal(rng, (2,), dtype)
+        W_logsigma, b_logsigma = 0.3 * normal(rng, W.shape, dtype) - 1, 0.3 * normal(rng, b.shape, dtype) - 1
+        xi = normal(rng, (3, 2), dtype)
+        if op == "local_reparam_forward":
+            return x, W, b, W_logsigma, b_logsigma, xi
+        std = reference.local_reparam_forward(x, W, b, W_logsigma, b_logsigma, xi)[1]
+        return (x, W, W_logsigma, b_logsigma, xi, std, normal(rng, xi.shape, dtype),
+                *(normal(rng, shape, dtype) for shape in (W.shape, b.shape, W.shape, b.shape)))
+    if op == "gaussian_weight_kl":  # the KL, and its gradient added into the two last arrays
+        mean, logsigma = normal(rng, (3, 5), dtype), 0.3 * normal(rng, (3, 5), dtype) - 1
+        return mean, logsigma, 0.8, 0.25, normal(rng, mean.shape, dtype), normal(rng, mean.shape, dtype)
     if op in ("activation_forward", "activation_backward"):
         x = normal(rng, (3, 4), dtype)
         if op == "activation_forward":

@@ -184,9 +184,10 @@ CASES = {"iwae, learned variance": (dict(objective="iwae", n_samples=2), ("gauss
 def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
     """Each objective and regulariser, the Gaussian likelihoods with their own
     parameters, a conditional VAE, the two-layer VAE (estimator B's and the IWAE
-    bound's weights) and the hyperspherical VAE (its sampler on the host),
-    device-resident: the reference's loss and gradients."""
-    from npvae.models import ConditionalVAE, HypersphericalVAE, TwoLayerVAE
+    bound's weights), the hyperspherical VAE (its sampler on the host) and the
+    Bayesian-decoder VAE (local noise, the weights' KL), device-resident: the
+    reference's loss and gradients."""
+    from npvae.models import BayesianDecoderVAE, ConditionalVAE, HypersphericalVAE, TwoLayerVAE
 
     x = (np.random.default_rng(1).random((3, 6)) < 0.4).astype(np.float64)
     cases = {name: (VAE.mlp, {} if lik is None else {"likelihood": lik[0], "likelihood_kwargs": lik[1]}, settings)
@@ -197,6 +198,7 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
                            "two layers, iwae": dict(objective="iwae", n_samples=3)}.items():
         cases[name] = (TwoLayerVAE.mlp, two_layers, settings)
     cases["hyperspherical, sum"] = (HypersphericalVAE.mlp, {}, dict(n_samples=2, reduction="sum"))
+    cases["Bayesian decoder"] = (BayesianDecoderVAE.mlp, {"n_train": 40}, dict(n_samples=2))
 
     def step(resident, build, kwargs, settings):
         model = build(6, (4,), 2, rng=3, dtype="float64", **kwargs)

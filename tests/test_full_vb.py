@@ -49,7 +49,7 @@ def test_the_weight_kl_and_its_gradient(seed):
     expected = w_kl.sum() + (np.log(prior / sb) + (sb**2 + b**2) / (2 * prior**2) - 0.5).sum()
     assert bayesian.kl() == pytest.approx(expected, rel=1e-12)
     bayesian.zero_grad()
-    bayesian.kl_backward(1.0)
+    assert bayesian.kl(1.0) == pytest.approx(expected, rel=1e-12)  # the KL and, in the same pass, its gradient
     grads = {k: g.copy() for k, g in bayesian.grads.items()}
     assert_gradcheck(check_params(bayesian.kl, bayesian.params, grads))
     bayesian.params["W"][:], bayesian.params["W_logsigma"][:] = 0, np.log(prior)  # q = p: KL 0

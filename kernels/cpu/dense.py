@@ -7,7 +7,9 @@ from numba import njit, types
 from numba.extending import overload
 
 from .. import reference
-from ..reference.dense import matmul  # noqa: F401  (BLAS through NumPy already)
+from ..reference.dense import (  # noqa: F401  (BLAS through NumPy already)
+    gaussian_weight_kl, local_reparam_backward, local_reparam_forward, matmul,
+)
 from .activations import KINDS, _activate_flat, _add_bias_rows, _backward_flat, _column_sums, activation_forward
 from .arrays import JIT, mixed
 

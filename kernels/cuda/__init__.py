@@ -49,7 +49,9 @@ from .conv import (  # noqa: E402,F401
     col2im, conv2d_backward, conv2d_forward, conv_output_size, conv_transpose2d_backward, conv_transpose2d_forward,
     im2col, masked_conv2d_backward, masked_conv2d_forward, add_channel_bias, append_channels, channel_sums,
 )
-from .dense import linear_backward, linear_forward, matmul  # noqa: E402,F401
+from .dense import (  # noqa: E402,F401
+    gaussian_weight_kl, linear_backward, linear_forward, local_reparam_backward, local_reparam_forward, matmul,
+)
 from .elbo import (  # noqa: E402,F401
     batch_means, bernoulli_log_prob, bernoulli_log_prob_grad, gaussian_log_prob_grad, log_pz_minus_log_qz,
     log_pz_minus_log_qz_backward, log_prior_minus_log_qz, log_prior_minus_log_qz_backward, log_sum_exp_rows,

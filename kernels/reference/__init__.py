@@ -12,7 +12,8 @@ from .activations import (  # noqa: F401
 )
 from .arrays import (  # noqa: F401
     to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, add, take_columns, concat_columns,
-    check_rows_weights, scale_rows, standard_normal, binarize, GOLDEN, splitmix64, counter_uniform, counter_normal,
+    check_rows_weights, refuse_shapes, scale_rows, standard_normal, binarize, GOLDEN, splitmix64, counter_uniform,
+    counter_normal,
 )
 from .conv import (  # noqa: F401
     conv_output_size, im2col, col2im, conv2d_forward, conv2d_backward, masked_conv2d_forward,
@@ -20,7 +21,8 @@ from .conv import (  # noqa: F401
     channel_sums, append_channels,
 )
 from .dense import (  # noqa: F401
-    check_dense, matmul, linear_forward, linear_backward,
+    check_dense, matmul, linear_forward, linear_backward, check_local_reparam, local_reparam_forward,
+    local_reparam_backward, gaussian_weight_kl,
 )
 from .elbo import (  # noqa: F401
     check_latent, check_likelihood, reparameterize_kl, reparameterize_kl_backward,
@@ -38,7 +40,8 @@ from .optim import (  # noqa: F401
 # the counter-based random numbers). Every backend exports ``workspace`` too (a context,
 # not an op: only the CUDA backend's keeps arrays).
 OPS = (
-    "matmul", "linear_forward", "linear_backward",
+    "matmul", "linear_forward", "linear_backward", "local_reparam_forward", "local_reparam_backward",
+    "gaussian_weight_kl",
     "activation_forward", "activation_backward", "all_finite",
     "conv_output_size", "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
     "conv_transpose2d_backward", "masked_conv2d_forward", "masked_conv2d_backward", "add_channel_bias",

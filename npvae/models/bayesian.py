@@ -30,8 +30,6 @@ class BayesianDecoderVAE(VAE):
     the decoder's means and log sigmas, nothing else.
     """
 
-    device_path = False
-
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_train):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
         self.n_train = check_positive_int(n_train, "n_train")
@@ -80,19 +78,22 @@ class BayesianDecoderVAE(VAE):
         """KL(q(theta) || p(theta)) of the decoder's weights (nats, the whole set's)."""
         return sum(layer.kl() for layer in bayesian_layers(self.decoder))
 
-    def loss_and_grad(self, x, y=None, rng=None, eps=None, reduction="mean", **kwargs):
+    def loss_and_grad(self, x, y=None, rng=None, eps=None, reduction="mean", deferred=False, **kwargs):
         """:meth:`VAE.loss_and_grad` plus the weights' KL: loss += w KL / N (per
         example; w = ``weight_kl_weight``, N = ``n_train``), its gradient added by each
-        layer (``BayesianLinear.kl_backward``). ``stats`` gain ``weight_kl`` (nats) and
-        ``bound``: the ELBO per example less KL / N."""
-        loss, stats = super().loss_and_grad(x, y, rng, eps, reduction=reduction, **kwargs)
-        kl = self.weight_kl()
+        layer in the pass that sums it (``BayesianLinear.kl``). ``stats`` gain
+        ``weight_kl`` (nats) and ``bound``: the ELBO per example less KL / N."""
         scale = check_number(self.weight_kl_weight, "weight_kl_weight", 0) / self.n_train
+        read = super().loss_and_grad(x, y, rng, eps, reduction=reduction, deferred=True, **kwargs)
         scale *= len(x) if reduction == "sum" else 1
-        for layer in bayesian_layers(self.decoder):
-            layer.kl_backward(scale)
-        stats.update(weight_kl=kl, bound=stats["elbo"] - kl / self.n_train)
-        return loss + scale * kl, stats
+        kl = sum(layer.kl(scale) for layer in bayesian_layers(self.decoder))
+
+        def with_kl():
+            loss, stats = read()
+            stats.update(weight_kl=kl, bound=stats["elbo"] - kl / self.n_train)
+            return loss + scale * kl, stats
+
+        return with_kl if deferred else with_kl()
 
     def decode_with_weights(self, z, draws, rng=None):
         """The decoder's output for each z under ``draws`` draws of the weights (whole

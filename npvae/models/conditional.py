@@ -13,8 +13,6 @@ class ConditionalVAE(VAE):
     ones with ``ConditionalVAE.mlp(..., n_classes=10)``; a conv encoder takes the label
     as ``n_classes`` constant channels."""
 
-    device_path = True
-
     def __init__(self, encoder, decoder, likelihood, latent_dim, data_shape, n_classes=10):
         super().__init__(encoder, decoder, likelihood, latent_dim, data_shape)
         self.n_classes = check_positive_int(n_classes, "n_classes", 2)

@@ -7,12 +7,11 @@ from ..nn.module import Container
 def device_refusal(model, optimizer="adam", corruption=False):
     """Why training ``model`` with ``optimizer`` (and input ``corruption``) cannot keep its
     arrays on the GPU (a sentence), or None when it can. The device path covers a model
-    that says so (``device_path``: the VAE, the conditional VAE, the PixelCNN VAE, the
-    two-layer VAE, the hyperspherical VAE), layers and a likelihood with ``on_device``,
-    and Adam, with every estimator and objective, free bits, MAE, weight decay, either
-    reduction and clipping; the rest trains on the CUDA backend with NumPy arrays, each
-    op copying them to the GPU and back.
-    Estimator B's step reads nothing but its three batch means; free bits, the IWAE bound,
+    that says so (``device_path``: every VAE), layers and a likelihood with ``on_device``
+    (a Bayesian layer with local noise, not one drawing whole weights), and Adam, with
+    every estimator and objective, free bits, MAE, weight decay, either reduction and
+    clipping; the rest trains on the CUDA backend with NumPy arrays, each op copying them
+    to the GPU and back. Estimator B's step reads nothing but its three batch means; free bits, the IWAE bound,
     MAE and weight decay read their batch's terms or norms (more synchronisations)."""
     layers = [layer for name in model.networks for layer in _layers(model.children[name])]
     own = {type(m).__name__ for m in layers if not type(m).__module__.startswith("npvae.")}

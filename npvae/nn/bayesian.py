@@ -4,6 +4,7 @@ Bayes", 2014, appendix F)."""
 
 import numpy as np
 
+from .. import kernels
 from ..checks import as_rng, check_array, check_number, check_positive_int
 from .init import initializer
 from .module import Module
@@ -34,9 +35,13 @@ class BayesianLinear(Module):
     gives it the step's generator); ``noise``, when set, is used instead (held fixed, for
     finite differences): (N, out) with local noise, else a pair (eps_W, eps_b).
     ``last_noise``: the noise of the last forward pass (the gradient tour holds it).
+    With local noise the layer is two ops (``kernels.ops.local_reparam_forward`` and its
+    backward) and runs on the GPU's device path; one weight draw per pass is NumPy's.
     """
 
-    on_device = False  # NumPy arrays; the CUDA backend runs it on the host
+    @property
+    def on_device(self):
+        return self.local_reparam
 
     def __init__(self, in_features, out_features, prior_std=1.0, init_logsigma=-5.0, local_reparam=True, rng=None,
                  init="glorot_uniform", dtype=np.float32):
@@ -54,20 +59,20 @@ class BayesianLinear(Module):
         self.add_param("b", np.zeros(self.out_features, dtype=dtype))
         self.add_param("b_logsigma", np.full(self.out_features, self.init_logsigma, dtype=dtype))
 
-    def _draw(self, shape, dtype):
-        return self.rng.standard_normal(shape).astype(dtype)
+    def _draw(self, shape, dtype, like=None):
+        return kernels.ops.standard_normal(self.rng, shape, dtype, like=like)
 
     def forward(self, x):
         p = self.params
         check_array(x, "x", shape=(None, self.in_features), dtype=p["W"].dtype)
-        var_W, var_b = np.exp(2 * p["W_logsigma"]), np.exp(2 * p["b_logsigma"])
         if self.local_reparam:
-            xi = (np.asarray(self.noise, x.dtype) if self.noise is not None
-                  else self._draw((len(x), self.out_features), x.dtype))
+            xi = (self._draw((len(x), self.out_features), x.dtype, like=x) if self.noise is None
+                  else np.asarray(self.noise, x.dtype))
+            xi = kernels.ops.to_device(xi) if kernels.is_device(x) else xi
             self.last_noise = xi
-            std = np.sqrt((x * x) @ var_W + var_b)
-            y = x @ p["W"] + p["b"] + std * xi
-            return self.save_for_backward((x, xi, std, var_W, var_b), y)
+            y, std = kernels.ops.local_reparam_forward(x, p["W"], p["b"], p["W_logsigma"], p["b_logsigma"], xi)
+            return self.save_for_backward((x, xi, std), y)
+        var_W, var_b = np.exp(2 * p["W_logsigma"]), np.exp(2 * p["b_logsigma"])
         eps_W, eps_b = ((np.asarray(e, x.dtype) for e in self.noise) if self.noise is not None
                         else (self._draw(p["W"].shape, x.dtype), self._draw(p["b"].shape, x.dtype)))
         self.last_noise = (eps_W, eps_b)
@@ -88,15 +93,11 @@ class BayesianLinear(Module):
 
             dL/dW = x^T dy,  dL/dW_logsigma = (x^T dy) sigma_W eps_W,  dL/dx = dy W~^T
         """
-        g = self.grads
+        g, p = self.grads, self.params
         if self.local_reparam:
-            x, xi, std, var_W, var_b = self.saved_for_backward(dy)
-            dvar = dy * xi / (2 * std)
-            g["W"] += x.T @ dy
-            g["b"] += dy.sum(axis=0)
-            g["W_logsigma"] += 2 * var_W * ((x * x).T @ dvar)
-            g["b_logsigma"] += 2 * var_b * dvar.sum(axis=0)
-            return dy @ self.params["W"].T + 2 * x * (dvar @ var_W.T) if need_dx else None
+            x, xi, std = self.saved_for_backward(dy)
+            return kernels.ops.local_reparam_backward(x, p["W"], p["W_logsigma"], p["b_logsigma"], xi, std, dy, g["W"],
+                                                      g["b"], g["W_logsigma"], g["b_logsigma"], need_dx)
         x, W, eps_W, eps_b, var_W, var_b = self.saved_for_backward(dy)
         dW, db = x.T @ dy, dy.sum(axis=0)
         g["W"] += dW
@@ -105,25 +106,17 @@ class BayesianLinear(Module):
         g["b_logsigma"] += db * np.sqrt(var_b) * eps_b
         return dy @ W.T if need_dx else None
 
-    def kl(self):
-        """KL(q || p) of every weight and bias, summed (nats)::
+    def kl(self, scale=None):
+        """KL(q || p) of every weight and bias, summed (nats), and, with ``scale``, scale
+        x dKL added into ``grads`` in the same pass (``kernels.ops.gaussian_weight_kl``)::
 
             KL = sum [log(prior_std / sigma) + (sigma^2 + mean^2) / (2 prior_std^2) - 1/2]
+            dKL/dmean = mean / prior_std^2,   dKL/dlogsigma = sigma^2 / prior_std^2 - 1
         """
-        s2 = self.prior_std**2
-        return float(sum(np.sum(np.log(self.prior_std) - ls + (np.exp(2 * ls) + m * m) / (2 * s2) - 0.5)
-                         for m, ls in self._pairs()))
-
-    def kl_backward(self, scale):
-        """Adds ``scale`` x dKL into ``grads``: dKL/dmean = mean / prior_std^2,
-        dKL/dlogsigma = sigma^2 / prior_std^2 - 1."""
-        s2 = self.prior_std**2
-        for name in ("W", "b"):
-            self.grads[name] += scale * self.params[name] / s2
-            self.grads[f"{name}_logsigma"] += scale * (np.exp(2 * self.params[f"{name}_logsigma"]) / s2 - 1)
-
-    def _pairs(self):
-        return [(self.params["W"], self.params["W_logsigma"]), (self.params["b"], self.params["b_logsigma"])]
+        p, g = self.params, self.grads
+        grads = lambda name: (None, None) if scale is None else (g[name], g[f"{name}_logsigma"])  # noqa: E731
+        return sum(kernels.ops.gaussian_weight_kl(p[name], p[f"{name}_logsigma"], self.prior_std, scale or 0.0,
+                                                  *grads(name)) for name in ("W", "b"))
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "prior_std": self.prior_std,
