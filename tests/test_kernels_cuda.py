@@ -248,6 +248,12 @@ def test_kernels_refuse_shapes_they_would_read_out_of_bounds():
                                        d(np.ones((2, 3))), d(np.ones((1, 3))))
     with pytest.raises(ValueError, match="a, b"):
         arrays.concat_columns(d(np.ones((2, 3))), d(np.ones((3, 3))))
+    with pytest.raises(ValueError, match="a, b: expected shapes equal"):
+        arrays.add(d(np.ones((2, 3))), d(np.ones((3, 2))))
+    with pytest.raises(ValueError, match="a, out: expected shapes"):
+        gpu.add_column_sums(d(np.ones((2, 3))), d(np.zeros(2)))
+    with pytest.raises(ValueError, match="mean, logsigma, dmean, dlogsigma: expected shapes equal"):
+        gpu.gaussian_weight_kl(d(np.ones((2, 3))), d(np.ones((2, 3))), 1.0, 1.0, d(np.ones((2, 3))), d(np.ones(3)))
 
 
 def test_the_cuda_backend_without_a_gpu_is_refused_with_one_clear_line():

@@ -196,7 +196,7 @@ def gaussian_weight_kl(mean, logsigma, prior_std, scale=0.0, dmean=None, dlogsig
     if mixed(*arrays) or not mean.size:
         return reference.gaussian_weight_kl(to_host(mean), to_host(logsigma), prior_std, scale, dmean, dlogsigma)
     if any(a.shape != mean.shape for a in arrays):
-        reference.refuse_shapes("mean, logsigma, dmean, dlogsigma"[: 15 if dmean is None else None], "one shape",
+        reference.refuse_shapes("mean, logsigma, dmean, dlogsigma"[: 15 if dmean is None else None], "equal",
                                 arrays)
     device = [to_device(a) for a in arrays]
     partials, none = empty(KL_BLOCKS, np.float64), flat(device[0])[:0]

@@ -103,7 +103,7 @@ def gaussian_weight_kl(mean, logsigma, prior_std, scale=0.0, dmean=None, dlogsig
     """
     arrays = (mean, logsigma) if dmean is None else (mean, logsigma, dmean, dlogsigma)
     if any(a.shape != mean.shape for a in arrays):
-        refuse_shapes("mean, logsigma, dmean, dlogsigma"[: 15 if dmean is None else None], "one shape", arrays)
+        refuse_shapes("mean, logsigma, dmean, dlogsigma"[: 15 if dmean is None else None], "equal", arrays)
     s2, var = prior_std**2, np.exp(2 * logsigma.astype(np.float64))
     if dmean is not None:
         dmean += (scale * mean / s2).astype(dmean.dtype)
