@@ -144,7 +144,7 @@ def local_reparam_backward(x, W, W_logsigma, b_logsigma, xi, std, dy, dW, db, dW
     arrays = (x, W, W_logsigma, b_logsigma, xi, std, dy, dW, db, dW_logsigma, db_logsigma)
     if mixed(*arrays) or not len(x):
         return reference.local_reparam_backward(*map(to_host, arrays[:7]), dW, db, dW_logsigma, db_logsigma, need_dx)
-    reference.check_local_reparam(x, W, db, W_logsigma, b_logsigma, xi)
+    reference.check_local_reparam(x, W, db, W_logsigma, b_logsigma, xi, (std, dy, dW, dW_logsigma, db_logsigma))
     host = not is_device(dy)
     x, W, W_logsigma, b_logsigma, xi, std, dy = map(to_device, arrays[:7])
     grads = [to_device(g) for g in (dW, db, dW_logsigma, db_logsigma)]

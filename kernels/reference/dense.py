@@ -46,13 +46,20 @@ def linear_backward(x, W, h, y, dy, dW, db, kind="identity", alpha=0.0, need_dx=
 
 
 
-def check_local_reparam(x, W, b, W_logsigma, b_logsigma, xi):
+def check_local_reparam(x, W, b, W_logsigma, b_logsigma, xi, grads=None):
     """Raise unless x is (N, in), W and W_logsigma (in, out), b and b_logsigma (out,),
-    xi (N, out)."""
+    xi (N, out), and (the backward's ``grads``) std and dy (N, out), dW and dW_logsigma
+    (in, out), db_logsigma (out,)."""
     if not (x.ndim == 2 and W.ndim == 2 and x.shape[1] == W.shape[0] and W_logsigma.shape == W.shape
             and b.shape == b_logsigma.shape == W.shape[1:] and xi.shape == (len(x), W.shape[1])):
         refuse_shapes("x, W, b, W_logsigma, b_logsigma, xi", "(N, in), (in, out), (out,), (in, out), (out,), (N, out)",
                       (x, W, b, W_logsigma, b_logsigma, xi))
+    if grads is not None:
+        std, dy, dW, dW_logsigma, db_logsigma = grads
+        if not (std.shape == dy.shape == xi.shape and dW.shape == dW_logsigma.shape == W.shape
+                and db_logsigma.shape == b.shape):
+            refuse_shapes("std, dy, dW, dW_logsigma, db_logsigma", "(N, out), (N, out), (in, out) x2, (out,)",
+                          (std, dy, dW, dW_logsigma, db_logsigma))
 
 
 def local_reparam_forward(x, W, b, W_logsigma, b_logsigma, xi):
@@ -79,11 +86,7 @@ def local_reparam_backward(x, W, W_logsigma, b_logsigma, xi, std, dy, dW, db, dW
         dL/db_logsigma = 2 sigma_b^2 * sum_n dL/dvar
         dL/dx = dy W^T + 2 x * (dL/dvar (sigma_W^2)^T)
     """
-    check_local_reparam(x, W, db, W_logsigma, b_logsigma, xi)
-    if not (std.shape == dy.shape == xi.shape and dW.shape == dW_logsigma.shape == W.shape
-            and db_logsigma.shape == db.shape):
-        refuse_shapes("std, dy, dW, dW_logsigma, db_logsigma", "(N, out), (N, out), (in, out) x2, (out,)",
-                      (std, dy, dW, dW_logsigma, db_logsigma))
+    check_local_reparam(x, W, db, W_logsigma, b_logsigma, xi, (std, dy, dW, dW_logsigma, db_logsigma))
     var_W, var_b = np.exp(2 * W_logsigma), np.exp(2 * b_logsigma)
     dvar = dy * xi / (2 * std)
     dW += x.T @ dy

@@ -69,7 +69,7 @@ class PixelCNN(Container):
             raise ValueError(f"z_bias: expected 'channel' or 'pixel', got {z_bias!r}")
         if z_bias == "pixel" and not (isinstance(image_size, (tuple, list)) and len(image_size) == 2):
             raise ValueError(f"image_size: z_bias='pixel' takes the images' (height, width), got {image_size!r}")
-        self.z_bias = z_bias
+        self.z_bias, self.windowed = z_bias, False  # windowed: the last pass read a window (sampling)
         self.image_size = None if z_bias == "channel" else tuple(
             check_positive_int(n, f"image_size[{i}]") for i, n in enumerate(image_size))
         bias_size = channels * (1 if z_bias == "channel" else self.image_size[0] * self.image_size[1])
@@ -127,7 +127,7 @@ class PixelCNN(Container):
 
     def backward(self, dlogits, need_dx=True):
         """dL/dz (the pair's x is data: no gradient)."""
-        if getattr(self, "windowed", False):
+        if self.windowed:
             raise RuntimeError("backward: the last pass read a window of the images (sampling); run forward on "
                                "whole images (z, x) before backward")
         dh = self.children["out"].backward(dlogits)
