@@ -100,7 +100,7 @@ class HypersphericalVAE(VAE):
         f = dict(mean=mu, kappa=kappa, kl=kl[:, None], dkl_dkappa=dkl_dkappa, encoder_cache=encoder_cache, z=z,
                  sample_cache=sample_cache, dlog_px_dout=dlog_px_dout, log_px=log_px.reshape(n, n_samples),
                  log_ratio=None)
-        if log_ratio:  # log p(z) - log q(z|x), the uniform density minus the vMF's, where log p(x|z) is
+        if log_ratio:  # log p(z) - log q(z|x), the uniform density minus the vMF's, placed beside log p(x|z)
             f["log_ratio"] = self.placed((-vmf.log_sphere_area(d) - vmf.log_prob(z, mu[rows], kappa[rows]))
                                          .reshape(n, n_samples))
         return f
