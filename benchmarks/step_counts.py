@@ -1,8 +1,8 @@
 """What one steady training step asks of the GPU, counted by the CUDA backend
 (``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations. The
 counts depend on the network's topology, not its widths, so this runs small networks
-of the 784-400-20 VAE's, the IWAE net's and the two-layer IWAE net's shapes, in
-numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
+of the 784-400-20 VAE's, the IWAE net's, the two-layer IWAE net's and ``VAE.conv``'s
+shapes, in numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/step_counts.py
 """
@@ -18,14 +18,15 @@ from npvae.train import fit
 
 NETWORKS = {"784-400-20": lambda: VAE.mlp(12, (8,), 3, "relu", "bernoulli", rng=0),
             "iwae_net": lambda: VAE.mlp(12, (8, 8), 3, "tanh", "bernoulli", rng=0),
-            "iwae_two_layer_net": lambda: TwoLayerVAE.mlp(12, (8, 8), 3, (8, 8), 2, "tanh", "bernoulli", rng=0)}
+            "iwae_two_layer_net": lambda: TwoLayerVAE.mlp(12, (8, 8), 3, (8, 8), 2, "tanh", "bernoulli", rng=0),
+            "conv_vae": lambda: VAE.conv((1, 8, 8), (2, 4), 4, 3, "relu", "bernoulli", rng=0)}
 
 
 def counts(build, binarize):
     """The counts of the first and of a steady step of ``fit``, from one
     ``loss_and_grad`` call to the next (so the update and the loss's read are inside)."""
-    x = (np.random.default_rng(0).random((16, 12)) < 0.3).astype(np.float32)
     model, marks = build(), []
+    x = (np.random.default_rng(0).random((16, *model.data_shape)) < 0.3).astype(np.float32)
     loss_and_grad = model.loss_and_grad
 
     def counted(*args, **kwargs):
