@@ -250,6 +250,10 @@ def test_kernels_refuse_shapes_they_would_read_out_of_bounds():
                                        d(np.ones((2, 3))), d(np.ones((1, 3))))
     with pytest.raises(ValueError, match="a, b"):
         arrays.concat_columns(d(np.ones((2, 3))), d(np.ones((3, 3))))
+    for times in (0, 1.5):  # on the device and, for NumPy arrays, the reference
+        for rows in (d(np.ones((2, 3))), np.ones((2, 3))):
+            with pytest.raises(ValueError, match="times: expected an integer >= 1"):
+                arrays.repeat_rows(rows, times)
     with pytest.raises(ValueError, match="a, b: expected shapes equal"):
         arrays.add(d(np.ones((2, 3))), d(np.ones((3, 2))))
     with pytest.raises(ValueError, match="a, out: expected shapes"):

@@ -150,6 +150,10 @@ def test_the_decoder_and_sampler_refuse_bad_input_with_the_argument_named():
     with pytest.raises(ValueError, match="top, left: a window of"):
         pixel.decoder.window_logits(biases, np.zeros((2, 1, 3, 3)), 4, 0)
     pixel.decoder.window_logits(biases, np.zeros((2, 1, 3, 3)), 3, 3)
+    with pytest.raises(ValueError, match="biases: expected z_biases"):
+        pixel.decoder.window_logits(biases[:1], np.zeros((2, 1, 3, 3)), 0, 0)
+    with pytest.raises(ValueError, match="x: expected a 4-D array"):
+        pixel.decoder.window_logits(biases, np.zeros((2, 3, 3)), 0, 0)
     with pytest.raises(RuntimeError, match="read a window"):
         pixel.decoder.backward(np.zeros((2, 1, 3, 3)))
     with pytest.raises(ValueError, match="mask"):

@@ -5,19 +5,22 @@ simulator on the CPU (slowly: the tests use tiny shapes).
 
 One module per concern, the same names as the Numba CPU backend's:
 
-* ``dense``: the dense layer's forward and backward, each one or two products.
+* ``dense``: the dense layer's forward and backward, each one or two products; a
+  Bayesian layer's local noise and its weights' KL.
 * ``activations``: elementwise activations, the finite check, column sums.
 * ``conv``: im2col / col2im and the convolution ops on the product (masked ones
   too), a PixelCNN's per-example bias maps, label planes.
-* ``elbo``: reparameterisation with the KL, the log-ratio, the Bernoulli and Gaussian
-  likelihoods, the batch means, the running log-sum-exp, the MAE regulariser.
+* ``elbo``: reparameterisation with the KL, the log-ratios (to N(0, I) and to a prior
+  per sample), the Bernoulli and Gaussian likelihoods, the batch means, the running
+  log-sum-exp, the MAE regulariser.
 * ``optim``: Adam; clipping and scaling every gradient at once.
 * ``arrays``: moving arrays between host and device, launches and the counts,
   workspaces; the models' array ops (rows, columns, sums, noise).
 
 and, this backend's own, ``gemm``: the tiled matrix product, generated as source per
 tile and variant, with the bias and activation in its epilogue, dy * f'(h) read on
-load, the bias gradient as a row of ones, and split K.
+load, the bias gradient as a row of ones, and split K; ``counters``: the kernels of the
+device's counter-based noise.
 
 Every op takes NumPy arrays or device arrays: given device arrays its results stay on
 the device; given NumPy arrays it copies them up and its results back. A model moved

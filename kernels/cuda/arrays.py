@@ -10,13 +10,12 @@ backend, one transfer per op.
 """
 
 import contextlib
-import math
 
 import numpy as np
-from numba import config, cuda, float64, uint64
+from numba import config, cuda, uint64
 
 from .. import COUNTS, is_device, reference, to_host  # noqa: F401  (backend-independent, used here too)
-from ..reference import GOLDEN
+from .counters import binarize_kernel, normal_kernel, draw_seed
 
 # Threads per block of the one-dimensional (elementwise) kernels. numba-cuda's simulator
 # runs every thread of a block as a Python thread, so under it (the tests) blocks are
@@ -232,6 +231,7 @@ def repeat_rows(x, times):
     index array to upload)."""
     if not is_device(x):
         return reference.repeat_rows(x, times)
+    reference.check_times(times)
     rows = x.reshape(x.shape[0], x.size // max(x.shape[0], 1))
     out = empty((rows.shape[0] * times, rows.shape[1]), x.dtype)
     if out.size:
@@ -343,49 +343,12 @@ def scale_rows(a, w):
     return out
 
 
-# Noise on the device: reference.counter_normal and counter_uniform, one thread per number.
-
-
-@cuda.jit(device=True, inline=True)
-def _splitmix64(seed, i):
-    x = seed + (uint64(i) + uint64(1)) * uint64(GOLDEN)
-    x = (x ^ (x >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> uint64(27))) * uint64(0x94D049BB133111EB)
-    return x ^ (x >> uint64(31))
-
-
-@cuda.jit(device=True, inline=True)
-def _unit(half):
-    """A 32-bit half of the hash as a float64 in (0, 1)."""
-    return (float64(half) + 0.5) * (1.0 / 4294967296.0)
-
-
-@cuda.jit
-def _counter_normal(seed, out):
-    i = cuda.grid(1)
-    if i < out.size:
-        bits = _splitmix64(seed, i)
-        u1, u2 = _unit(bits >> uint64(32)), _unit(bits & uint64(0xFFFFFFFF))
-        out[i] = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-
-
-@cuda.jit
-def _counter_binarize(seed, x, out):
-    i = cuda.grid(1)
-    if i < out.size:
-        out[i] = 1.0 if _unit(_splitmix64(seed, i) >> uint64(32)) < x[i] else 0.0
-
-
-def _seed(rng):
-    """A 63-bit seed drawn from the caller's generator: each draw advances it once."""
-    return uint64(int(rng.integers(2**63)))
-
-
+# Noise on the device (the kernels: counters.py).
 def counter_normal(seed, shape, dtype):
     """``reference.counter_normal`` on the device."""
     out = empty(shape, dtype)
     if out.size:
-        launch(_counter_normal, blocks(out.size), THREADS)(uint64(seed), out.reshape(out.size))
+        launch(normal_kernel, blocks(out.size), THREADS)(uint64(seed), out.reshape(out.size))
     return out
 
 
@@ -395,7 +358,7 @@ def standard_normal(rng, shape, dtype, like=None):
     the device, ``reference.counter_normal`` with a seed taken from ``rng``."""
     if like is not None and not is_device(like):
         return reference.standard_normal(rng, shape, dtype)
-    return counter_normal(_seed(rng), shape, dtype)
+    return counter_normal(draw_seed(rng), shape, dtype)
 
 
 def binarize(x, rng):
@@ -405,5 +368,5 @@ def binarize(x, rng):
         return reference.binarize(x, rng)
     out = empty(x.shape, x.dtype)
     if out.size:
-        launch(_counter_binarize, blocks(out.size), THREADS)(_seed(rng), x.reshape(x.size), out.reshape(out.size))
+        launch(binarize_kernel, blocks(out.size), THREADS)(draw_seed(rng), x.reshape(x.size), out.reshape(out.size))
     return out

@@ -130,18 +130,23 @@ def _log_pz_minus_log_qz_backward(g, g_value, z, dz, dlogvar):
             dlogvar[n, j] = 0.5 * total
 
 
+def _sample_weights(dlog_ratio, z):
+    """The kernels' pair (g, g_value) for d/dlog_ratio: (N, L) on the device and 0, or an
+    empty array and the number."""
+    if np.ndim(dlog_ratio) == 0:
+        return z[:0, :0, 0], z.dtype.type(dlog_ratio)
+    g = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
+    if g.shape != z.shape[:2]:  # the kernels index it by z's first two axes
+        raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {g.shape}")
+    return g, z.dtype.type(0)
+
+
 def log_pz_minus_log_qz_backward(dlog_ratio, z):
     """``(dz, dlogvar)`` as the reference's, one launch; ``dlog_ratio`` (N, L) or a number."""
     if not is_device(z) or not z.size:
         return reference.log_pz_minus_log_qz_backward(to_host(dlog_ratio), to_host(z))
-    number = np.ndim(dlog_ratio) == 0
-    if not number:
-        dlog_ratio = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
-        if dlog_ratio.shape != z.shape[:2]:  # the kernel indexes it by z's first two axes
-            raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {dlog_ratio.shape}")
     dz, dlogvar = empty(z.shape, z.dtype), empty((z.shape[0], z.shape[2]), z.dtype)
-    launch(_log_pz_minus_log_qz_backward, blocks(z.size), THREADS)(
-        z[:0, :0, 0] if number else dlog_ratio, z.dtype.type(dlog_ratio if number else 0), z, dz, dlogvar)
+    launch(_log_pz_minus_log_qz_backward, blocks(z.size), THREADS)(*_sample_weights(dlog_ratio, z), z, dz, dlogvar)
     return dz, dlogvar
 
 
@@ -199,17 +204,11 @@ def log_prior_minus_log_qz_backward(dlog_ratio, z, prior):
     if not is_device(z) or not z.size:
         return reference.log_prior_minus_log_qz_backward(to_host(dlog_ratio), to_host(z), to_host(prior))
     reference.check_prior(z, prior)
-    number = np.ndim(dlog_ratio) == 0
-    if not number:
-        dlog_ratio = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
-        if dlog_ratio.shape != z.shape[:2]:  # the kernel indexes it by z's first two axes
-            raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {dlog_ratio.shape}")
     prior = to_device(prior)
     dz, dlogvar, dprior = (empty(z.shape, z.dtype), empty((z.shape[0], z.shape[2]), z.dtype),
                            empty(prior.shape, z.dtype))
-    launch(_log_prior_minus_log_qz_backward, blocks(z.size), THREADS)(
-        z[:0, :0, 0] if number else dlog_ratio, z.dtype.type(dlog_ratio if number else 0), z, prior, dz, dlogvar,
-        dprior)
+    launch(_log_prior_minus_log_qz_backward, blocks(z.size), THREADS)(*_sample_weights(dlog_ratio, z), z, prior, dz,
+                                                                       dlogvar, dprior)
     return dz, dlogvar, dprior
 
 

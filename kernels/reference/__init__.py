@@ -11,7 +11,8 @@ from .activations import (  # noqa: F401
     all_finite, ACTIVATIONS, activation_forward, activation_backward, add_column_sums,
 )
 from .arrays import (  # noqa: F401
-    to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, add, take_columns, concat_columns,
+    to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, check_times, add, take_columns,
+    concat_columns,
     check_rows_weights, refuse_shapes, scale_rows, standard_normal, binarize, GOLDEN, splitmix64, counter_uniform,
     counter_normal,
 )

@@ -56,7 +56,13 @@ def take_rows(x, idx):
 def repeat_rows(x, times):
     """Each row of ``x`` (N, ...) ``times`` times in a row: (N times, ...), row n t + l
     being x[n] (the examples once per sample, in (n, l) order)."""
+    check_times(times)
     return np.repeat(x, times, axis=0)
+
+
+def check_times(times):
+    if isinstance(times, bool) or not isinstance(times, (int, np.integer)) or times < 1:
+        raise ValueError(f"times: expected an integer >= 1, got {times!r}")
 
 
 def add(a, b):

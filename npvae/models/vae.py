@@ -116,7 +116,7 @@ def iwae_bound(log_px, kl, log_ratio, beta, free_bits):
 
 def weights_per_sample(w, shape, means):
     """``w`` with J a number (at the batch ``means``) and the sample weights (N, L)
-    arrays: for the models whose own backward indexes them (two layers, the sphere)."""
+    arrays: for a model whose own backward indexes them (the hyperspherical VAE)."""
     def per_sample(v):
         return None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
     return Weights(float(w.objective(kernels.to_host(means))), per_sample(w.log_px), per_sample(w.log_ratio), w.kl)

@@ -103,6 +103,13 @@ class PixelCNN(Container):
         """Sampling's pass: the logits of ``x`` (N, C, h, w), the window of the images
         whose first pixel is (top, left), given ``biases = z_biases(z)`` (computed once
         for all the passes; per-pixel biases are cut to the window). No backward."""
+        dtype = self.children["out"].params["W"].dtype
+        check_array(x, "x", shape=(None, self.in_channels, None, None), dtype=dtype)
+        shape = (len(x), self.channels, *(self.image_size or ()))
+        got = [getattr(b, "shape", None) for b in biases] if isinstance(biases, list) else type(biases).__name__
+        if got != [shape] * self.n_layers:
+            raise ValueError(f"biases: expected z_biases(z) for these {len(x)} images, {self.n_layers} arrays of shape "
+                             f"{shape}, got {got}")
         if self.image_size is not None and not (0 <= top and 0 <= left and top + x.shape[2] <= self.image_size[0]
                                                 and left + x.shape[3] <= self.image_size[1]):
             raise ValueError(f"top, left: a window of {x.shape[2:]} at {(top, left)} is not inside the images "
