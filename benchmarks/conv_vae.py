@@ -28,11 +28,11 @@ LATENT, BATCH = 20, 128
 def hand_built_model():
     rng = np.random.default_rng(0)
     encoder = nn.Sequential(
-        nn.Conv2d(1, 32, 4, 2, 1, rng=rng), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1, rng=rng), nn.ReLU(),
+        nn.Conv2d(1, 32, 4, 2, 1, rng=rng, activation="relu"), nn.Conv2d(32, 64, 4, 2, 1, rng=rng, activation="relu"),
         nn.Flatten(), nn.Linear(3136, 2 * LATENT, rng=rng))
     decoder = nn.Sequential(
-        nn.Linear(LATENT, 3136, rng=rng, activation="relu"), nn.Reshape((64, 7, 7)), nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng),
-        nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
+        nn.Linear(LATENT, 3136, rng=rng, activation="relu"), nn.Reshape((64, 7, 7)),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng, activation="relu"), nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
     return VAE(encoder, decoder, Bernoulli(), LATENT, (1, 28, 28))
 
 

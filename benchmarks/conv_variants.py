@@ -4,13 +4,14 @@ line per kind, each the median seconds of alternating timed runs:
 
 * ``kept_fields``: a ``VAE.conv()`` training step (batch 128) with conv2d's backward
   reading the fields its forward kept, against making them again.
-* ``relu_bound``: the same network built by hand with and without its three ReLU
-  layers: what the ReLU passes cost, so what joining them to the conv could save at most.
+* ``relu_joined``: the same network built by hand with its three conv ReLUs joined to
+  the convolutions (``activation="relu"``, as ``VAE.conv()`` builds it), as layers of
+  their own, and left out (the floor: what the ReLU passes cost at all).
 * ``masked_split``: a masked convolution's forward and backward (batch 100, 28 x 28, 16
   maps out) as one convolution on W * M, against two unmasked ones over the mask's two
   rectangles (the rows above the centre, the centre row's left part), cropped and added.
 
-    python benchmarks/conv_variants.py [--threads N] [--repeats 6] [--kinds kept_fields,relu_bound,masked_split]
+    python benchmarks/conv_variants.py [--threads N] [--repeats 6] [--kinds kept_fields,relu_joined,masked_split]
 """
 
 import common
@@ -65,18 +66,29 @@ def kept_fields(x, repeats):
 
 
 def hand_built(relu):
-    rng, act = np.random.default_rng(0), ([nn.ReLU()] if relu else [])
-    encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1, rng=rng), *act, nn.Conv2d(32, 64, 4, 2, 1, rng=rng),
-                            *([nn.ReLU()] if relu else []), nn.Flatten(), nn.Linear(3136, 2 * LATENT, rng=rng))
+    """``VAE.conv()``'s network with its conv ReLUs "joined", as "layers" or "none"."""
+    rng, joined = np.random.default_rng(0), ("relu" if relu == "joined" else "identity")
+
+    def act():
+        return [nn.ReLU()] if relu == "layers" else []
+    encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1, rng=rng, activation=joined), *act(),
+                            nn.Conv2d(32, 64, 4, 2, 1, rng=rng, activation=joined), *act(), nn.Flatten(),
+                            nn.Linear(3136, 2 * LATENT, rng=rng))
     decoder = nn.Sequential(nn.Linear(LATENT, 3136, rng=rng, activation="relu"), nn.Reshape((64, 7, 7)),
-                            nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng), *([nn.ReLU()] if relu else []),
+                            nn.ConvTranspose2d(64, 32, 4, 2, 1, rng=rng, activation=joined), *act(),
                             nn.ConvTranspose2d(32, 1, 4, 2, 1, rng=rng))
     return VAE(encoder, decoder, Bernoulli(), LATENT, (1, 28, 28))
 
 
-def relu_bound(x, repeats):
-    return common.alternate({"with_relu": training(hand_built(True), x),
-                             "without_relu": training(hand_built(False), x)}, repeats)
+def relu_joined(x, repeats):
+    """Timed after a check that the joined and the separate ReLUs give one loss and gradient."""
+    models = {relu: hand_built(relu) for relu in ("joined", "layers", "none")}
+    joined, layers = models["joined"], models["layers"]
+    np.testing.assert_allclose(joined.loss_and_grad(x[:BATCH], rng=0)[0], layers.loss_and_grad(x[:BATCH], rng=0)[0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([g.ravel() for g in joined.grads.values()]),
+                               np.concatenate([g.ravel() for g in layers.grads.values()]), rtol=1e-4, atol=1e-5)
+    return common.alternate({relu: training(model, x) for relu, model in models.items()}, repeats)
 
 
 def masked_split(repeats):
@@ -114,14 +126,14 @@ def masked_split(repeats):
 
 def main():
     parser = common.argument_parser(__doc__, threads, repeats=6)
-    parser.add_argument("--kinds", default="kept_fields,relu_bound,masked_split")
+    parser.add_argument("--kinds", default="kept_fields,relu_joined,masked_split")
     args = common.parse(parser)
     npvae.kernels.use("numba")
     kinds = args.kinds.split(",")
     x = (np.random.default_rng(0).random((10 * BATCH, 1, 28, 28)) < 0.3).astype(np.float32)
-    for kind, a, b in (("kept_fields", "kept", "made_again"), ("relu_bound", "with_relu", "without_relu")):
+    for kind, a, b in (("kept_fields", "kept", "made_again"), ("relu_joined", "joined", "layers")):
         if kind in kinds:
-            times, other = (kept_fields if kind == "kept_fields" else relu_bound)(x, args.repeats)
+            times, other = (kept_fields if kind == "kept_fields" else relu_joined)(x, args.repeats)
             seconds = {side: common.median(t) / STEPS for side, t in times.items()}
             common.emit(f"conv_variants_{kind}", threads, steps=STEPS, repeats=args.repeats,
                         **{f"{side}_s_per_step": v for side, v in seconds.items()},

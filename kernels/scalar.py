@@ -51,3 +51,25 @@ def derivative(x, y, kind, alpha, one):
     if kind == 6:
         return one if x > zero else y + alpha
     return one
+
+
+def derivative_from_output(y, kind, alpha, one):
+    """f'(h) from the output y = f(h) alone, for a layer that keeps only y (a
+    convolution with its activation joined). For alpha >= 0 every activation here is
+    nondecreasing with y > 0 exactly where h > 0, so the ReLU family's branches read
+    y's sign; tanh' = 1 - y^2, sigmoid' = y (1 - y), and softplus' = sigmoid(h) =
+    1 - e^-y (as e^y = 1 + e^h). ``one``: as for :func:`activate`."""
+    zero = one - one
+    if kind == 1:
+        return one if y > zero else zero
+    if kind == 2:
+        return one if y > zero else alpha
+    if kind == 3:
+        return one - y * y
+    if kind == 4:
+        return y * (one - y)
+    if kind == 5:
+        return -math.expm1(-y)
+    if kind == 6:
+        return one if y > zero else y + alpha
+    return one

@@ -83,11 +83,12 @@ def conv_geometries(draw, max_channels=3, max_size=8, transposed=False):
     return kwargs, (draw(st.integers(1, 3)), c_in, *hw)
 
 
-def conv_layer(kwargs, rng):
+def conv_layer(kwargs, rng, activation="identity"):
     """The float64 ``Conv2d`` of :func:`conv_geometries`' ``kwargs`` (a
-    ``ConvTranspose2d`` when they hold ``output_padding``), its bias drawn from ``rng``."""
+    ``ConvTranspose2d`` when they hold ``output_padding``) with ``activation``, its bias
+    drawn from ``rng``."""
     cls = nn.ConvTranspose2d if "output_padding" in kwargs else nn.Conv2d
-    layer = cls(**kwargs, rng=rng).astype(np.float64)
+    layer = cls(**kwargs, rng=rng, activation=activation).astype(np.float64)
     layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape)
     return layer
 

@@ -94,16 +94,20 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
             cols = reference.im2col(x, *geometry_args)
             return (normal(rng, cols.shape, dtype), x.shape, *geometry_args)
         if op == "conv2d_forward":
-            return x, W, b, kw["stride"], kw["padding"]
-        return x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"]
+            return x, W, b, kw["stride"], kw["padding"], kind, 0.3
+        y = reference.conv2d_forward(x, W, b, kw["stride"], kw["padding"], kind, 0.3)
+        return (x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"],
+                True, kind, 0.3, y)
     if op in ("masked_conv2d_forward", "masked_conv2d_backward"):  # a causal mask, or one of no shape in particular
         k = int(rng.choice([1, 3, 5]))
         mask = causal_mask((k, k), str(rng.choice(["A", "B"]))) if rng.random() < 0.8 else rng.random((k, k)) < 0.5
         x, W, b = normal(rng, (1, 2, 4, 3), dtype), normal(rng, (2, 2, k, k), dtype), normal(rng, (2,), dtype)
+        mask = mask.astype(dtype)
         if op == "masked_conv2d_forward":
-            return x, W, b, mask.astype(dtype)
-        return x, W, normal(rng, (1, 2, 4, 3), dtype), normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), \
-            mask.astype(dtype)
+            return x, W, b, mask, kind, 0.3
+        y = reference.masked_conv2d_forward(x, W, b, mask, kind, 0.3)
+        return (x, W, normal(rng, y.shape, dtype), normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), mask,
+                True, kind, 0.3, y)
     if op == "add_channel_bias":
         return normal(rng, (2, 3, 4, 5), dtype), normal(rng, (2, 3), dtype)
     if op == "append_channels":
@@ -113,8 +117,10 @@ def cases(op, rng, dtype, kind, geometry, transposed_geometry):
     if op in ("conv_transpose2d_forward", "conv_transpose2d_backward"):
         x, W, b, dy, kw = conv_case(rng, dtype, transposed_geometry, True)
         if op == "conv_transpose2d_forward":
-            return x, W, b, kw["stride"], kw["padding"], kw["output_padding"]
-        return x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"]
+            return x, W, b, kw["stride"], kw["padding"], kw["output_padding"], kind, 0.3
+        y = reference.conv_transpose2d_forward(x, W, b, kw["stride"], kw["padding"], kw["output_padding"], kind, 0.3)
+        return (x, W, dy, normal(rng, W.shape, dtype), normal(rng, b.shape, dtype), kw["stride"], kw["padding"],
+                True, kind, 0.3, y)
     mean, logvar, eps, z = latent_case(rng, dtype)
     if op == "reparameterize_kl":
         return mean, logvar, eps
@@ -223,3 +229,23 @@ def test_every_numba_op_equals_the_reference(op, **case):
 @given(**drawn)
 def test_every_cuda_op_equals_the_reference(op, **case):
     agrees("cuda", op, **case)
+
+
+@pytest.mark.parametrize("name", ["numpy", *BACKENDS])
+def test_a_conv_with_its_activation_refuses_what_its_backward_cannot_read(name):
+    """f' is read from the output y: a backward without y (or with another shape), a
+    negative alpha (the ReLU family's sign test needs alpha >= 0) or an unknown kind is
+    refused before any array is written."""
+    backend = reference if name == "numpy" else backend_module(name)
+    x, W, dy, dW, db = np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), np.ones((1, 2, 2, 2)), np.zeros((2, 1, 3, 3)), \
+        np.zeros(2)
+    with pytest.raises(ValueError, match=r"y: the backward of a convolution with activation 'relu' needs its output"):
+        backend.conv2d_backward(x, W, dy, dW, db, (1, 1), (0, 0), True, "relu", 0.0)
+    with pytest.raises(ValueError, match=r"y: .* of dy's shape \(1, 1, 4, 4\), got \(1, 2, 2, 1\)"):
+        backend.conv_transpose2d_backward(np.ones((1, 2, 2, 2)), np.ones((2, 1, 3, 3)), np.ones((1, 1, 4, 4)), dW,
+                                          np.zeros(1), (1, 1), (0, 0), True, "tanh", 0.0, np.ones((1, 2, 2, 1)))
+    with pytest.raises(ValueError, match=r"alpha: expected a number >= 0 .* got -0.1"):
+        backend.conv2d_forward(x, W, None, (1, 1), (0, 0), "leaky_relu", -0.1)
+    with pytest.raises(ValueError, match=r"kind: expected one of \['elu', .*\], got 'gelu'"):
+        backend.masked_conv2d_forward(x, np.ones((2, 1, 3, 3)), None, np.ones((3, 3)), "gelu")
+    assert not dW.any() and not db.any()

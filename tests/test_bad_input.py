@@ -87,6 +87,8 @@ def test_bad_constructor_arguments():
         nn.Conv2d(1, 1, (3, 3, 3))
     with pytest.raises(ValueError, match=r"output_padding: expected each < stride \(2, 2\), got \(2, 2\)"):
         nn.ConvTranspose2d(1, 1, 3, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"activation: expected one of \['elu', .*\], got 'gelu'"):
+        nn.MaskedConv2d(1, 1, 3, activation="gelu")
     with pytest.raises(ValueError, match="init: expected one of"):
         nn.Linear(2, 2, init="zeros")
     with pytest.raises(TypeError, match="rng: expected None, an int seed or a numpy.random.Generator"):

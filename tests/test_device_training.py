@@ -55,9 +55,10 @@ def test_a_conv_vae_training_step_is_the_same_on_the_gpu():
 
     def step():
         rng = np.random.default_rng(2)
-        encoder = nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng), nn.ReLU(), nn.Flatten(),
+        encoder = nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng, activation="relu"), nn.Flatten(),
                                 nn.Linear(8, 4, rng=rng))
         decoder = nn.Sequential(nn.Linear(2, 8, rng=rng), nn.Reshape((2, 2, 2)),
+                                nn.ConvTranspose2d(2, 2, 3, 1, 1, rng=rng, activation="softplus"),
                                 nn.ConvTranspose2d(2, 1, 4, 2, 1, rng=rng))
         model = VAE(encoder, decoder, Bernoulli(), 2, (1, 4, 4)).astype(np.float64)
         loss, _ = model.loss_and_grad(x, eps=eps)

@@ -25,19 +25,26 @@ def conv_arrays(rng, cfg, dtype, transposed_conv, contiguous):
     return x, W, np.asarray(rng.normal(size=cfg["c_out"]), dtype=dtype)
 
 
-def compare_backward(op_name, args, dy, W, b, dtype, **kwargs):
-    """Run ``op_name`` backward on both backends from the same non-zero gradients."""
+def compare_backward(op_name, args, dy, W, b, dtype, ys=(None, None), **kwargs):
+    """Run ``op_name`` backward on both backends from the same non-zero gradients, each
+    given its own forward's output in ``ys`` (Numba's, channels-last; the reference's)."""
     results = []
-    for backend in (cpu, reference):
+    for backend, y in zip((cpu, reference), ys):
         dW, db = W * 0.5, b * 0.5  # as after an earlier backward: the op must add to them
-        dx = getattr(backend, op_name)(*args[:2], dy, dW, db, **kwargs)
+        dx = getattr(backend, op_name)(*args[:2], dy, dW, db, y=y, **kwargs)
         results.append((dx, dW, db))
-    for ours, ref in zip(*results):
+    for ours, ref in zip(results[0][:2], results[1][:2]):
         assert_close(ours, ref, dtype)
+    # db is a sum over every pixel: the float32 reference's rounding grows with sum |dy|
+    # (the Numba sums run in float64), so that sets its absolute tolerance.
+    assert_close(results[0][2], results[1][2], dtype, like=np.abs(dy).sum(axis=(0, 2, 3)))
 
 
-@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans())
-def test_conv2d_equals_the_reference(seed, cfg, dtype, contiguous):
+kinds = st.sampled_from(sorted(reference.ACTIVATIONS))
+
+
+@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans(), kind=kinds)
+def test_conv2d_equals_the_reference(seed, cfg, dtype, contiguous, kind):
     rng = np.random.default_rng(seed)
     x, W, b = conv_arrays(rng, cfg, dtype, False, contiguous)
     args = (cfg["stride"], cfg["padding"])
@@ -51,15 +58,16 @@ def test_conv2d_equals_the_reference(seed, cfg, dtype, contiguous):
     assert_close(cpu.col2im(cols, x.shape, kernel, *args),
                  np.ascontiguousarray(reference.col2im(cols, x.shape, kernel, *args)),
                  dtype)
-    assert_close(cpu.conv2d_forward(x, W, b, *args), np.ascontiguousarray(reference.conv2d_forward(x, W, b, *args)),
-                 dtype)
+    ys = cpu.conv2d_forward(x, W, b, *args, kind, 0.3), reference.conv2d_forward(x, W, b, *args, kind, 0.3)
+    assert_close(ys[0], np.ascontiguousarray(ys[1]), dtype)
     dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
-    compare_backward("conv2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"], padding=cfg["padding"])
+    compare_backward("conv2d_backward", (x, W), dy, W, b, dtype, ys, stride=cfg["stride"], padding=cfg["padding"],
+                     kind=kind, alpha=0.3)
     assert cpu.conv2d_backward(x, W, dy, W * 0, b * 0, *args, need_dx=False) is None
 
 
-@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans(), output_padding=st.integers(0, 2))
-def test_conv_transpose2d_equals_the_reference(seed, cfg, dtype, contiguous, output_padding):
+@given(seed=seeds, cfg=conv_cases, dtype=dtypes, contiguous=st.booleans(), output_padding=st.integers(0, 2), kind=kinds)
+def test_conv_transpose2d_equals_the_reference(seed, cfg, dtype, contiguous, output_padding, kind):
     rng = np.random.default_rng(seed)
     x, W, b = conv_arrays(rng, cfg, dtype, True, contiguous)
     op = tuple(min(output_padding, s - 1) for s in cfg["stride"])
@@ -68,11 +76,12 @@ def test_conv_transpose2d_equals_the_reference(seed, cfg, dtype, contiguous, out
               zip((cfg["h"], cfg["w"]), cfg["kernel"], cfg["stride"], cfg["padding"], op))
     if min(ho, wo) < 1:
         return
-    assert_close(cpu.conv_transpose2d_forward(x, W, b, *args, op),
-                 np.ascontiguousarray(reference.conv_transpose2d_forward(x, W, b, *args, op)), dtype)
+    ys = (cpu.conv_transpose2d_forward(x, W, b, *args, op, kind, 0.3),
+          reference.conv_transpose2d_forward(x, W, b, *args, op, kind, 0.3))
+    assert_close(ys[0], np.ascontiguousarray(ys[1]), dtype)
     dy = np.asarray(rng.normal(size=(cfg["n"], cfg["c_out"], ho, wo)), dtype=dtype)
-    compare_backward("conv_transpose2d_backward", (x, W), dy, W, b, dtype, stride=cfg["stride"],
-                     padding=cfg["padding"])
+    compare_backward("conv_transpose2d_backward", (x, W), dy, W, b, dtype, ys, stride=cfg["stride"],
+                     padding=cfg["padding"], kind=kind, alpha=0.3)
 
 
 def test_a_conv_vae_step_is_the_same_on_both_backends():

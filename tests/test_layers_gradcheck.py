@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from npvae.testing import assert_gradcheck, away_from_kinks, conv_geometries, conv_layer, seeds
 from npvae import check_module, nn
+from npvae.kernels import reference, scalar
 
 batch = st.integers(1, 4)
 
@@ -35,6 +36,18 @@ def test_activations(layer, shape, seed, scale):
     assert_gradcheck(check_module(layer, x, rng=seed))
 
 
+@given(st.sampled_from(sorted(scalar.KINDS)), st.floats(0.0, 2.0), seeds)
+def test_the_derivative_read_from_the_output_is_the_derivative(kind, alpha, seed):
+    """A conv with its activation joined keeps y = f(h) alone: f'(h) read from y (the
+    reference's table, and the scalar formula both Numba backends compile) is f'(h)."""
+    h = away_from_kinks(np.random.default_rng(seed).normal(scale=4, size=40))
+    y = reference.activation_forward(h, kind, alpha)
+    expected = reference.ACTIVATIONS[kind][1](h, y, alpha)
+    np.testing.assert_allclose(reference.OUTPUT_DERIVATIVES[kind](y, alpha), expected, rtol=1e-9, atol=1e-15)
+    compiled_formula = [scalar.derivative_from_output(v, scalar.KINDS[kind], alpha, 1.0) for v in y]
+    np.testing.assert_allclose(compiled_formula, expected, rtol=1e-9, atol=1e-15)
+
+
 @given(batch, st.lists(st.integers(1, 4), min_size=1, max_size=3), seeds)
 def test_flatten_and_reshape(n, shape, seed):
     rng = np.random.default_rng(seed)
@@ -43,18 +56,25 @@ def test_flatten_and_reshape(n, shape, seed):
     assert_gradcheck(check_module(nn.Reshape(shape), x.reshape(n, -1), rng=seed))
 
 
-@given(conv_geometries(max_size=6), seeds)
-def test_conv2d(geometry, seed):
+def assert_conv_gradcheck(geometry, activation, seed):
+    """With the activation joined to the convolution (its f' read from the output)."""
     rng = np.random.default_rng(seed)
     kwargs, x_shape = geometry
-    assert_gradcheck(check_module(conv_layer(kwargs, rng), rng.standard_normal(x_shape), rng=seed))
+    layer, x = conv_layer(kwargs, rng, activation), rng.standard_normal(x_shape)
+    plain = conv_layer(kwargs, np.random.default_rng(0))
+    plain.params.update(W=layer.params["W"], b=layer.params["b"])
+    assume(np.abs(plain.forward(x)).min() > 1e-3)  # off ReLU-like kinks
+    assert_gradcheck(check_module(layer, x, rng=seed))
 
 
-@given(conv_geometries(max_size=6, transposed=True), seeds)
-def test_conv_transpose2d(geometry, seed):
-    rng = np.random.default_rng(seed)
-    kwargs, x_shape = geometry
-    assert_gradcheck(check_module(conv_layer(kwargs, rng), rng.standard_normal(x_shape), rng=seed))
+@given(conv_geometries(max_size=6), st.sampled_from(sorted(nn.activations.ACTIVATIONS)), seeds)
+def test_conv2d(geometry, activation, seed):
+    assert_conv_gradcheck(geometry, activation, seed)
+
+
+@given(conv_geometries(max_size=6, transposed=True), st.sampled_from(sorted(nn.activations.ACTIVATIONS)), seeds)
+def test_conv_transpose2d(geometry, activation, seed):
+    assert_conv_gradcheck(geometry, activation, seed)
 
 
 @given(seeds)

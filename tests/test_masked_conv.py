@@ -17,10 +17,12 @@ from npvae.testing import assert_layer_contract, seeds
 odd = st.sampled_from([1, 3, 5])
 
 
-@given(seeds, st.integers(1, 3), st.integers(1, 3), odd, odd, st.sampled_from("AB"))
-def test_masked_conv_keeps_the_layer_contract(seed, c_in, c_out, kh, kw, mask):
+@given(seeds, st.integers(1, 3), st.integers(1, 3), odd, odd, st.sampled_from("AB"),
+       st.sampled_from(["identity", "tanh", "softplus"]))
+def test_masked_conv_keeps_the_layer_contract(seed, c_in, c_out, kh, kw, mask, activation):
+    """With a smooth activation joined (the ReLU family's kinks: test_layers_gradcheck)."""
     rng = np.random.default_rng(seed)
-    layer = nn.MaskedConv2d(c_in, c_out, (kh, kw), mask, rng=rng)
+    layer = nn.MaskedConv2d(c_in, c_out, (kh, kw), mask, rng=rng, activation=activation)
     assert_layer_contract(layer, rng.standard_normal((2, c_in, 5, 6)))
 
 

@@ -227,10 +227,11 @@ def test_conv_builder_takes_every_likelihood_and_activation(likelihood, activati
 
 def test_conv_builder_default_is_the_benchmark_network():
     model = VAE.conv()
-    assert [layer_spec(m)["layer"] for m in model.encoder] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear"]
-    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding) for m in model.encoder[0:3:2]] == [
-        (1, 32, (4, 4), (2, 2), (1, 1)), (32, 64, (4, 4), (2, 2), (1, 1))]
-    assert model.encoder[5].out_features == 40 and model.decoder[1].shape == (64, 7, 7)
+    assert [layer_spec(m)["layer"] for m in model.encoder] == ["Conv2d", "Conv2d", "Flatten", "Linear"]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.activation)
+            for m in model.encoder[0:2]] == [(1, 32, (4, 4), (2, 2), (1, 1), "relu"), (32, 64, (4, 4), (2, 2), (1, 1), "relu")]
+    assert model.encoder[3].out_features == 40 and model.decoder[1].shape == (64, 7, 7)
+    assert [m.activation for m in model.decoder[2:]] == ["relu", "identity"]
     assert model.decoder[-1].out_channels == 1 and model.dtype == np.float32
 
 
@@ -334,7 +335,7 @@ def test_a_checkpoint_whose_spec_and_arrays_disagree_is_refused(tmp_path):
 def test_a_builder_model_is_a_plain_module_stack():
     """What the builders make is what a user could write by hand: the same spec."""
     rng = np.random.default_rng(0)
-    hand = VAE(nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng), nn.ReLU(), nn.Flatten(), nn.Linear(32, 4, rng=rng)),
+    hand = VAE(nn.Sequential(nn.Conv2d(1, 2, 4, 2, 1, rng=rng, activation="relu"), nn.Flatten(), nn.Linear(32, 4, rng=rng)),
                nn.Sequential(nn.Linear(2, 32, rng=rng, activation="relu"), nn.Reshape((2, 4, 4)),
                              nn.ConvTranspose2d(2, 1, 4, 2, 1, rng=rng)), Bernoulli(), 2, (1, 8, 8))
     assert model_spec(hand) == good_spec()

@@ -12,6 +12,7 @@ from .arrays import JIT, channels_last, flat, mixed
 # The activations' scalar formulas (``kernels/scalar.py``), inlined into the loops below.
 _activate = njit(cache=True, inline="always")(scalar.activate)
 _derivative = njit(cache=True, inline="always")(scalar.derivative)
+_derivative_from_output = njit(cache=True, inline="always")(scalar.derivative_from_output)
 
 
 @njit(**JIT)
@@ -41,6 +42,16 @@ def _backward_flat(dy, x, y, out, kind, alpha):
     else:
         for i in range(dy.size):
             out[i] = dy[i] * _derivative(x[i], y[i], kind, alpha, 1.0)
+
+
+@njit(**JIT)
+def _backward_from_output_flat(dy, y, out, kind, alpha):
+    if kind == 1:  # ReLU's own loop, as in _backward_flat
+        for i in range(dy.size):
+            out[i] = dy[i] if y[i] > 0 else 0
+    else:
+        for i in range(dy.size):
+            out[i] = dy[i] * _derivative_from_output(y[i], kind, alpha, 1.0)
 
 
 @njit(**JIT)
@@ -110,4 +121,17 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
         return dx.transpose(0, 3, 1, 2)
     out = np.empty(dy.shape, dtype=dy.dtype)
     _backward_flat(flat(dy), flat(x), flat(y), out.reshape(-1), KINDS[kind], dy.dtype.type(alpha))
+    return out
+
+
+def activation_backward_from_output(dy, y, kind, alpha=0.0):
+    """``dh = dy * f'(h)`` with f' read from the output y alone, in one pass."""
+    if mixed(dy, y):
+        return reference.activation_backward_from_output(dy, y, kind, alpha)
+    if channels_last(y):
+        to_last = (0, 2, 3, 1)
+        return activation_backward_from_output(dy.transpose(to_last), y.transpose(to_last), kind,
+                                               alpha).transpose(0, 3, 1, 2)
+    out = np.empty(dy.shape, dtype=dy.dtype)
+    _backward_from_output_flat(flat(dy), flat(y), out.reshape(-1), KINDS[kind], dy.dtype.type(alpha))
     return out

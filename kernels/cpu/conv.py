@@ -12,7 +12,7 @@ from ..reference.conv import (  # noqa: F401  (NumPy already)
     add_channel_bias, append_channels, channel_sums, conv_output_size,
 )
 from .arrays import JIT, mixed
-from .activations import _add_bias_rows, _column_sums
+from .activations import KINDS, _activate_flat, _add_bias_rows, _column_sums, activation_backward_from_output
 
 # --------------------------------------------------------------------- convolution
 # Inside this backend images are channels-last. A receptive field of the image x
@@ -23,6 +23,23 @@ from .activations import _add_bias_rows, _column_sums
 # the border is copied (or added) number by number, and one wholly outside is zeros
 # (or skipped). The fields' columns come in (p, q, c) order, so the weight is
 # permuted to match (a copy of a few thousand numbers per call).
+#
+# The activation runs in place on the output, after the bias (two passes: one with the
+# branch on the kind inside does not vectorise); a backward starts from dh = dy * f'(y),
+# one pass.
+
+
+def _activate_in_place(rows, kind, alpha):
+    """rows = f(rows) for a C-contiguous array (a conv's output buffer)."""
+    if kind == "tanh":  # NumPy's vectorised tanh, as activation_forward
+        np.tanh(rows, out=rows)
+    elif kind != "identity":
+        _activate_flat(rows.reshape(-1), rows.reshape(-1), KINDS[kind], rows.dtype.type(alpha))
+
+
+def _dh(dy, y, kind, alpha):
+    reference.check_joined_activation(kind, alpha, dy, y)
+    return dy if kind == "identity" else activation_backward_from_output(dy, y, kind, alpha)
 
 
 @njit(**JIT)
@@ -198,12 +215,13 @@ def _to_rows(image):
     return np.ascontiguousarray(image.transpose(0, 2, 3, 1)).reshape(-1, image.shape[1])
 
 
-def conv2d_forward(x, W, b, stride, padding):
+def conv2d_forward(x, W, b, stride, padding, kind="identity", alpha=0.0):
     """im2col by runs, then one product (BLAS) straight into the output's rows; the
-    bias added in place. (Going a few images at a time, for the fields to stay in
-    cache, does not pay: ``benchmarks/README.md``.)"""
+    bias and the activation applied in place. (Going a few images at a time, for the
+    fields to stay in cache, does not pay: ``benchmarks/README.md``.)"""
+    reference.check_joined_activation(kind, alpha)
     if mixed(x, W):  # the scratch and outputs take x's dtype: mixed dtypes to NumPy's promotion
-        return reference.conv2d_forward(x, W, b, stride, padding)
+        return reference.conv2d_forward(x, W, b, stride, padding, kind, alpha)
     kernel, n = W.shape[2:], x.shape[0]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr = _weight_rows(W)
@@ -211,14 +229,17 @@ def conv2d_forward(x, W, b, stride, padding):
     y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
     if b is not None:
         _add_bias_rows(y.reshape(-1, W.shape[0]), b)
+    _activate_in_place(y, kind, alpha)
     return y.transpose(0, 3, 1, 2)
 
 
-def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """The forward's fields of this x (or im2col by runs again), ``dWf += dY.T @ cols``, ``db += sum dY`` in one pass, and
-    ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields)."""
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
+    """dh = dy * f'(y); the forward's fields of this x (or im2col by runs again), ``dWf += dY.T @ cols``,
+    ``db += sum dY`` in one pass, and ``dx = col2im(dY @ Wf)`` by runs (``dY @ Wf`` written over the fields),
+    dY being dh as rows."""
     if mixed(x, W, dy):
-        return reference.conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
+        return reference.conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx, kind, alpha, y)
+    dy = _dh(dy, y, kind, alpha)
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     Wr, dY = _weight_rows(W), _to_rows(dy)
@@ -244,29 +265,32 @@ def _masked_weight_rows(W, widths):
                            for p, k in enumerate(widths) if k], axis=1)
 
 
-def masked_conv2d_forward(x, W, b, mask):
+def masked_conv2d_forward(x, W, b, mask, kind="identity", alpha=0.0):
     """The fields over the mask's kept positions only (about half of a causal kernel's),
-    so that no column meets a masked-out weight; then the product and the bias as
-    conv2d's. Other masks: the reference's."""
+    so that no column meets a masked-out weight; then the product, the bias and the
+    activation as conv2d's. Other masks: the reference's."""
     reference.check_mask(W, mask)
+    reference.check_joined_activation(kind, alpha)
     if mixed(x, W) or not _prefix_rows(mask):
-        return reference.masked_conv2d_forward(x, W, b, mask)
+        return reference.masked_conv2d_forward(x, W, b, mask, kind, alpha)
     kernel, n = W.shape[2:], x.shape[0]
     padding, widths = (kernel[0] // 2, kernel[1] // 2), _widths(kernel, mask)
     cols = _kept_fields(x, kernel, (1, 1), padding, x.shape[2:], widths)
     y = np.matmul(cols, _masked_weight_rows(W, widths).T).reshape(n, *x.shape[2:], -1)
     if b is not None:
         _add_bias_rows(y.reshape(-1, W.shape[0]), b)
+    _activate_in_place(y, kind, alpha)
     return y.transpose(0, 3, 1, 2)
 
 
-def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
-    """conv2d's backward over the kept positions' fields: their weight gradient added
-    into dW at those positions only (the masked ones get 0, as the reference's mask *
-    dL/dV), db in one pass, dx by col2im over the same positions."""
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True, kind="identity", alpha=0.0, y=None):
+    """dh = dy * f'(y), then conv2d's backward over the kept positions' fields: their
+    weight gradient added into dW at those positions only (the masked ones get 0, as
+    the reference's mask * dL/dV), db in one pass, dx by col2im over the same positions."""
     reference.check_mask(W, mask)
     if mixed(x, W, dy) or not _prefix_rows(mask):
-        return reference.masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx)
+        return reference.masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx, kind, alpha, y)
+    dy = _dh(dy, y, kind, alpha)
     kernel, (n, c, h, w) = W.shape[2:], x.shape
     padding, widths = (kernel[0] // 2, kernel[1] // 2), _widths(kernel, mask)
     dY = _to_rows(dy)
@@ -282,11 +306,12 @@ def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     return _add_fields(dcols, kernel, (1, 1), padding, (h, w), np.zeros((n, h, w, c), x.dtype), widths)
 
 
-def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, kind="identity", alpha=0.0):
     """The rows of x @ Wf (BLAS), added by col2im by runs into an output that starts
-    as the bias."""
+    as the bias; then the activation in place."""
+    reference.check_joined_activation(kind, alpha)
     if mixed(x, W):
-        return reference.conv_transpose2d_forward(x, W, b, stride, padding, output_padding)
+        return reference.conv_transpose2d_forward(x, W, b, stride, padding, output_padding, kind, alpha)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
     ho, wo = (
         conv_output_size(s, k, st, p, op, transposed=True)
@@ -296,13 +321,17 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     rows = np.matmul(X, Wr, out=_buffer("fields", (len(X), Wr.shape[1]), x.dtype))
     y = np.empty((n, ho, wo, W.shape[1]), x.dtype)
     y[...] = 0 if b is None else b  # the bias first, then every field added onto it
-    return _add_fields(rows, kernel, stride, padding, (h, w), y)
+    _add_fields(rows, kernel, stride, padding, (h, w), y)
+    _activate_in_place(y, kind, alpha)
+    return y.transpose(0, 3, 1, 2)
 
 
-def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``D`` = im2col(dy) by runs: ``dWf += X.T @ D``, ``dX = D @ Wf.T``; ``db`` in one pass."""
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
+    """dh = dy * f'(y); ``D`` = im2col(dh) by runs: ``dWf += X.T @ D``, ``dX = D @ Wf.T``;
+    ``db`` in one pass."""
     if mixed(x, W, dy):
-        return reference.conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx)
+        return reference.conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx, kind, alpha, y)
+    dy = _dh(dy, y, kind, alpha)
     kernel, (n, _, h, w) = W.shape[2:], x.shape
     X, Wr = _to_rows(x), _weight_rows(W)
     D = _fields(dy, kernel, stride, padding, (h, w))

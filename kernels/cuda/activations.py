@@ -19,6 +19,7 @@ from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device,
 # dense kernels call in their epilogue too.
 activate = cuda.jit(device=True, inline=True)(scalar.activate)
 derivative = cuda.jit(device=True, inline=True)(scalar.derivative)
+derivative_from_output = cuda.jit(device=True, inline=True)(scalar.derivative_from_output)
 
 
 @cuda.jit

@@ -7,6 +7,11 @@ matrix as it is stored) then one product; its input gradient is a product then
 Products work on rows, (N*H*W, C) channels-last matrices, so images go through
 ``to_rows`` / ``from_rows`` transposes on the way in and out.
 
+A convolution's activation runs in the pass that writes its output (``from_rows`` of
+a Conv2d, ``col2im`` of a ConvTranspose2d), and its backward's dh = dy * f'(y) in the
+pass that first reads dy (``to_rows`` of a Conv2d's dy, the bias gradient of a
+ConvTranspose2d's): no launch of its own either way.
+
 Layouts: one thread per output element for all four helpers. ``col2im`` is written
 as a gather, each image element summing the (at most ceil(kh/sh) x ceil(kw/sw))
 field entries that cover it, in a fixed order: no atomics, so deterministic.
@@ -19,6 +24,8 @@ from numba import cuda, float64
 
 from .. import reference
 from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on sizes: taken as it is)
+from ..scalar import KINDS
+from .activations import activate, derivative_from_output
 from .arrays import (
     THREADS, block_sum, blocks, clear, empty, is_device, launch, mixed, to_device, to_host, write_back,
 )
@@ -44,8 +51,8 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, ho, wo, cols):
 
 
 @cuda.jit
-def _col2im(cols, kh, kw, sh, sw, ph, pw, ho, wo, bias, out):
-    """out[n, c, h, w] = sum of the cols entries im2col took from there (+ bias[c])."""
+def _col2im(cols, kh, kw, sh, sw, ph, pw, ho, wo, bias, kind, alpha, one, out):
+    """out[n, c, h, w] = f(sum of the cols entries im2col took from there (+ bias[c]))."""
     e = cuda.grid(1)
     if e < out.size:
         channels, height, width = out.shape[1], out.shape[2], out.shape[3]
@@ -62,29 +69,33 @@ def _col2im(cols, kh, kw, sh, sw, ph, pw, ho, wo, bias, out):
                         total += cols[(n * ho + di // sh) * wo + dj // sw, (c * kh + p) * kw + q]
         if bias.size:
             total += bias[c]
-        out[n, c, h, w] = total
+        out[n, c, h, w] = activate(total, kind, alpha, one)
 
 
 @cuda.jit
-def _to_rows(image, rows):
-    """rows[(n, h, w), c] = image[n, c, h, w]."""
+def _to_rows(image, y, kind, alpha, one, rows):
+    """rows[(n, h, w), c] = image[n, c, h, w], times f'(y[n, c, h, w]) unless ``kind`` is 0
+    (image a dy, y the output of the activation f: dh as rows)."""
     e = cuda.grid(1)
     if e < rows.size:
         channels, height, width = image.shape[1], image.shape[2], image.shape[3]
         r, c = e // channels, e % channels
         n, hw = r // (height * width), r % (height * width)
-        rows[r, c] = image[n, c, hw // width, hw % width]
+        v = image[n, c, hw // width, hw % width]
+        if kind != 0:
+            v *= derivative_from_output(y[n, c, hw // width, hw % width], kind, alpha, one)
+        rows[r, c] = v
 
 
 @cuda.jit
-def _from_rows(rows, image):
-    """image[n, c, h, w] = rows[(n, h, w), c]."""
+def _from_rows(rows, kind, alpha, one, image):
+    """image[n, c, h, w] = f(rows[(n, h, w), c])."""
     e = cuda.grid(1)
     if e < image.size:
         channels, height, width = image.shape[1], image.shape[2], image.shape[3]
         n, rest = e // (channels * height * width), e % (channels * height * width)
         c, hw = rest // (height * width), rest % (height * width)
-        image[n, c, hw // width, hw % width] = rows[n * height * width + hw, c]
+        image[n, c, hw // width, hw % width] = activate(rows[n * height * width + hw, c], kind, alpha, one)
 
 
 def _fields(x, kernel, stride, padding, out_hw):
@@ -93,22 +104,31 @@ def _fields(x, kernel, stride, padding, out_hw):
     return cols
 
 
-def _add_fields(cols, shape, kernel, stride, padding, field_hw, bias=None):
+def _activation(kind, alpha, dtype):
+    """The kernels' arguments for the activation ``kind``: its code, alpha and 1 in ``dtype``."""
+    return KINDS[kind], dtype.type(alpha), dtype.type(1)
+
+
+def _add_fields(cols, shape, kernel, stride, padding, field_hw, bias=None, kind="identity", alpha=0.0):
     out = empty(shape, cols.dtype)
     bias = cols[0, :0] if bias is None else bias
-    launch(_col2im, blocks(out.size), THREADS)(cols, *kernel, *stride, *padding, *field_hw, bias, out)
+    launch(_col2im, blocks(out.size), THREADS)(cols, *kernel, *stride, *padding, *field_hw, bias,
+                                               *_activation(kind, alpha, cols.dtype), out)
     return out
 
 
-def _rows(image):
+def _rows(image, y=None, kind="identity", alpha=0.0):
+    """``image`` as rows, or, given the output ``y`` of the activation ``kind``, dh as rows
+    for ``image`` a dy."""
     rows = empty((image.shape[0] * image.shape[2] * image.shape[3], image.shape[1]), image.dtype)
-    launch(_to_rows, blocks(rows.size), THREADS)(image, rows)
+    launch(_to_rows, blocks(rows.size), THREADS)(image, image if y is None else y,
+                                                 *_activation(kind, alpha, image.dtype), rows)
     return rows
 
 
-def _image(rows, n, h, w):
+def _image(rows, n, h, w, kind="identity", alpha=0.0):
     image = empty((n, rows.shape[1], h, w), rows.dtype)
-    launch(_from_rows, blocks(image.size), THREADS)(rows, image)
+    launch(_from_rows, blocks(image.size), THREADS)(rows, *_activation(kind, alpha, rows.dtype), image)
     return image
 
 
@@ -151,48 +171,60 @@ def col2im(cols, x_shape, kernel, stride, padding):
 
 
 @cuda.jit
-def _bias_grad_nchw(dy, db):
-    """Block c: db[c] += the sum of dy[:, c] (NCHW as it is, no transpose first), its
-    threads striding over (n, h, w), then a fixed-order tree."""
+def _bias_grad_nchw(dy, y, kind, alpha, one, dh, db):
+    """Block c: db[c] += the sum of dh[:, c] (NCHW as it is, no transpose first), its
+    threads striding over (n, h, w), then a fixed-order tree; dh = dy * f'(y) is
+    written out too unless ``kind`` is 0 (then dh is dy)."""
     partial = cuda.shared.array(THREADS, float64)
     c, t = cuda.blockIdx.x, cuda.threadIdx.x
     per_image = dy.shape[2] * dy.shape[3]
     total = 0.0
     for e in range(t, dy.shape[0] * per_image, THREADS):
         n, hw = e // per_image, e % per_image
-        total += float64(dy[n, c, hw // dy.shape[3], hw % dy.shape[3]])
+        i, j = hw // dy.shape[3], hw % dy.shape[3]
+        g = dy[n, c, i, j]
+        if kind != 0:
+            g *= derivative_from_output(y[n, c, i, j], kind, alpha, one)
+            dh[n, c, i, j] = g
+        total += float64(g)
     total = block_sum(total, partial)
     if t == 0:
         db[c] += total
 
 
-def conv2d_forward(x, W, b, stride, padding):
+def conv2d_forward(x, W, b, stride, padding, kind="identity", alpha=0.0):
     """im2col, then ``Y = cols @ Wf.T + b`` (bias in the product's epilogue), then the
-    rows back to NCHW: three launches."""
+    rows back to NCHW through the activation: three launches."""
+    reference.check_joined_activation(kind, alpha)
     if mixed(x, W) or not x.size:
-        return reference.conv2d_forward(to_host(x), to_host(W), None if b is None else to_host(b), stride, padding)
+        return reference.conv2d_forward(to_host(x), to_host(W), None if b is None else to_host(b), stride, padding,
+                                        kind, alpha)
     host = not is_device(x)
     x, W, b = to_device(x), to_device(W), None if b is None else to_device(b)
     kernel, n = W.shape[2:], x.shape[0]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     cols = _fields(x, kernel, stride, padding, (ho, wo))
     Y = gemm(cols, _matrix(W), empty((len(cols), W.shape[0]), x.dtype), trans_b=True, bias=b)
-    y = _image(Y, n, ho, wo)
+    y = _image(Y, n, ho, wo, kind, alpha)
     return to_host(y) if host else y
 
 
-def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``[dWf.T; db] += [cols, 1].T @ dY`` (one product: its ones row gives the bias
-    gradient, its output written into dWf transposed) and ``dx = col2im(dY @ Wf)``."""
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
+    """``dY`` = dy * f'(y) as rows (one pass), ``[dWf.T; db] += [cols, 1].T @ dY`` (one
+    product: its ones row gives the bias gradient, its output written into dWf
+    transposed) and ``dx = col2im(dY @ Wf)``."""
+    reference.check_joined_activation(kind, alpha, dy, y)
     if mixed(x, W, dy) or not x.size:
-        return reference.conv2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding, need_dx)
+        return reference.conv2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding, need_dx,
+                                         kind, alpha, None if y is None else to_host(y))
     host = not is_device(dy)
     x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
+    y = None if kind == "identity" else to_device(y)
     kernel = W.shape[2:]
     ho, wo = _out_size(x.shape[2:], kernel, stride, padding)
     _check_shape("dy", dy.shape, (x.shape[0], W.shape[0], ho, wo))
     _check_shape("db", db.shape, (W.shape[0],))  # the product's ones row writes one entry per output channel
-    cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy)
+    cols, dY = _fields(x, kernel, stride, padding, (ho, wo)), _rows(dy, y, kind, alpha)
     gemm(cols, dY, _matrix(dW_d).T, trans_a=True, beta=1, ones_row_into=db_d)
     write_back(dW_d, dW)
     write_back(db_d, db)
@@ -203,35 +235,41 @@ def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
     return to_host(dx) if host else dx
 
 
-def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
-    """``rows = X @ Wf`` then col2im into the output with the bias in the same pass."""
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, kind="identity", alpha=0.0):
+    """``rows = X @ Wf`` then col2im into the output with the bias and the activation
+    in the same pass."""
+    reference.check_joined_activation(kind, alpha)
     if mixed(x, W) or not x.size:
         return reference.conv_transpose2d_forward(to_host(x), to_host(W), None if b is None else to_host(b),
-                                                  stride, padding, output_padding)
+                                                  stride, padding, output_padding, kind, alpha)
     host = not is_device(x)
     x, W, b = to_device(x), to_device(W), None if b is None else to_device(b)
     (n, _, h, w), kernel = x.shape, W.shape[2:]
     ho, wo = (conv_output_size(s, k, st, p, op, transposed=True)
               for s, k, st, p, op in zip((h, w), kernel, stride, padding, output_padding))
     rows = gemm(_rows(x), _matrix(W), empty((n * h * w, W.shape[1] * kernel[0] * kernel[1]), x.dtype))
-    y = _add_fields(rows, (n, W.shape[1], ho, wo), kernel, stride, padding, (h, w), b)
+    y = _add_fields(rows, (n, W.shape[1], ho, wo), kernel, stride, padding, (h, w), b, kind, alpha)
     return to_host(y) if host else y
 
 
-def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
-    """``D`` = im2col(dy): ``dWf += X.T @ D``, ``db += sum dy``, ``dX = D @ Wf.T``."""
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
+    """``db += sum dh`` with dh = dy * f'(y) written in the same pass, then ``D`` =
+    im2col(dh): ``dWf += X.T @ D``, ``dX = D @ Wf.T``."""
+    reference.check_joined_activation(kind, alpha, dy, y)
     if mixed(x, W, dy) or not x.size:
         return reference.conv_transpose2d_backward(to_host(x), to_host(W), to_host(dy), dW, db, stride, padding,
-                                                   need_dx)
+                                                   need_dx, kind, alpha, None if y is None else to_host(y))
     host = not is_device(dy)
     x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
     (n, _, h, w), kernel = x.shape, W.shape[2:]
     _check_shape("dy's fields", (dy.shape[0], dy.shape[1], *_out_size(dy.shape[2:], kernel, stride, padding)),
                  (n, W.shape[1], h, w))
     _check_shape("db", db.shape, (dy.shape[1],))  # one block per channel of dy
-    D = _fields(dy, kernel, stride, padding, (h, w))
+    dh = dy if kind == "identity" else empty(dy.shape, dy.dtype)
+    launch(_bias_grad_nchw, dy.shape[1], THREADS)(dy, dy if y is None else to_device(y),
+                                                  *_activation(kind, alpha, dy.dtype), dh, db_d)
+    D = _fields(dh, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
-    launch(_bias_grad_nchw, dy.shape[1], THREADS)(dy, db_d)
     write_back(dW_d, dW)
     write_back(db_d, db)
     if not need_dx:
@@ -263,17 +301,16 @@ def _masked_weight(W, mask, out=None):
     return target
 
 
-def masked_conv2d_forward(x, W, b, mask):
+def masked_conv2d_forward(x, W, b, mask, kind="identity", alpha=0.0):
     """The reference's formula on this backend's convolution, the weight masked on the
     device (one launch)."""
     reference.check_mask(W, mask)
     kernel = W.shape[2:]
-    if not is_device(W):
-        return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
-    return conv2d_forward(x, _masked_weight(W, mask), b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    return conv2d_forward(x, _masked_weight(W, mask) if is_device(W) else W * mask, b, (1, 1), padding, kind, alpha)
 
 
-def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True, kind="identity", alpha=0.0, y=None):
     """The reference's formula on this backend's convolution: dV into a zeroed array,
     then dW += dV * mask (on the device for a device W)."""
     reference.check_mask(W, mask)
@@ -281,11 +318,11 @@ def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
     padding = (kernel[0] // 2, kernel[1] // 2)
     if not is_device(W):
         dV = np.zeros(W.shape, dtype=W.dtype)
-        dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), padding, need_dx)
+        dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), padding, need_dx, kind, alpha, y)
         dW += dV * mask
         return dx
     dV = clear(empty(W.shape, W.dtype))
-    dx = conv2d_backward(x, _masked_weight(W, mask), dy, dV, db, (1, 1), padding, need_dx)
+    dx = conv2d_backward(x, _masked_weight(W, mask), dy, dV, db, (1, 1), padding, need_dx, kind, alpha, y)
     _masked_weight(dV, mask, out=dW)
     return dx
 

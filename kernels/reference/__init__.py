@@ -8,7 +8,8 @@ the same name in each.
 """
 
 from .activations import (  # noqa: F401
-    all_finite, ACTIVATIONS, activation_forward, activation_backward, add_column_sums,
+    all_finite, ACTIVATIONS, activation_forward, activation_backward, add_column_sums, OUTPUT_DERIVATIVES,
+    check_joined_activation, activation_backward_from_output,
 )
 from .arrays import (  # noqa: F401
     to_device, workspace, clear, clear_all, pack, take_rows, repeat_rows, check_times, add, take_columns,

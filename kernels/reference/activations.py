@@ -35,6 +35,38 @@ ACTIVATIONS = {
 }
 
 
+# f'(h) from the output y = f(h) alone (``kernels/scalar.py``'s derivative_from_output
+# says why each holds, for alpha >= 0): what a convolution with its activation joined
+# keeps, its output only.
+OUTPUT_DERIVATIVES = {
+    "identity": lambda y, a: np.ones_like(y),
+    "relu": lambda y, a: (y > 0).astype(y.dtype),
+    "leaky_relu": lambda y, a: np.where(y > 0, 1, a).astype(y.dtype),
+    "tanh": lambda y, a: 1 - y * y,
+    "sigmoid": lambda y, a: y * (1 - y),
+    "softplus": lambda y, a: -np.expm1(-y),
+    "elu": lambda y, a: np.where(y > 0, 1, y + a).astype(y.dtype),
+}
+
+
+def check_joined_activation(kind, alpha, dy=None, y=None):
+    """Raise unless ``kind`` names an activation and ``alpha`` >= 0 (the derivative
+    from the output needs it), and, in a backward (``dy`` given) of any kind but
+    "identity", the output ``y`` has dy's shape (the kernels index it by dy's)."""
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"kind: expected one of {sorted(ACTIVATIONS)}, got {kind!r}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha: expected a number >= 0 (f' is read from the output), got {alpha!r}")
+    if dy is not None and kind != "identity" and getattr(y, "shape", None) != dy.shape:
+        raise ValueError(f"y: the backward of a convolution with activation {kind!r} needs its output y, of dy's "
+                         f"shape {dy.shape}, got {getattr(y, 'shape', y)}")
+
+
+def activation_backward_from_output(dy, y, kind, alpha=0.0):
+    """``dh = dy * f'(h)`` with f' read from the output ``y`` = f(h) alone."""
+    return dy * OUTPUT_DERIVATIVES[kind](y, y.dtype.type(alpha))
+
+
 def activation_forward(x, kind, alpha=0.0):
     """``y = f(x)`` for the activation named ``kind`` (a key of ``ACTIVATIONS``)."""
     return ACTIVATIONS[kind][0](x, x.dtype.type(alpha))

@@ -7,9 +7,16 @@
 
 Conv2d forward is ``im2col`` then a product; its input gradient is a product then
 ``col2im``. ConvTranspose2d is the adjoint of Conv2d, so the same two primitives
-serve it with their roles swapped. Images are NCHW."""
+serve it with their roles swapped. Images are NCHW.
+
+Each convolution takes its activation too, ``y = f(conv(x) + b)`` (``kind`` names f,
+as for the dense layer), and its backward reads f' from the output y alone
+(``OUTPUT_DERIVATIVES``), so that a conv layer keeps only y: ``dh = dy * f'(y)``
+first, then the gradients of the plain convolution with dh."""
 
 import numpy as np
+
+from .activations import activation_backward_from_output, activation_forward, check_joined_activation
 
 
 def conv_output_size(size, kernel, stride, padding, output_padding=0, transposed=False):
@@ -54,27 +61,33 @@ def _from_rows(rows, n, h, w):
     return rows.reshape(n, h, w, -1).transpose(0, 3, 1, 2)
 
 
-def conv2d_forward(x, W, b, stride, padding):
-    """Cross-correlation ``y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] xpad[n,c,i*sh+p,j*sw+q]``.
+def conv2d_forward(x, W, b, stride, padding, kind="identity", alpha=0.0):
+    """Cross-correlation ``h[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] xpad[n,c,i*sh+p,j*sw+q]``,
+    then ``y = f(h)`` for the activation ``kind``.
 
     ``x`` (N, C, H, W), ``W`` (O, C, kh, kw), ``b`` (O,) or None.
     """
+    check_joined_activation(kind, alpha)
     cols = im2col(x, W.shape[2:], stride, padding)
     n, ho, wo = cols.shape[:3]
     y = cols.reshape(n * ho * wo, -1) @ W.reshape(W.shape[0], -1).T
     if b is not None:
         y += b
-    return _from_rows(y, n, ho, wo)
+    return activation_forward(_from_rows(y, n, ho, wo), kind, alpha)
 
 
-def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
     """Gradients of :func:`conv2d_forward`: *adds* dL/dW into ``dW`` and dL/db into
-    ``db``, and returns dL/dx (None unless ``need_dx``).
+    ``db``, and returns dL/dx (None unless ``need_dx``). ``y``: the forward's output
+    (needed unless ``kind`` is "identity"); ``dy`` below stands for dh = dy * f'(y).
 
     With ``cols`` the im2col rows of ``x`` and ``Y = cols @ Wf.T`` (``Wf`` = W
     flattened to (O, C*kh*kw)): ``dWf = dY.T @ cols``, ``dcols = dY @ Wf``,
     ``dx = col2im(dcols)``, ``db = sum of dY over rows``.
     """
+    check_joined_activation(kind, alpha, dy, y)
+    if kind != "identity":
+        dy = activation_backward_from_output(dy, y, kind, alpha)
     kernel = W.shape[2:]
     cols = im2col(x, kernel, stride, padding)
     dY = _as_rows(dy)
@@ -94,22 +107,22 @@ def check_mask(W, mask):
                          f"{W.shape}, {np.shape(mask)}")
 
 
-def masked_conv2d_forward(x, W, b, mask):
+def masked_conv2d_forward(x, W, b, mask, kind="identity", alpha=0.0):
     """A PixelCNN layer: the stride-1, same-size convolution (padding k // 2) with the
     weight multiplied by ``mask`` (kh, kw) first, ``conv2d_forward(x, W * mask, b)``."""
     check_mask(W, mask)
     kernel = W.shape[2:]
-    return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2))
+    return conv2d_forward(x, W * mask, b, (1, 1), (kernel[0] // 2, kernel[1] // 2), kind, alpha)
 
 
-def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True):
+def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True, kind="identity", alpha=0.0, y=None):
     """Gradients of :func:`masked_conv2d_forward`, with V = W * mask: *adds* mask * dL/dV
     into ``dW`` (a masked-out weight meets no output: gradient 0) and dL/db into ``db``;
     returns conv2d's input gradient with V (the mask is in the weight x met already)."""
     check_mask(W, mask)
     kernel = W.shape[2:]
     dV = np.zeros_like(W)
-    dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx)
+    dx = conv2d_backward(x, W * mask, dy, dV, db, (1, 1), (kernel[0] // 2, kernel[1] // 2), need_dx, kind, alpha, y)
     dW += dV * mask
     return dx
 
@@ -137,12 +150,13 @@ def channel_sums(a):
     return a.sum(axis=(2, 3))
 
 
-def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
-    """Transposed convolution: the adjoint of Conv2d with the same weight.
+def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, kind="identity", alpha=0.0):
+    """Transposed convolution: the adjoint of Conv2d with the same weight, then ``y = f(h)``.
 
     ``x`` (N, Cin, H, W), ``W`` (Cin, Cout, kh, kw) as in PyTorch. Each input pixel
-    scatters ``x[n,ci,i,j] * W[ci,:,:,:]`` onto the output at (i*sh - ph, j*sw - pw).
+    scatters ``x[n,ci,i,j] * W[ci,:,:,:]`` onto the output h at (i*sh - ph, j*sw - pw).
     """
+    check_joined_activation(kind, alpha)
     n, _, h, w = x.shape
     kernel = W.shape[2:]
     ho, wo = (
@@ -153,17 +167,21 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding):
     y = col2im(rows.reshape(n, h, w, W.shape[1], *kernel), (n, W.shape[1], ho, wo), kernel, stride, padding)
     if b is not None:
         y += b[:, None, None]
-    return y
+    return activation_forward(y, kind, alpha)
 
 
-def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True):
+def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
     """Gradients of :func:`conv_transpose2d_forward`: *adds* dL/dW and dL/db into
-    ``dW`` and ``db``, and returns dL/dx (None unless ``need_dx``).
+    ``dW`` and ``db``, and returns dL/dx (None unless ``need_dx``). ``y``: as for
+    :func:`conv2d_backward`, and ``dy`` below stands for dh = dy * f'(y).
 
     The forward is ``y = col2im(X @ Wf)`` with ``X`` the rows of ``x``; the adjoint of
     col2im is im2col, so with ``D`` = im2col rows of ``dy``: ``dX = D @ Wf.T``
     (a plain Conv2d of ``dy``), ``dWf = X.T @ D``, ``db = sum of dy over n, h, w``.
     """
+    check_joined_activation(kind, alpha, dy, y)
+    if kind != "identity":
+        dy = activation_backward_from_output(dy, y, kind, alpha)
     n, _, h, w = x.shape
     D = im2col(dy, W.shape[2:], stride, padding).reshape(n * h * w, -1)
     dW += (_as_rows(x).T @ D).reshape(W.shape)

@@ -66,8 +66,8 @@ def conv_sizes(image_shape, channels, kernel_size):
 
 
 def conv_encoder(image_shape, channels, kernel_size, activation, out_features, rng=None, init=None):
-    """Conv2d(c_in -> channels[0], k, stride 2, padding (k-1)//2) - activation - ... -
-    Flatten - Linear(-> out_features). Each convolution halves the size (rounding up
+    """Conv2d(c_in -> channels[0], k, stride 2, padding (k-1)//2, with ``activation``) -
+    ... - Flatten - Linear(-> out_features). Each convolution halves the size (rounding up
     or down as the kernel makes it); ``image_shape`` is (C, H, W), its C including any
     label channels."""
     _check_activation(activation)
@@ -76,7 +76,7 @@ def conv_encoder(image_shape, channels, kernel_size, activation, out_features, r
     ks, sizes = conv_sizes(image_shape, channels, kernel_size)
     layers, c_in = [], image_shape[0]
     for c, k in zip(channels, ks):
-        layers += [nn.Conv2d(c_in, c, k, 2, (k - 1) // 2, rng=rng, init=init), nn.activations.ACTIVATIONS[activation]()]
+        layers.append(nn.Conv2d(c_in, c, k, 2, (k - 1) // 2, rng=rng, init=init, activation=activation))
         c_in = c
     h, w = sizes[-1]
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * h * w, out_features, rng=rng, init=init))
@@ -85,7 +85,7 @@ def conv_encoder(image_shape, channels, kernel_size, activation, out_features, r
 def conv_decoder(in_features, image_shape, channels, kernel_size, activation, out_channels, rng=None, init=None):
     """The mirror of :func:`conv_encoder`: Linear(in_features -> the last conv's
     output, with ``activation``) - Reshape - ConvTranspose2d layers (stride 2) back to
-    (out_channels, H, W), ``activation`` between them, none after the last.
+    (out_channels, H, W), each with ``activation`` but the last.
 
     A stride-2 convolution maps two sizes to one (28 and 27 both to 14 with k4 p1);
     each transposed convolution's ``output_padding`` (0 or 1) picks the size the
@@ -102,7 +102,6 @@ def conv_decoder(in_features, image_shape, channels, kernel_size, activation, ou
         c_out = channels[i - 1] if i else out_channels
         size = [kernels.ops.conv_output_size(s, k, 2, p, 0, transposed=True) for s in sizes[i + 1]]
         output_padding = [target - s for target, s in zip(sizes[i], size)]  # 0 or 1: see the docstring
-        layers.append(nn.ConvTranspose2d(channels[i], c_out, k, 2, p, output_padding, rng=rng, init=init))
-        if i:
-            layers.append(nn.activations.ACTIVATIONS[activation]())
+        layers.append(nn.ConvTranspose2d(channels[i], c_out, k, 2, p, output_padding, rng=rng, init=init,
+                                         activation=activation if i else "identity"))
     return nn.Sequential(*layers)

@@ -1,9 +1,11 @@
-"""2-D convolution and transposed convolution, NCHW, with PyTorch's shapes and sizes."""
+"""2-D convolution and transposed convolution, NCHW, with PyTorch's shapes and sizes,
+each with its activation, as the dense layer has."""
 
 import numpy as np
 
 from .. import kernels
 from ..checks import as_rng, check_array, check_positive_int
+from .activations import ACTIVATIONS
 from .init import initializer
 from .module import Module
 
@@ -17,10 +19,22 @@ def _pair(value, name, minimum):
 
 
 class _ConvBase(Module):
-    """What Conv2d and ConvTranspose2d share: arguments, parameters and input checks."""
+    """What Conv2d and ConvTranspose2d share: arguments, parameters and input checks.
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, transposed, rng, init, dtype):
+    ``activation`` names f in ``y = f(conv(x) + b)`` (a key of ``nn.activations.ACTIVATIONS``,
+    with that class's default slope or alpha; "identity" by default), as for
+    ``Linear``: the backend applies f in the pass that writes the output, and the
+    backward reads f' from y alone (``kernels.reference.OUTPUT_DERIVATIVES``: y > 0
+    exactly where h > 0 for the ReLU family, tanh' = 1 - y^2, ...), so the layer keeps
+    y and not the pre-activation. ``Conv2d(1, 4, 3, activation="relu")`` computes what
+    ``Sequential(Conv2d(1, 4, 3), ReLU())`` does."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, transposed, rng, init, dtype,
+                 activation):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation, self.alpha = activation, ACTIVATIONS[activation]().alpha
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
@@ -43,19 +57,21 @@ class _ConvBase(Module):
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding)}
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
+                "activation": self.activation}
 
     def __repr__(self):
+        act = "" if self.activation == "identity" else f", activation={self.activation!r}"
         return (
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding})"
+            f"stride={self.stride}, padding={self.padding}{act})"
         )
 
 
 class Conv2d(_ConvBase):
-    """Cross-correlation, as in PyTorch::
+    """Cross-correlation, as in PyTorch, then the activation f (``_ConvBase``)::
 
-        y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xpad[n, c, i*sh + p, j*sw + q]
+        h[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] * xpad[n, c, i*sh + p, j*sw + q],   y = f(h)
 
     ``W`` (out_channels, in_channels, kh, kw); ``xpad`` is x zero-padded by ``padding``.
     Output size per axis: ``(H + 2 pad - k) // stride + 1``. Default init: He-normal
@@ -63,9 +79,9 @@ class Conv2d(_ConvBase):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
-                 init="he_normal", dtype=np.float32):
+                 init="he_normal", dtype=np.float32, activation="identity"):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
-                         False, rng, init, dtype)
+                         False, rng, init, dtype, activation)
 
     def output_shape(self, hw):
         """(Ho, Wo) for an input of spatial size ``hw``."""
@@ -76,26 +92,29 @@ class Conv2d(_ConvBase):
 
     def forward(self, x):
         self._check_input(x)
-        y = kernels.ops.conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding)
-        return self.save_for_backward(x, y)
+        y = kernels.ops.conv2d_forward(x, self.params["W"], self.params["b"], self.stride, self.padding,
+                                       self.activation, self.alpha)
+        return self.save_for_backward((x, y), y)
 
     def backward(self, dy, need_dx=True):
-        """Each weight meets every receptive field it slid over, so with ``cols`` the
-        receptive fields of x as rows (im2col) and ``Y = cols @ Wf^T``::
+        """First ``dh = dy * f'(y)``; then each weight meets every receptive field it
+        slid over, so with ``cols`` the receptive fields of x as rows (im2col), ``Y =
+        cols @ Wf^T`` and ``dH`` dh as rows::
 
-            dL/dWf = dY^T cols,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j],
-            dL/dx  = col2im(dY Wf)   (each field's gradient added back where it came from)
+            dL/dWf = dH^T cols,   dL/db[o] = sum_{n,i,j} dh[n,o,i,j],
+            dL/dx  = col2im(dH Wf)   (each field's gradient added back where it came from)
         """
-        x = self.saved_for_backward(dy)
+        x, y = self.saved_for_backward(dy)
         return kernels.ops.conv2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
-                                           self.stride, self.padding, need_dx)
+                                           self.stride, self.padding, need_dx, self.activation, self.alpha, y)
 
 
 class ConvTranspose2d(_ConvBase):
     """Transposed convolution: the adjoint (the input gradient) of a Conv2d with the
-    same weight, plus a bias. ``W`` (in_channels, out_channels, kh, kw) as in PyTorch::
+    same weight, plus a bias, then the activation f (``_ConvBase``). ``W``
+    (in_channels, out_channels, kh, kw) as in PyTorch::
 
-        y[n, o, i*sh + p - ph, j*sw + q - pw] += x[n, c, i, j] * W[c, o, p, q]
+        h[n, o, i*sh + p - ph, j*sw + q - pw] += x[n, c, i, j] * W[c, o, p, q],   y = f(h)
 
     Output size per axis: ``(H - 1) stride - 2 pad + k + output_padding``, where
     ``output_padding < stride`` picks among the sizes a strided Conv2d maps to H.
@@ -103,9 +122,9 @@ class ConvTranspose2d(_ConvBase):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 rng=None, init="he_normal", dtype=np.float32):
+                 rng=None, init="he_normal", dtype=np.float32, activation="identity"):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
-                         True, rng, init, dtype)
+                         True, rng, init, dtype, activation)
         self.output_padding = _pair(output_padding, "output_padding", 0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"output_padding: expected each < stride {self.stride}, got {self.output_padding}")
@@ -114,8 +133,8 @@ class ConvTranspose2d(_ConvBase):
         return {**super().config(), "output_padding": list(self.output_padding)}
 
     def __repr__(self):
-        extra = f", output_padding={self.output_padding})" if any(self.output_padding) else ")"
-        return super().__repr__()[:-1] + extra
+        extra = f", output_padding={self.output_padding}" if any(self.output_padding) else ""
+        return super().__repr__()[:-1] + extra + ")"
 
     def output_shape(self, hw):
         return tuple(
@@ -126,19 +145,21 @@ class ConvTranspose2d(_ConvBase):
     def forward(self, x):
         self._check_input(x)
         y = kernels.ops.conv_transpose2d_forward(
-            x, self.params["W"], self.params["b"], self.stride, self.padding, self.output_padding)
-        return self.save_for_backward(x, y)
+            x, self.params["W"], self.params["b"], self.stride, self.padding, self.output_padding,
+            self.activation, self.alpha)
+        return self.save_for_backward((x, y), y)
 
     def backward(self, dy, need_dx=True):
-        """The forward is ``y = col2im(X Wf)`` with X the pixels of x as rows; the adjoint
-        of col2im is im2col, so with ``D`` = im2col(dy)::
+        """The forward is ``h = col2im(X Wf) + b`` with X the pixels of x as rows; first
+        ``dh = dy * f'(y)``, then, the adjoint of col2im being im2col, with ``D`` = im2col(dh)::
 
-            dL/dX  = D Wf^T   (a plain Conv2d of dy with W),
-            dL/dWf = X^T D,   dL/db[o] = sum_{n,i,j} dy[n,o,i,j]
+            dL/dX  = D Wf^T   (a plain Conv2d of dh with W),
+            dL/dWf = X^T D,   dL/db[o] = sum_{n,i,j} dh[n,o,i,j]
         """
-        x = self.saved_for_backward(dy)
+        x, y = self.saved_for_backward(dy)
         return kernels.ops.conv_transpose2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
-                                                     self.stride, self.padding, need_dx)
+                                                     self.stride, self.padding, need_dx, self.activation,
+                                                     self.alpha, y)
 
 
 MASKS = ("A", "B")
@@ -178,26 +199,28 @@ class MaskedConv2d(Conv2d):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, mask="B", rng=None, init="he_normal",
-                 dtype=np.float32):
+                 dtype=np.float32, activation="identity"):
         kernel = _pair(kernel_size, "kernel_size", 1)
         if any(k % 2 == 0 for k in kernel):
             raise ValueError(f"kernel_size: expected odd sizes (a centre pixel for the mask), got {kernel}")
         if mask not in MASKS:
             raise ValueError(f"mask: expected one of {MASKS}, got {mask!r}")
-        super().__init__(in_channels, out_channels, kernel, 1, (kernel[0] // 2, kernel[1] // 2), rng, init, dtype)
+        super().__init__(in_channels, out_channels, kernel, 1, (kernel[0] // 2, kernel[1] // 2), rng, init, dtype,
+                         activation)
         self.mask = causal_mask(kernel, mask).astype(dtype)
         self.mask_type = mask
         self.params["W"] *= self.mask  # the masked entries start (and stay) at 0
 
     def forward(self, x):
         self._check_input(x)
-        y = kernels.ops.masked_conv2d_forward(x, self.params["W"], self.params["b"], self.mask)
-        return self.save_for_backward(x, y)
+        y = kernels.ops.masked_conv2d_forward(x, self.params["W"], self.params["b"], self.mask, self.activation,
+                                              self.alpha)
+        return self.save_for_backward((x, y), y)
 
     def backward(self, dy, need_dx=True):
-        x = self.saved_for_backward(dy)
+        x, y = self.saved_for_backward(dy)
         return kernels.ops.masked_conv2d_backward(x, self.params["W"], dy, self.grads["W"], self.grads["b"],
-                                                  self.mask, need_dx)
+                                                  self.mask, need_dx, self.activation, self.alpha, y)
 
     def astype(self, dtype):
         self.mask = self.mask.astype(dtype)
@@ -205,8 +228,9 @@ class MaskedConv2d(Conv2d):
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "mask": self.mask_type}
+                "kernel_size": list(self.kernel_size), "mask": self.mask_type, "activation": self.activation}
 
     def __repr__(self):
+        act = "" if self.activation == "identity" else f", activation={self.activation!r}"
         return f"MaskedConv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-               f"mask={self.mask_type!r})"
+               f"mask={self.mask_type!r}{act})"
