@@ -18,7 +18,9 @@ one JSON line per measurement.
   10,000 test images, ``VAE.log_likelihood`` on a device-resident model against the
   same estimator written in PyTorch; both first on ``--eval-probe`` images, and on all
   10,000 only when the probe says npvae finishes within ``--eval-limit`` seconds.
-* ``overheads``: what a launch and an allocation cost through numba-cuda.
+* ``overheads``: what a launch and an allocation cost through numba-cuda, a launch
+  with its arguments prepared once (the floor of a thinner launch path), and PyTorch's
+  dispatch of one elementwise op.
 
     python benchmarks/gpu.py [--repeats 3] [--kinds product,mlp_epoch,conv_step,eval,overheads]
 """
@@ -298,9 +300,32 @@ def evaluation(x_test, probe, limit, k=5000, batch_size=100, chunk=500):
                     ratio=round(seconds["npvae"] / seconds["torch"], 3))
 
 
+def prepared_launch(kernel, args):
+    """``kernel[1, 32](*args)`` with its arguments converted once, as a thinner launch path
+    would keep them: numba-cuda's own conversion (``_prepare_args``, an internal of the
+    pinned numba-cuda) and a straight ``cuda.core.launch``. None where the internals differ."""
+    try:
+        from cuda.core import LaunchConfig, launch
+        from numba.cuda.cudadrv import driver
+
+        compiled = next(iter(kernel.overloads.values()))
+        stream, packed = driver._to_core_stream(0), []
+        for t, v in zip(compiled.argument_types, args):
+            compiled._prepare_args(t, v, stream, [], packed)
+        config, cufunc = LaunchConfig(grid=(1, 1, 1), block=(32, 1, 1)), compiled._codelibrary.get_cufunc().kernel
+        return lambda: launch(stream, config, cufunc, *packed)
+    except Exception as e:  # noqa: BLE001  (a benchmark of internals: report, do not stop)
+        print(f"prepared launch unavailable: {type(e).__name__}: {e}", flush=True)
+        return None
+
+
 def overheads(repeats=200):
-    """Microseconds per launch of an empty kernel with 1 and with 8 array arguments, and per
-    ``cuda.device_array`` of a 128 x 400 float32 array (allocation and release)."""
+    """Microseconds of host time per launch of an empty kernel with 1 and with 8 array
+    arguments, through numba-cuda (the path every launch of the backend takes) and with
+    the arguments prepared once (what a thinner launch path could reach); PyTorch's
+    dispatch of an elementwise op for comparison; and per ``cuda.device_array`` of a
+    128 x 400 float32 array (allocation and release)."""
+    import torch
     from numba import cuda
 
     @cuda.jit
@@ -312,16 +337,23 @@ def overheads(repeats=200):
         pass
 
     a = cuda.device_array((128, 400), np.float32)
+    t = torch.zeros((128, 400), device="cuda")
     cases = {"launch_1_array": lambda: one[1, 32](a), "launch_8_arrays": lambda: eight[1, 32](a, a, a, a, a, a, a, a),
-             "device_array_128x400": lambda: cuda.device_array((128, 400), np.float32)}
+             "device_array_128x400": lambda: cuda.device_array((128, 400), np.float32),
+             "torch_add_out": lambda: torch.add(t, t, out=t)}
+    for name, kernel, args in (("prepared_1_array", one, (a,)), ("prepared_8_arrays", eight, (a,) * 8)):
+        kernel[1, 32](*args)  # compiled first
+        fn = prepared_launch(kernel, args)
+        if fn is not None:
+            cases[name] = fn
     result = {}
     for name, fn in cases.items():
         fn()
-        cuda.synchronize()
+        synchronize()
         t0 = time.perf_counter()
         for _ in range(repeats):
             fn()
-        cuda.synchronize()
+        synchronize()
         result[f"{name}_us"] = round((time.perf_counter() - t0) / repeats * 1e6, 2)
     common.emit("gpu_overheads", threads, repeats=repeats, **result)
 

@@ -261,13 +261,13 @@ def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, k
                                                    need_dx, kind, alpha, None if y is None else to_host(y))
     host = not is_device(dy)
     x, W, dy, dW_d, db_d = map(to_device, (x, W, dy, dW, db))
+    y = dy if kind == "identity" else to_device(y)  # identity: the kernel reads no y
     (n, _, h, w), kernel = x.shape, W.shape[2:]
     _check_shape("dy's fields", (dy.shape[0], dy.shape[1], *_out_size(dy.shape[2:], kernel, stride, padding)),
                  (n, W.shape[1], h, w))
     _check_shape("db", db.shape, (dy.shape[1],))  # one block per channel of dy
     dh = dy if kind == "identity" else empty(dy.shape, dy.dtype)
-    launch(_bias_grad_nchw, dy.shape[1], THREADS)(dy, dy if y is None else to_device(y),
-                                                  *_activation(kind, alpha, dy.dtype), dh, db_d)
+    launch(_bias_grad_nchw, dy.shape[1], THREADS)(dy, y, *_activation(kind, alpha, dy.dtype), dh, db_d)
     D = _fields(dh, kernel, stride, padding, (h, w))
     gemm(_rows(x), D, _matrix(dW_d), trans_a=True, beta=1)
     write_back(dW_d, dW)
