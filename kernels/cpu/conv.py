@@ -12,7 +12,9 @@ from ..reference.conv import (  # noqa: F401  (NumPy already)
     add_channel_bias, append_channels, channel_sums, conv_output_size,
 )
 from .arrays import JIT, mixed
-from .activations import KINDS, _activate_flat, _add_bias_rows, _column_sums, activation_backward_from_output
+from .activations import (
+    KINDS, _activate_flat, _add_bias_relu_rows, _add_bias_rows, _column_sums, activation_backward_from_output,
+)
 
 # --------------------------------------------------------------------- convolution
 # Inside this backend images are channels-last. A receptive field of the image x
@@ -24,17 +26,27 @@ from .activations import KINDS, _activate_flat, _add_bias_rows, _column_sums, ac
 # (or skipped). The fields' columns come in (p, q, c) order, so the weight is
 # permuted to match (a copy of a few thousand numbers per call).
 #
-# The activation runs in place on the output, after the bias (two passes: one with the
-# branch on the kind inside does not vectorise); a backward starts from dh = dy * f'(y),
-# one pass.
+# The activation runs on the output after the bias (ReLU in the bias's pass); a backward
+# starts from dh = dy * f'(y), one pass.
 
 
-def _activate_in_place(rows, kind, alpha):
-    """rows = f(rows) for a C-contiguous array (a conv's output buffer)."""
+def _bias_and_activation(y, b, kind, alpha):
+    """f(y + b) for y a conv's output buffer (channels-last, C-contiguous) and b None or
+    its bias: in place for ReLU (one pass with the bias), tanh and the identity, into a
+    new buffer for the others (their loop vectorises from one array into another)."""
+    rows = y.reshape(-1, y.shape[-1])
+    if kind == "relu":
+        _add_bias_relu_rows(rows, np.zeros(rows.shape[1], rows.dtype) if b is None else b)
+        return y
+    if b is not None:
+        _add_bias_rows(rows, b)
     if kind == "tanh":  # NumPy's vectorised tanh, as activation_forward
-        np.tanh(rows, out=rows)
+        np.tanh(y, out=y)
     elif kind != "identity":
-        _activate_flat(rows.reshape(-1), rows.reshape(-1), KINDS[kind], rows.dtype.type(alpha))
+        out = np.empty_like(y)
+        _activate_flat(y.reshape(-1), out.reshape(-1), KINDS[kind], y.dtype.type(alpha))
+        return out
+    return y
 
 
 def _dh(dy, y, kind, alpha):
@@ -227,10 +239,7 @@ def conv2d_forward(x, W, b, stride, padding, kind="identity", alpha=0.0):
     Wr = _weight_rows(W)
     cols = _kept_fields(x, kernel, stride, padding, (ho, wo))
     y = np.matmul(cols, Wr.T).reshape(n, ho, wo, -1)
-    if b is not None:
-        _add_bias_rows(y.reshape(-1, W.shape[0]), b)
-    _activate_in_place(y, kind, alpha)
-    return y.transpose(0, 3, 1, 2)
+    return _bias_and_activation(y, b, kind, alpha).transpose(0, 3, 1, 2)
 
 
 def conv2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
@@ -277,10 +286,7 @@ def masked_conv2d_forward(x, W, b, mask, kind="identity", alpha=0.0):
     padding, widths = (kernel[0] // 2, kernel[1] // 2), _widths(kernel, mask)
     cols = _kept_fields(x, kernel, (1, 1), padding, x.shape[2:], widths)
     y = np.matmul(cols, _masked_weight_rows(W, widths).T).reshape(n, *x.shape[2:], -1)
-    if b is not None:
-        _add_bias_rows(y.reshape(-1, W.shape[0]), b)
-    _activate_in_place(y, kind, alpha)
-    return y.transpose(0, 3, 1, 2)
+    return _bias_and_activation(y, b, kind, alpha).transpose(0, 3, 1, 2)
 
 
 def masked_conv2d_backward(x, W, dy, dW, db, mask, need_dx=True, kind="identity", alpha=0.0, y=None):
@@ -322,8 +328,7 @@ def conv_transpose2d_forward(x, W, b, stride, padding, output_padding, kind="ide
     y = np.empty((n, ho, wo, W.shape[1]), x.dtype)
     y[...] = 0 if b is None else b  # the bias first, then every field added onto it
     _add_fields(rows, kernel, stride, padding, (h, w), y)
-    _activate_in_place(y, kind, alpha)
-    return y.transpose(0, 3, 1, 2)
+    return _bias_and_activation(y, None, kind, alpha).transpose(0, 3, 1, 2)
 
 
 def conv_transpose2d_backward(x, W, dy, dW, db, stride, padding, need_dx=True, kind="identity", alpha=0.0, y=None):
