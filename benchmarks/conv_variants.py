@@ -7,11 +7,17 @@ line per kind, each the median seconds of alternating timed runs:
 * ``relu_joined``: the same network built by hand with its three conv ReLUs joined to
   the convolutions (``activation="relu"``, as ``VAE.conv()`` builds it), as layers of
   their own, and left out (the floor: what the ReLU passes cost at all).
+* ``relu_pass``: the passes themselves, on a 128 x 14 x 14 x 32 float32 conv output
+  of fresh half-negative numbers each run (data already through ReLU lets a branchy
+  loop predict well and look fast; the copy that refreshes it is timed alone and
+  subtracted): bias and ReLU in one pass, the bias's pass then ReLU in place over the
+  same array, the bias then ReLU into a new array; and the backward's dh = dy * [y > 0]
+  with f' read from y and from h.
 * ``masked_split``: a masked convolution's forward and backward (batch 100, 28 x 28, 16
   maps out) as one convolution on W * M, against two unmasked ones over the mask's two
   rectangles (the rows above the centre, the centre row's left part), cropped and added.
 
-    python benchmarks/conv_variants.py [--threads N] [--repeats 6] [--kinds kept_fields,relu_joined,masked_split]
+    python benchmarks/conv_variants.py [--threads N] [--repeats 6] [--kinds kept_fields,relu_joined,relu_pass,masked_split]
 """
 
 import common
@@ -23,7 +29,7 @@ import numpy as np  # noqa: E402
 import npvae  # noqa: E402
 from npvae import nn  # noqa: E402
 from npvae.distributions import Bernoulli  # noqa: E402
-from npvae.kernels.cpu import conv  # noqa: E402
+from npvae.kernels.cpu import activations, conv  # noqa: E402
 from npvae.models import VAE  # noqa: E402
 from npvae.nn.conv import causal_mask  # noqa: E402
 from npvae.optim import Adam  # noqa: E402
@@ -91,6 +97,37 @@ def relu_joined(x, repeats):
     return common.alternate({relu: training(model, x) for relu, model in models.items()}, repeats)
 
 
+def relu_pass(repeats):
+    """Microseconds per pass, the refreshing copy's own time subtracted."""
+    rng = np.random.default_rng(0)
+    fresh, y = rng.standard_normal((25088, 32)).astype(np.float32), np.empty((25088, 32), np.float32)
+    b, out, zero = rng.standard_normal(32).astype(np.float32), np.empty_like(y), np.float32(0)
+    h = rng.standard_normal(y.size).astype(np.float32)
+    relu, dy, dh = np.maximum(h, 0), rng.standard_normal(y.size).astype(np.float32), np.empty(y.size, np.float32)
+    flat = y.reshape(-1)
+    sides = {
+        "copy_only": lambda: None,
+        "bias_relu_one_pass": lambda: activations._add_bias_relu_rows(y, b),
+        "bias_then_relu_in_place": lambda: (activations._add_bias_rows(y, b),
+                                            activations._activate_flat(flat, flat, 1, zero)),
+        "bias_then_relu_into_new": lambda: (activations._add_bias_rows(y, b),
+                                            activations._activate_flat(flat, out.reshape(-1), 1, zero)),
+        "dh_from_y": lambda: activations._backward_from_output_flat(dy, relu, dh, 1, zero),
+        "dh_from_h": lambda: activations._backward_flat(dy, h, relu, dh, 1, zero),
+    }
+
+    def refreshed(fn, runs=100):
+        def run():
+            for _ in range(runs):
+                np.copyto(y, fresh)
+                fn()
+        return run
+
+    times, other = common.alternate({name: refreshed(fn) for name, fn in sides.items()}, repeats)
+    us = {name: common.median(t) / 100 * 1e6 for name, t in times.items()}
+    return {f"{name}_us": round(v - us["copy_only"], 1) for name, v in us.items() if name != "copy_only"}, other
+
+
 def masked_split(repeats):
     """Per layer (3 x 3 mask B over 16 maps, 5 x 5 mask A over the image), one
     convolution on W * M against the two-rectangle split; both checked equal first."""
@@ -126,7 +163,7 @@ def masked_split(repeats):
 
 def main():
     parser = common.argument_parser(__doc__, threads, repeats=6)
-    parser.add_argument("--kinds", default="kept_fields,relu_joined,masked_split")
+    parser.add_argument("--kinds", default="kept_fields,relu_joined,relu_pass,masked_split")
     args = common.parse(parser)
     npvae.kernels.use("numba")
     kinds = args.kinds.split(",")
@@ -138,6 +175,11 @@ def main():
             common.emit(f"conv_variants_{kind}", threads, steps=STEPS, repeats=args.repeats,
                         **{f"{side}_s_per_step": v for side, v in seconds.items()},
                         ratio=round(seconds[a] / seconds[b], 3), max_other_cores=round(other, 2))
+    if "relu_pass" in kinds:
+        passes, other = relu_pass(args.repeats)
+        common.emit("conv_variants_relu_pass", threads, repeats=args.repeats, shape=[128, 14, 14, 32], **passes,
+                    ratio=round(passes["bias_relu_one_pass_us"] / passes["bias_then_relu_in_place_us"], 3),
+                    max_other_cores=round(other, 2))
     if "masked_split" in kinds:
         for layer, (times, other) in masked_split(args.repeats).items():
             seconds = {side: common.median(t) for side, t in times.items()}

@@ -26,8 +26,8 @@ def _add_bias_rows(y, b):
 @njit(**JIT)
 def _add_bias_relu_rows(y, b):
     """In place: y[i, j] = max(y[i, j] + b[j], 0), in one pass (a NaN stays a NaN): a
-    fifth of the time of the bias's pass and then ReLU's over the same array (which,
-    reading and writing one array, does not vectorise; ``benchmarks/README.md``)."""
+    ReLU pass of its own that reads and writes one array does not vectorise
+    (``benchmarks/conv_variants.py --kinds relu_pass``)."""
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
             v = y[i, j] + b[j]
