@@ -18,9 +18,9 @@ one JSON line per measurement.
   10,000 test images, ``VAE.log_likelihood`` on a device-resident model against the
   same estimator written in PyTorch; both first on ``--eval-probe`` images, and on all
   10,000 only when the probe says npvae finishes within ``--eval-limit`` seconds.
-* ``overheads``: what a launch and an allocation cost through numba-cuda, a launch
-  with its arguments prepared once (the floor of a thinner launch path), and PyTorch's
-  dispatch of one elementwise op.
+* ``overheads``: what a launch and an allocation cost through numba-cuda, through the
+  backend's launch (its thin path), with the arguments prepared once (the floor), and
+  PyTorch's dispatch of one elementwise op.
 
     python benchmarks/gpu.py [--repeats 3] [--kinds product,mlp_epoch,conv_step,eval,overheads]
 """
@@ -321,12 +321,14 @@ def prepared_launch(kernel, args):
 
 def overheads(repeats=200):
     """Microseconds of host time per launch of an empty kernel with 1 and with 8 array
-    arguments, through numba-cuda (the path every launch of the backend takes) and with
-    the arguments prepared once (what a thinner launch path could reach); PyTorch's
-    dispatch of an elementwise op for comparison; and per ``cuda.device_array`` of a
-    128 x 400 float32 array (allocation and release)."""
+    arguments: through numba-cuda, through the backend's own ``arrays.launch`` (the
+    thin path of launcher.py where it is on), and with the arguments prepared once (the
+    floor of a thinner path); PyTorch's dispatch of an elementwise op for comparison;
+    and per ``cuda.device_array`` of a 128 x 400 float32 array (allocation and release)."""
     import torch
     from numba import cuda
+
+    from npvae.kernels.cuda import arrays, launcher
 
     @cuda.jit
     def one(a):
@@ -341,11 +343,13 @@ def overheads(repeats=200):
     cases = {"launch_1_array": lambda: one[1, 32](a), "launch_8_arrays": lambda: eight[1, 32](a, a, a, a, a, a, a, a),
              "device_array_128x400": lambda: cuda.device_array((128, 400), np.float32),
              "torch_add_out": lambda: torch.add(t, t, out=t)}
-    for name, kernel, args in (("prepared_1_array", one, (a,)), ("prepared_8_arrays", eight, (a,) * 8)):
+    for n, kernel, args in ((1, one, (a,)), (8, eight, (a,) * 8)):
         kernel[1, 32](*args)  # compiled first
         fn = prepared_launch(kernel, args)
         if fn is not None:
-            cases[name] = fn
+            cases[f"prepared_{n}_array{'s' * (n > 1)}"] = fn
+        # The library's own launch (launcher.py: the thin path where numba-cuda is the pinned version).
+        cases[f"npvae_launch_{n}_array{'s' * (n > 1)}"] = lambda kernel=kernel, args=args: arrays.launch(kernel, 1, 32)(*args)
     result = {}
     for name, fn in cases.items():
         fn()
@@ -355,7 +359,7 @@ def overheads(repeats=200):
             fn()
         synchronize()
         result[f"{name}_us"] = round((time.perf_counter() - t0) / repeats * 1e6, 2)
-    common.emit("gpu_overheads", threads, repeats=repeats, **result)
+    common.emit("gpu_overheads", threads, repeats=repeats, thin_path=launcher.AVAILABLE, **result)
 
 
 def main():

@@ -1,5 +1,6 @@
 """What one steady training step asks of the GPU, counted by the CUDA backend
-(``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations. The
+(``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations; and
+how many of the kernels' launch keys go the thin and the plain way (launcher.py). The
 counts depend on the network's topology, not its widths, so this runs small networks
 of the 784-400-20 VAE's, the IWAE net's, the two-layer IWAE net's and ``VAE.conv``'s
 shapes, in numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
@@ -42,11 +43,12 @@ def counts(build, binarize):
 def main():
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)  # the simulator's hash wraps, as meant
     npvae.kernels.use("cuda")
+    from npvae.kernels.cuda import launcher  # the keys launching the thin and the plain way (on a GPU)
     for name, build in NETWORKS.items():
         for binarize in (False, True):
             first, steady = counts(build, binarize)
             print(json.dumps({"bench": "step_counts", "network": name, "binarize": binarize, "first_step": first,
-                              "steady_step": steady}))
+                              "steady_step": steady, "launch_keys": launcher.stats()}))
 
 
 if __name__ == "__main__":

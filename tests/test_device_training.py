@@ -9,7 +9,7 @@ import pytest
 import npvae
 from npvae.kernels import cuda as gpu
 from npvae.kernels import reference
-from npvae.kernels.cuda import arrays
+from npvae.kernels.cuda import arrays, launcher
 from npvae.models import VAE
 from npvae.train import fit
 
@@ -240,7 +240,9 @@ def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend):
 def test_a_device_resident_float32_fit_follows_the_reference(host_noise):
     """Two epochs of a float32 MLP VAE by ``fit`` on the device (workspaces, slices of
     the epoch's gathered rows, the deferred read) against the NumPy backend, on the
-    reference's noise: the same history and parameters to float32 rounding."""
+    reference's noise: the same history and parameters to float32 rounding. On a GPU,
+    the device's fit again with every launch the plain way (launcher.py): the same bits
+    as through the thin path (the simulator has only the plain way)."""
     x = (np.random.default_rng(1).random((8, 6)) < 0.4).astype(np.float32)
 
     def run():
@@ -249,6 +251,14 @@ def test_a_device_resident_float32_fit_follows_the_reference(host_noise):
         return history["train_elbo"], {k: gpu.to_host(p).copy() for k, p in model.params.items()}
 
     (elbo, params), (ref_elbo, ref_params) = _on("cuda", run), _on("numpy", run)
+    if launcher.AVAILABLE:
+        thin = launcher.use_thin(False)
+        try:
+            plain_elbo, plain_params = _on("cuda", run)
+        finally:
+            launcher.use_thin(thin)
+        assert launcher.stats()["thin"] > 0  # the first fit did launch the thin way
+        assert plain_elbo == elbo and all(np.array_equal(plain_params[k], p) for k, p in params.items())
     np.testing.assert_allclose(elbo, ref_elbo, rtol=1e-5)
     for name, p in ref_params.items():
         np.testing.assert_allclose(params[name], p, rtol=1e-4, atol=1e-5, err_msg=name)

@@ -15,6 +15,7 @@ import numpy as np
 from numba import config, cuda, uint64
 
 from .. import COUNTS, is_device, reference, to_host  # noqa: F401  (backend-independent, used here too)
+from . import launcher
 from .counters import binarize_kernel, normal_kernel, draw_seed
 
 # Threads per block of the one-dimensional (elementwise) kernels. numba-cuda's simulator
@@ -26,9 +27,9 @@ THREADS = 32 if config.ENABLE_CUDASIM else 256
 
 def launch(kernel, grid, block=THREADS):
     """``kernel[grid, block]``, counted in ``COUNTS["launches"]``: every launch of this
-    backend goes through here."""
+    backend goes through here (and, on a GPU, through the thin path: launcher.py)."""
     COUNTS["launches"] += 1
-    return kernel[grid, block]
+    return launcher.configure(kernel, grid, block)
 
 
 def to_device(a):
