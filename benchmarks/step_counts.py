@@ -1,6 +1,7 @@
 """What one steady training step asks of the GPU, counted by the CUDA backend
 (``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations; and
-how many of the kernels' launch keys go the thin and the plain way (launcher.py). The
+the device array objects it makes (views); and how many of the kernels' launch keys go
+the thin and the plain way (launcher.py). The
 counts depend on the network's topology, not its widths, so this runs small networks
 of the 784-400-20 VAE's, the IWAE net's, the two-layer IWAE net's and ``VAE.conv``'s
 shapes, in numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
@@ -23,6 +24,29 @@ NETWORKS = {"784-400-20": lambda: VAE.mlp(12, (8,), 3, "relu", "bernoulli", rng=
             "conv_vae": lambda: VAE.conv((1, 8, 8), (2, 4), 4, 3, "relu", "bernoulli", rng=0)}
 
 
+VIEWS = [0]
+
+
+def count_views():
+    """Count every new device array object in ``VIEWS`` (a steady step allocates no
+    memory, so these are views: each costs the host a Python object of numba-cuda's
+    and, at its first launch, its numba type), by wrapping the array class's
+    ``__init__``: the simulator's or numba-cuda's."""
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as array_class
+    else:
+        from numba.cuda.cudadrv.devicearray import DeviceNDArrayBase as array_class
+    init = array_class.__init__
+
+    def counted(self, *args, **kwargs):
+        VIEWS[0] += 1
+        init(self, *args, **kwargs)
+
+    array_class.__init__ = counted
+
+
 def counts(build, binarize):
     """The counts of the first and of a steady step of ``fit``, from one
     ``loss_and_grad`` call to the next (so the update and the loss's read are inside)."""
@@ -31,7 +55,7 @@ def counts(build, binarize):
     loss_and_grad = model.loss_and_grad
 
     def counted(*args, **kwargs):
-        marks.append(dict(npvae.kernels.COUNTS))
+        marks.append({**npvae.kernels.COUNTS, "arrays_made": VIEWS[0]})
         return loss_and_grad(*args, **kwargs)
 
     model.loss_and_grad = counted
@@ -43,6 +67,7 @@ def counts(build, binarize):
 def main():
     warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)  # the simulator's hash wraps, as meant
     npvae.kernels.use("cuda")
+    count_views()
     from npvae.kernels.cuda import launcher  # the keys launching the thin and the plain way (on a GPU)
     for name, build in NETWORKS.items():
         for binarize in (False, True):

@@ -216,17 +216,31 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the simulator's uint64 hash wraps, as meant
-def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend):
+def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend, monkeypatch):
     """The step budget of a device-resident fit on a one-hidden-layer MLP (the shape of
     784-400-20, small): after the first step, no new device array, one synchronisation
-    (the loss terms read after the update) and at most 18 launches a step, counted from
+    (the loss terms read after the update), at most 18 launches and 15 new array
+    objects (views, which cost the host more than a launch does) a step, counted from
     one ``loss_and_grad`` call to the next (so the update and the read are inside)."""
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as array_class
+    else:
+        from numba.cuda.cudadrv.devicearray import DeviceNDArrayBase as array_class
+    made, init = [0], array_class.__init__
+
+    def counted_init(self, *args, **kwargs):
+        made[0] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(array_class, "__init__", counted_init)
     x = (np.random.default_rng(0).random((16, 6)) < 0.3).astype(np.float32)
     model, marks = VAE.mlp(6, (4,), 2, "relu", "bernoulli", rng=0), []
     loss_and_grad = model.loss_and_grad
 
     def counted(*args, **kwargs):
-        marks.append(dict(npvae.kernels.COUNTS))
+        marks.append({**npvae.kernels.COUNTS, "arrays_made": made[0]})
         return loss_and_grad(*args, **kwargs)
 
     model.loss_and_grad = counted
@@ -235,6 +249,7 @@ def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend):
     assert len(steps) == 3 and steps[0]["allocations"] > 0  # the first step fills the workspaces
     for step in steps[1:]:
         assert step["allocations"] == 0 and step["syncs"] == 1 and step["launches"] <= 18, step
+        assert step["arrays_made"] <= 15, step
 
 
 def test_a_device_resident_float32_fit_follows_the_reference(host_noise):

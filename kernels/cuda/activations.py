@@ -37,7 +37,9 @@ def _activation_backward(dy, x, y, dx, kind, alpha, one):
 
 
 def _flat(d):
-    return d.reshape(d.size)
+    """``d`` as one dimension (it is contiguous: the op made it, or reshape refuses),
+    itself when it is already (no new view, see ``arrays.flat``)."""
+    return d if d.ndim == 1 else d.reshape(d.size)
 
 
 def activation_forward(x, kind, alpha=0.0):

@@ -261,10 +261,25 @@ def add(a, b):
 
 
 def flat(a):
-    """A one-dimensional view of ``a`` (a copy first if it is not contiguous)."""
+    """A one-dimensional view of ``a`` (a copy first if it is not contiguous); ``a``
+    itself when it is one already (a view is a new array object, which costs the host
+    more than the launch it is made for)."""
     if not a.is_c_contiguous():
         a = copy(a)
-    return a.reshape(a.size)
+    return a if a.ndim == 1 else a.reshape(a.size)
+
+
+_ABSENT = {}
+
+
+def absent(dtype, ndim):
+    """An empty device array of ``dtype`` with ``ndim`` dimensions, for an array argument
+    a kernel does not read: one per (dtype, ndim), made on first use and kept (not a
+    view made per launch)."""
+    key = (np.dtype(dtype).str, ndim)
+    if key not in _ABSENT:
+        _ABSENT[key] = allocate((0,) * ndim, dtype)
+    return _ABSENT[key]
 
 
 @cuda.jit

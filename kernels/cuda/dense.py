@@ -20,7 +20,7 @@ from numba import config, cuda
 
 from .. import reference
 from .activations import KINDS
-from .arrays import THREADS, block_sum, blocks, empty, flat, is_device, launch, mixed, to_device, to_host, write_back
+from .arrays import THREADS, absent, block_sum, blocks, empty, flat, is_device, launch, mixed, to_device, to_host, write_back
 from .gemm import gemm
 
 
@@ -199,7 +199,7 @@ def gaussian_weight_kl(mean, logsigma, prior_std, scale=0.0, dmean=None, dlogsig
         reference.refuse_shapes("mean, logsigma, dmean, dlogsigma"[: 15 if dmean is None else None], "equal",
                                 arrays)
     device = [to_device(a) for a in arrays]
-    partials, none = empty(KL_BLOCKS, np.float64), flat(device[0])[:0]
+    partials, none = empty(KL_BLOCKS, np.float64), absent(device[0].dtype, 1)
     grads = [flat(g) for g in device[2:]] or [none, none]
     launch(_weight_kl, KL_BLOCKS, THREADS)(flat(device[0]), flat(device[1]), math.log(prior_std),
                                            1.0 / prior_std**2, float(scale), *grads, partials)

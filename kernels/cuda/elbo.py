@@ -16,7 +16,9 @@ from numba import config, cuda, float64
 
 from .. import reference
 from ...constants import LOG_2PI
-from .arrays import THREADS, block_sum, blocks, empty, halves, is_device, launch, mixed, to_device, to_host
+from .arrays import (
+    THREADS, absent, block_sum, blocks, empty, flat, halves, is_device, launch, mixed, to_device, to_host,
+)
 
 ROW_THREADS = 16 if config.ENABLE_CUDASIM else 128  # a power of two, for the tree sum (small in the simulator, as THREADS)
 
@@ -84,7 +86,7 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     joined = empty((n, 2 * d), mean.dtype)
     dmean, dlogvar = halves(joined, d)
     launch(_reparameterize_kl_backward, blocks(mean.size), THREADS)(
-        dz, eps, mean, logvar, mean[:0, 0] if number else dkl, mean.dtype.type(dkl if number else 0), dmean, dlogvar)
+        dz, eps, mean, logvar, absent(mean.dtype, 1) if number else dkl, mean.dtype.type(dkl if number else 0), dmean, dlogvar)
     return (to_host(dmean), to_host(dlogvar)) if host else (dmean, dlogvar)
 
 
@@ -134,7 +136,7 @@ def _sample_weights(dlog_ratio, z):
     """The kernels' pair (g, g_value) for d/dlog_ratio: (N, L) on the device and 0, or an
     empty array and the number."""
     if np.ndim(dlog_ratio) == 0:
-        return z[:0, :0, 0], z.dtype.type(dlog_ratio)
+        return absent(z.dtype, 2), z.dtype.type(dlog_ratio)
     g = dlog_ratio if is_device(dlog_ratio) else to_device(np.asarray(dlog_ratio, dtype=z.dtype))
     if g.shape != z.shape[:2]:  # the kernels index it by z's first two axes
         raise ValueError(f"dlog_ratio: expected shape {z.shape[:2]} (or a number), got {g.shape}")
@@ -272,7 +274,7 @@ def bernoulli_log_prob(x, logits):
         return bernoulli_log_prob_grad(x, logits)[0]
     reference.check_likelihood(x, logits, names="x, logits")
     x, log_p = to_device(x), empty(len(logits), logits.dtype)
-    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, logits[:0, :0], logits.dtype.type(1))
+    launch(_bernoulli, len(x), ROW_THREADS)(x, logits, log_p, absent(logits.dtype, 2), logits.dtype.type(1))
     return log_p
 
 
@@ -314,9 +316,8 @@ def batch_means(log_px, kl, log_ratio=None):
     if not is_device(log_px):
         return reference.batch_means(log_px, to_host(kl), None if log_ratio is None else to_host(log_ratio))
     means = empty(3, np.float64)
-    none = log_px.reshape(log_px.size)[:0]
-    launch(_batch_means, 1, ROW_THREADS)(log_px.reshape(log_px.size), kl.reshape(kl.size),
-                                         none if log_ratio is None else log_ratio.reshape(log_ratio.size), len(kl),
+    launch(_batch_means, 1, ROW_THREADS)(flat(log_px), flat(kl),
+                                         absent(log_px.dtype, 1) if log_ratio is None else flat(log_ratio), len(kl),
                                          means)
     return means
 

@@ -44,7 +44,7 @@ import tempfile
 from numba import config, cuda
 
 from .activations import activate
-from .arrays import THREADS, blocks, empty, launch
+from .arrays import THREADS, absent, blocks, empty, launch
 
 # BM, BN, BK, TM, TN, PREFETCH
 TILES = {"small": (64, 64, 16, 4, 4, False), "large": (128, 128, 8, 8, 8, False),
@@ -253,8 +253,8 @@ def gemm(a, b, c, trans_a=False, trans_b=False, beta=0, bias=None, y=None, kind=
     splits = splits or split_count(grid[0] * grid[1], k, bk)
     real = "float32" if c.dtype.itemsize == 4 else "float64"
     product = kernel(real, tile, bool(trans_a), bool(trans_b), grad_of if grad_kind else None, ones_row, splits > 1)
-    none = c[:0, 0]  # an absent array argument
-    partial = empty((splits, m + ones_row, n), c.dtype) if splits > 1 else c[:0, :0].reshape(0, 0, 0)
+    none = absent(c.dtype, 1)
+    partial = empty((splits, m + ones_row, n), c.dtype) if splits > 1 else absent(c.dtype, 3)
     beta, alpha = c.dtype.type(beta), c.dtype.type(alpha)
     bias, y, c_row = none if bias is None else bias, c if y is None else y, none if not ones_row else ones_row_into
     h, y_of_h = (h, y_of_h) if grad_kind else (c, c)

@@ -11,7 +11,7 @@ from numba import cuda, float64
 
 from .. import reference
 from .arrays import (
-    THREADS, block_sum, blocks, empty, is_device, launch, packed_buffer, to_device, to_host, write_back,
+    THREADS, block_sum, blocks, empty, flat, is_device, launch, packed_buffer, to_device, to_host, write_back,
 )
 
 
@@ -40,7 +40,7 @@ def adam_update(params, grads, ms, vs, lr, beta1, beta2, eps, t):
         if not p.size:
             continue
         f = p.dtype.type
-        pd, gd, md, vd = (to_device(a).reshape(a.size) for a in (p, g, m, v))
+        pd, gd, md, vd = (flat(to_device(a)) for a in (p, g, m, v))
         launch(_adam, blocks(p.size), THREADS)(pd, gd, md, vd, f(beta1), f(1 - beta1), f(beta2), f(1 - beta2),
                                        f(lr / (1 - beta1**t)), f(1 / math.sqrt(1 - beta2**t)), f(eps))
         for host, dev in ((p, pd), (m, md), (v, vd)):
