@@ -20,7 +20,9 @@ One module per concern, the same names as the Numba CPU backend's:
 and, this backend's own, ``gemm``: the tiled matrix product, generated as source per
 tile and variant, with the bias and activation in its epilogue, dy * f'(h) read on
 load, the bias gradient as a row of ones, and split K; ``counters``: the kernels of the
-device's counter-based noise.
+device's counter-based noise; ``launcher``: how a kernel is launched (on a GPU, a thin
+path that prepares once per kernel and argument types what numba-cuda works out on
+every launch).
 
 Every op takes NumPy arrays or device arrays: given device arrays its results stay on
 the device; given NumPy arrays it copies them up and its results back. A model moved
