@@ -149,16 +149,17 @@ def main():
     launch(x, 1.5, 7)
     launch(y, 2.5, 8)  # float32 2-d as x, but strided (layout A): a key of its own
     launch(x, -1.5, 9)
+    other_x = device_array((3, 4), (16, 4), f32, address=5 << 20)  # another array object of x's key
+    launcher.configure(kernel, 2, 32)(other_x, 0.5, -1)
     launcher.configure(kernel, 2, 32)(np.zeros(3), 1.0, 1)  # a host array: numba-cuda copies it
     kinds = [entry[0] for entry in launches]
-    assert kinds == ["plain", "plain", "thin", "plain"], kinds
-    expected = []
-    for t, a in zip((typeof(x, Purpose.argument), typeof(-1.5, Purpose.argument), typeof(9, Purpose.argument)),
-                    (x, -1.5, 9)):
-        numbas._prepare_args(t, a, stream, [], expected)
-    _, config, packed = launches[2]
-    assert launcher.comparable(packed) == launcher.comparable(expected)
-    assert (config.grid, config.block, config.shmem_size) == ((2, 1, 1), (32, 1, 1), 0)
+    assert kinds == ["plain", "plain", "thin", "thin", "plain"], kinds
+    for (_, config, packed), args in ((launches[2], (x, -1.5, 9)), (launches[3], (other_x, 0.5, -1))):
+        expected = []
+        for a in args:
+            numbas._prepare_args(typeof(a, Purpose.argument), a, stream, [], expected)
+        assert launcher.comparable(packed) == launcher.comparable(expected)
+        assert (config.grid, config.block, config.shmem_size) == ((2, 1, 1), (32, 1, 1), 0)
     assert launcher.stats() == {"thin": 2, "plain": 0}
 
     # A conversion that differs from numba-cuda's (here an extension of its own) keeps a key plain.

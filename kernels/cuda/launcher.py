@@ -39,6 +39,8 @@ def _version():
 
 
 AVAILABLE = not config.ENABLE_CUDASIM and _version() in PINNED
+if AVAILABLE:
+    from cuda.core import launch as _core_launch
 _thin = AVAILABLE
 _prepared = {}  # (kernel, grid, block, argument keys) -> (function, LaunchConfig, stream, converters) or False
 
@@ -71,12 +73,13 @@ class _Plain(Exception):
 
 
 def argument_key(a):
-    """What selects ``a``'s compiled overload: a device array's dtype, dimensions and
-    layout as numba-cuda types it (``DeviceNDArray._numba_type_``, which costs more to
-    build than a launch's other work on an array made for the call, as views are); a
-    scalar's type (a Python int is int64 in int64's range, uint64 past it: only the
-    first is taken)."""
-    if getattr(a, "__cuda_memory__", False):  # (its flags call a zero stride, as broadcast, neither C nor F)
+    """What selects ``a``'s compiled overload. A device array: its dtype, dimensions and
+    layout by numba-cuda's rule (C if C-contiguous, else F if F-contiguous, else A; its
+    flags call a zero stride neither), read from its flags rather than from its
+    ``_numba_type_``, which is built once per array object and costs more than the rest
+    of a launch when the array is a view made for the call. A scalar: its type (a Python
+    int is int64 in int64's range, uint64 past it: only the first is taken)."""
+    if getattr(a, "__cuda_memory__", False):
         flags = a.flags
         return a.dtype, a.ndim, "C" if flags["C_CONTIGUOUS"] else "F" if flags["F_CONTIGUOUS"] else "A"
     kind = type(a)
@@ -100,16 +103,9 @@ def _launch(kernel, grid, block, *args):
         packed = [value for convert, a in zip(converters, args) for value in convert(a)]
         _core_launch(stream, launch_config, function, *packed)
         return
-    kernel[grid, block](*args)  # compiles on the first call
+    kernel[grid, block](*args)  # a new key (compiled here if need be), or one that failed its check
     if prepared is None:
         _prepared[key] = prepare(kernel, grid, block, args) or False
-
-
-def _core_launch(*a):  # replaced by cuda.core's launch on first use of the thin path
-    global _core_launch
-    from cuda.core import launch
-    _core_launch = launch
-    return launch(*a)
 
 
 # ------------------------------------------------------------------ converters
