@@ -219,7 +219,7 @@ def test_every_setting_of_the_device_path_equals_the_reference(host_noise):
 def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend, monkeypatch):
     """The step budget of a device-resident fit on a one-hidden-layer MLP (the shape of
     784-400-20, small): after the first step, no new device array, one synchronisation
-    (the loss terms read after the update), at most 18 launches and 15 new array
+    (the loss terms read after the update), at most 18 launches and 12 new array
     objects (views, which cost the host more than a launch does) a step, counted from
     one ``loss_and_grad`` call to the next (so the update and the read are inside)."""
     from numba import config
@@ -249,7 +249,7 @@ def test_a_steady_device_step_allocates_nothing_and_waits_once(cuda_backend, mon
     assert len(steps) == 3 and steps[0]["allocations"] > 0  # the first step fills the workspaces
     for step in steps[1:]:
         assert step["allocations"] == 0 and step["syncs"] == 1 and step["launches"] <= 18, step
-        assert step["arrays_made"] <= 15, step
+        assert step["arrays_made"] <= 12, step
 
 
 def test_a_device_resident_float32_fit_follows_the_reference(host_noise):

@@ -13,7 +13,7 @@ from numba import config, cuda
 
 from .. import reference, scalar
 from ..scalar import KINDS
-from .arrays import THREADS, blocks, empty, is_device, launch, mixed, to_device, to_host, zeros
+from .arrays import THREADS, blocks, empty, is_device, launch, mixed, ravel_view, to_device, to_host, zeros
 
 # The activations' scalar formulas (``kernels/scalar.py``) as device functions, which the
 # dense kernels call in their epilogue too.
@@ -36,19 +36,13 @@ def _activation_backward(dy, x, y, dx, kind, alpha, one):
         dx[i] = dy[i] * derivative(x[i], y[i], kind, alpha, one)
 
 
-def _flat(d):
-    """``d`` as one dimension (it is contiguous: the op made it, or reshape refuses),
-    itself when it is already (no new view, see ``arrays.flat``)."""
-    return d if d.ndim == 1 else d.reshape(d.size)
-
-
 def activation_forward(x, kind, alpha=0.0):
     """``y = f(x)``, one thread per element."""
     if mixed(x) or not x.size:
         return reference.activation_forward(to_host(x), kind, alpha)
     host, x = not is_device(x), to_device(x)
     y = empty(x.shape, x.dtype)
-    launch(_activation_forward, blocks(x.size), THREADS)(_flat(x), _flat(y), KINDS[kind], x.dtype.type(alpha),
+    launch(_activation_forward, blocks(x.size), THREADS)(ravel_view(x), ravel_view(y), KINDS[kind], x.dtype.type(alpha),
                                                          x.dtype.type(1))
     return to_host(y) if host else y
 
@@ -62,7 +56,7 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     host = not is_device(dy)
     dy, x, y = to_device(dy), to_device(x), to_device(y)
     dx = empty(dy.shape, dy.dtype)
-    launch(_activation_backward, blocks(dx.size), THREADS)(_flat(dy), _flat(x), _flat(y), _flat(dx), KINDS[kind],
+    launch(_activation_backward, blocks(dx.size), THREADS)(ravel_view(dy), ravel_view(x), ravel_view(y), ravel_view(dx), KINDS[kind],
                                                            dy.dtype.type(alpha), dy.dtype.type(1))
     return to_host(dx) if host else dx
 
@@ -88,7 +82,7 @@ def all_finite(x):
     if x.size == 0:
         return True
     flag = zeros(1, np.int32)
-    launch(_any_not_finite, blocks(x.size), THREADS)(_flat(x), flag)
+    launch(_any_not_finite, blocks(x.size), THREADS)(ravel_view(x), flag)
     return not to_host(flag)[0]
 
 

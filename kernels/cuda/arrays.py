@@ -158,7 +158,7 @@ def clear(a):
     if not is_device(a):
         a[...] = 0
     elif a.size:
-        launch(fill, blocks(a.size), THREADS)(a.reshape(a.size), 0)
+        launch(fill, blocks(a.size), THREADS)(ravel_view(a), 0)
     return a
 
 
@@ -256,17 +256,29 @@ def add(a, b):
     a, b = to_device(a), to_device(np.asarray(b, dtype=a.dtype) if not is_device(b) else b)
     out = empty(a.shape, a.dtype)
     if out.size:
-        launch(_add, blocks(out.size), THREADS)(flat(a), flat(b), out.reshape(out.size))
+        launch(_add, blocks(out.size), THREADS)(flat(a), flat(b), ravel_view(out))
     return out
 
 
+def reshaped(a, *shape):
+    """``a.reshape(*shape)`` for the contiguous device array ``a`` (reshape refuses
+    another), kept on ``a`` and handed out again by the next call: a view is a new array
+    object, which costs the host more than the rest of the launch it is made for, and
+    most arrays here (parameters, gradients, workspace arrays) live across steps."""
+    views = a.__dict__.setdefault("reshaped_views", {})
+    if shape not in views:
+        views[shape] = a.reshape(*shape)
+    return views[shape]
+
+
+def ravel_view(a):
+    """A one-dimensional view of the contiguous ``a``: ``a`` itself when it is one."""
+    return a if a.ndim == 1 else reshaped(a, a.size)
+
+
 def flat(a):
-    """A one-dimensional view of ``a`` (a copy first if it is not contiguous); ``a``
-    itself when it is one already (a view is a new array object, which costs the host
-    more than the launch it is made for)."""
-    if not a.is_c_contiguous():
-        a = copy(a)
-    return a if a.ndim == 1 else a.reshape(a.size)
+    """A one-dimensional view of ``a``, a copy first if it is not contiguous."""
+    return ravel_view(a if a.is_c_contiguous() else copy(a))
 
 
 _ABSENT = {}
@@ -364,7 +376,7 @@ def counter_normal(seed, shape, dtype):
     """``reference.counter_normal`` on the device."""
     out = empty(shape, dtype)
     if out.size:
-        launch(normal_kernel, blocks(out.size), THREADS)(uint64(seed), out.reshape(out.size))
+        launch(normal_kernel, blocks(out.size), THREADS)(uint64(seed), ravel_view(out))
     return out
 
 
@@ -384,5 +396,5 @@ def binarize(x, rng):
         return reference.binarize(x, rng)
     out = empty(x.shape, x.dtype)
     if out.size:
-        launch(binarize_kernel, blocks(out.size), THREADS)(draw_seed(rng), x.reshape(x.size), out.reshape(out.size))
+        launch(binarize_kernel, blocks(out.size), THREADS)(draw_seed(rng), ravel_view(x), ravel_view(out))
     return out

@@ -27,7 +27,7 @@ from ..reference.conv import conv_output_size  # noqa: F401  (arithmetic on size
 from ..scalar import KINDS
 from .activations import activate, derivative_from_output
 from .arrays import (
-    THREADS, block_sum, blocks, clear, empty, is_device, launch, mixed, to_device, to_host, write_back,
+    THREADS, block_sum, blocks, clear, empty, is_device, launch, mixed, reshaped, to_device, to_host, write_back,
 )
 from .gemm import gemm
 
@@ -145,7 +145,7 @@ def _out_size(hw, kernel, stride, padding):
 
 def _matrix(W):
     """W (A, B, kh, kw) as the (A, B*kh*kw) matrix it is in memory (on the device)."""
-    return W.reshape(W.shape[0], W.shape[1] * W.shape[2] * W.shape[3])
+    return reshaped(W, W.shape[0], W.shape[1] * W.shape[2] * W.shape[3])
 
 
 def im2col(x, kernel, stride, padding):
