@@ -12,5 +12,7 @@ python -c "import numba, numba_cuda, numpy; print('numba', numba.__version__, 'n
 NPVAE_TEST_GPU=1 timeout 120 python -m pytest -q -x tests/test_kernels_cuda.py tests/test_device_training.py
 # 2. A steady step's launches, new device arrays and synchronisations on the GPU itself.
 timeout 60 python benchmarks/step_counts.py
-# 3. npvae against PyTorch CUDA: products, epochs, the conv step, the k = 5000 evaluation.
-timeout 360 python benchmarks/gpu.py --repeats 1
+# 3. Launch overheads first (short): numba-cuda's launch, the backend's thin path, the floor.
+timeout 60 python benchmarks/gpu.py --repeats 1 --kinds overheads
+# 4. npvae against PyTorch CUDA: products, epochs, the conv step, the k = 5000 evaluation.
+timeout 300 python benchmarks/gpu.py --repeats 1 --kinds product,mlp_epoch,conv_step,eval
