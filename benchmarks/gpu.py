@@ -343,13 +343,13 @@ def overheads(repeats=200):
     cases = {"launch_1_array": lambda: one[1, 32](a), "launch_8_arrays": lambda: eight[1, 32](a, a, a, a, a, a, a, a),
              "device_array_128x400": lambda: cuda.device_array((128, 400), np.float32),
              "torch_add_out": lambda: torch.add(t, t, out=t)}
-    for n, kernel, args in ((1, one, (a,)), (8, eight, (a,) * 8)):
+    for arguments, kernel, args in (("1_array", one, (a,)), ("8_arrays", eight, (a,) * 8)):
         kernel[1, 32](*args)  # compiled first
         fn = prepared_launch(kernel, args)
         if fn is not None:
-            cases[f"prepared_{n}_array{'s' * (n > 1)}"] = fn
-        # The library's own launch (launcher.py: the thin path where numba-cuda is the pinned version).
-        cases[f"npvae_launch_{n}_array{'s' * (n > 1)}"] = lambda kernel=kernel, args=args: arrays.launch(kernel, 1, 32)(*args)
+            cases[f"prepared_{arguments}"] = fn
+        # The backend's own launch (launcher.py: the thin path where numba-cuda is the pinned version).
+        cases[f"npvae_launch_{arguments}"] = lambda kernel=kernel, args=args: arrays.launch(kernel, 1, 32)(*args)
     result = {}
     for name, fn in cases.items():
         fn()

@@ -1,10 +1,10 @@
 """What one steady training step asks of the GPU, counted by the CUDA backend
-(``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations; and
-the device array objects it makes (views); and how many of the kernels' launch keys go
-the thin and the plain way (launcher.py). The
-counts depend on the network's topology, not its widths, so this runs small networks
-of the 784-400-20 VAE's, the IWAE net's, the two-layer IWAE net's and ``VAE.conv``'s
-shapes, in numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
+(``npvae.kernels.COUNTS``): kernel launches, new device arrays, synchronisations, and
+the new device array objects (views, ``arrays_made``); with how many of the kernels'
+launch keys go the thin and the plain way (launcher.py; on a GPU). The counts depend on
+the network's topology, not its widths, so this runs small networks of the 784-400-20
+VAE's, the IWAE net's, the two-layer IWAE net's and ``VAE.conv``'s shapes, in
+numba-cuda's simulator when no GPU is there. One JSON line per network and setting:
 
     NUMBA_ENABLE_CUDASIM=1 python benchmarks/step_counts.py
 """

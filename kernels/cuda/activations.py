@@ -56,7 +56,7 @@ def activation_backward(dy, x, y, kind, alpha=0.0):
     host = not is_device(dy)
     dy, x, y = to_device(dy), to_device(x), to_device(y)
     dx = empty(dy.shape, dy.dtype)
-    launch(_activation_backward, blocks(dx.size), THREADS)(ravel_view(dy), ravel_view(x), ravel_view(y), ravel_view(dx), KINDS[kind],
+    launch(_activation_backward, blocks(dx.size), THREADS)(*map(ravel_view, (dy, x, y, dx)), KINDS[kind],
                                                            dy.dtype.type(alpha), dy.dtype.type(1))
     return to_host(dx) if host else dx
 

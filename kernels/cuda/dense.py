@@ -20,7 +20,9 @@ from numba import config, cuda
 
 from .. import reference
 from .activations import KINDS
-from .arrays import THREADS, absent, block_sum, blocks, empty, flat, is_device, launch, mixed, to_device, to_host, write_back
+from .arrays import (
+    THREADS, absent, block_sum, blocks, empty, flat, is_device, launch, mixed, to_device, to_host, write_back,
+)
 from .gemm import gemm
 
 

@@ -86,7 +86,8 @@ def reparameterize_kl_backward(dz, eps, mean, logvar, dkl):
     joined = empty((n, 2 * d), mean.dtype)
     dmean, dlogvar = halves(joined, d)
     launch(_reparameterize_kl_backward, blocks(mean.size), THREADS)(
-        dz, eps, mean, logvar, absent(mean.dtype, 1) if number else dkl, mean.dtype.type(dkl if number else 0), dmean, dlogvar)
+        dz, eps, mean, logvar, absent(mean.dtype, 1) if number else dkl, mean.dtype.type(dkl if number else 0),
+        dmean, dlogvar)
     return (to_host(dmean), to_host(dlogvar)) if host else (dmean, dlogvar)
 
 
